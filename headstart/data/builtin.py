@@ -1,0 +1,158 @@
+"""Built-in datasets that need no download: scikit-learn's digits, and MNIST / Fashion-MNIST from IDX files.
+
+Each built-in returns a frame with the columns ``id, label, split, path, image``: ``image`` holds PNG bytes,
+``path`` is null, ``split`` is the dataset's official split where it has one (else null), and ``id`` is the
+hash of the raw pixels, so it does not depend on the PNG encoder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from headstart.data.hashing import content_id
+from headstart.data.images import encode_png
+
+__all__ = ["BUILTIN_DATASETS", "BuiltinDataset", "DatasetNotFound", "IDX_SEARCH_PATH", "load_builtin"]
+
+log = logging.getLogger(__name__)
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A built-in dataset's files are not on this machine; the message says where to put them."""
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    description: str
+    loader: Callable[[str | None], pd.DataFrame]
+    locate: Callable[[str | None], str | None]
+
+
+def _digits(root: str | None = None) -> pd.DataFrame:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # 0..16 ink levels -> 0..255 grey, so the images look like any other 8-bit image.
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    labels = [str(t) for t in digits.target]
+    return _frame(images, labels, [None] * len(labels))
+
+
+def _digits_locate(root: str | None = None) -> str | None:
+    import sklearn.datasets
+
+    path = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+    return str(path) if path.exists() else None
+
+
+# Where the IDX files of MNIST-like datasets are looked for, in this order (after `root:` in params.yaml).
+IDX_SEARCH_PATH = {
+    "mnist": ["{data_home}/mnist", "{data_home}/MNIST/raw", "data/MNIST/raw", "/usr/share/datasets/mnist"],
+    "fashion-mnist": ["{data_home}/fashion-mnist", "{data_home}/FashionMNIST/raw", "data/FashionMNIST/raw",
+                      "/usr/share/datasets/fashion-mnist"],
+}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
+
+
+def _data_home() -> str:
+    return os.environ.get("HEADSTART_DATA", os.path.expanduser("~/.cache/headstart/datasets"))
+
+
+def _find_idx(name: str, root: str | None) -> str | None:
+    candidates = [root] if root else [p.format(data_home=_data_home()) for p in IDX_SEARCH_PATH[name]]
+    for directory in candidates:
+        if all(_idx_file(Path(directory), stem) for pair in _IDX_FILES.values() for stem in pair):
+            return directory
+    return None
+
+
+def _idx_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz", directory / stem.replace("-idx", ".idx")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
+    return array.reshape(shape)
+
+
+def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
+    def load(root: str | None = None) -> pd.DataFrame:
+        directory = _find_idx(name, root)
+        if directory is None:
+            where = [root] if root else [p.format(data_home=_data_home()) for p in IDX_SEARCH_PATH[name]]
+            files = ", ".join(f"{stem}[.gz]" for pair in _IDX_FILES.values() for stem in pair)
+            hint = (" On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`." if name == "fashion-mnist" else
+                    " Online, torchvision.datasets.MNIST(root, download=True) fetches them into <root>/MNIST/raw.")
+            raise DatasetNotFound(f"built-in dataset '{name}' needs the IDX files {files} in one of: "
+                                  f"{', '.join(where)} (or set `root:` for the dataset in params.yaml).{hint}")
+        frames = []
+        for split, (images_stem, labels_stem) in _IDX_FILES.items():
+            images = _read_idx(_idx_file(Path(directory), images_stem))  # type: ignore[arg-type]
+            targets = _read_idx(_idx_file(Path(directory), labels_stem))  # type: ignore[arg-type]
+            if len(images) != len(targets):
+                raise ValueError(f"{directory}: {images_stem} has {len(images)} images but {labels_stem} "
+                                 f"has {len(targets)} labels")
+            labels = [_CLASS_NAMES[name][t] for t in targets]
+            frames.append(_frame(images, labels, ["test" if split == "test" else None] * len(labels)))
+        log.info("loaded %s from %s", name, directory)
+        return pd.concat(frames, ignore_index=True)
+
+    return load
+
+
+def _frame(images: np.ndarray, labels: list[str], splits: list[str | None]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [content_id(img.tobytes(), prefix=f"array:{img.dtype}:{img.shape}") for img in images],
+        "label": labels,
+        "split": splits,
+        "path": [None] * len(labels),
+        "image": [encode_png(img) for img in images],
+    })
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "digits": BuiltinDataset("digits", "scikit-learn's handwritten digits: 1,797 grey 8x8 images, 10 classes",
+                             _digits, _digits_locate),
+    "mnist": BuiltinDataset("mnist", "MNIST handwritten digits, 70,000 grey 28x28 images (IDX files)",
+                            _idx_loader("mnist"), lambda root=None: _find_idx("mnist", root)),
+    "fashion-mnist": BuiltinDataset("fashion-mnist", "Zalando's Fashion-MNIST, 70,000 grey 28x28 images (IDX files)",
+                                    _idx_loader("fashion-mnist"), lambda root=None: _find_idx("fashion-mnist", root)),
+}
+
+
+def load_builtin(name: str, root: str | None = None) -> pd.DataFrame:
+    """Load a built-in dataset as a frame of PNG images."""
+    try:
+        dataset = BUILTIN_DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown built-in dataset '{name}'; built-ins: {', '.join(BUILTIN_DATASETS)}") from None
+    return dataset.loader(root)

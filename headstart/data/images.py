@@ -1,0 +1,86 @@
+"""Decoding images safely: every image becomes 8-bit RGB or a clear :class:`UnreadableImage`.
+
+Readable-but-unusual modes are converted (CMYK, palette, 16-bit and float grey, LA/RGBA); EXIF
+orientation is applied; files that are not images, are truncated or would decompress to more than
+``max_pixels`` pixels raise :class:`UnreadableImage` with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png"]
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit (about 0.25 GB of RGB)
+
+
+class UnreadableImage(ValueError):
+    """An image file could not be turned into pixels; the message says why."""
+
+
+def decode_image(source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``source`` (bytes or a path) as an 8-bit RGB PIL image.
+
+    >>> decode_image(encode_png(np.zeros((8, 8), np.uint8))).mode
+    'RGB'
+    """
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
+    try:
+        with stream, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                image = Image.open(stream)
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise UnreadableImage(f"{width}x{height} pixels is more than max_image_pixels={max_pixels} "
+                                          "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
+                                          "if it is genuine")
+                image.load()
+            except UnreadableImage:
+                raise
+            except UnidentifiedImageError as err:
+                raise UnreadableImage("not an image file PIL can identify") from err
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+                raise UnreadableImage(f"decompression bomb: {err}") from err
+            except (OSError, SyntaxError, ValueError, EOFError) as err:
+                raise UnreadableImage(f"cannot decode: {err}") from err
+            return _to_rgb(image)
+    except FileNotFoundError as err:
+        raise UnreadableImage(f"file not found: {source}") from err
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+        pass
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit grey: PIL's convert("RGB") clips at 255; rescale the real range instead.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() <= 65535 else float(array.max())
+        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    elif mode == "F":
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        lo, hi = float(array.min()), float(array.max())
+        scaled = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+        image = Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8), mode="L")
+    elif mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode a uint8 grey (H, W) or RGB (H, W, 3) array as PNG bytes."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"encode_png expects uint8 pixels, got {array.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()

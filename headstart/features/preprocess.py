@@ -1,0 +1,56 @@
+"""Preprocessing that travels with the weights: the weights' own ``transforms()``, at a chosen image size."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["build_transform"]
+
+log = logging.getLogger(__name__)
+
+
+def build_transform(arch: str, enum: Any, image_size: int | None,
+                    resize_size: int | None) -> tuple[Callable[[Any], Any], dict[str, Any]]:
+    """The weights' ``transforms()``, optionally at another crop size, and a description of it.
+
+    ``image_size`` is the crop; ``resize_size`` defaults to the weights' own resize/crop ratio (256/224 for
+    most ImageNet weights), so small images such as digits are upscaled the same way large ones are
+    downscaled. Random weights (``enum is None``) use the preprocessing of the architecture's first weights.
+    """
+    from torchvision.models import get_model_weights
+    from torchvision.transforms._presets import ImageClassification
+
+    source = enum
+    if source is None:
+        try:
+            source = next(iter(get_model_weights(arch)))
+        except (ValueError, KeyError, StopIteration):
+            source = None
+    base = source.transforms() if source is not None else ImageClassification(crop_size=224)
+    if not isinstance(base, ImageClassification):
+        raise ValueError(f"{source} has preprocessing {type(base).__name__}, not an image classification preset")
+    crop = base.crop_size[0]
+    resize = base.resize_size[0]
+    if image_size is not None:
+        new_resize = resize_size if resize_size is not None else int(round(image_size * resize / crop))
+        crop, resize = image_size, new_resize
+    elif resize_size is not None:
+        resize = resize_size
+    if resize < crop:
+        raise ValueError(f"resize_size {resize} is smaller than image_size {crop}; the crop would not fit")
+    transform = source.transforms(crop_size=crop, resize_size=resize) if source is not None else \
+        ImageClassification(crop_size=crop, resize_size=resize)
+    info = {
+        "transform": type(transform).__name__,
+        "from_weights": str(source) if source is not None else None,
+        "crop_size": crop,
+        "resize_size": resize,
+        "mean": [float(x) for x in transform.mean],
+        "std": [float(x) for x in transform.std],
+        "interpolation": transform.interpolation.value,
+        "antialias": bool(transform.antialias),
+        "decode": "PIL, EXIF-transposed, 8-bit RGB (16-bit grey rescaled)",
+    }
+    return transform, info

@@ -1,0 +1,88 @@
+"""Assembling the final tables from the cache, streaming, in the order of the prepared index (by id).
+
+Memory stays flat whatever the dataset size: rows go out in fixed row groups, and only the cache records
+that the current row group needs are held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from headstart.data.tables import ROW_GROUP_ROWS, EmbeddingWriter, write_failures
+from headstart.features.cache import EmbeddingCache
+
+__all__ = ["TableOut", "assemble_tables"]
+
+
+@dataclass(frozen=True)
+class TableOut:
+    """One embedding table to write: the cache key of its layer, its path and its provenance."""
+
+    key: str
+    path: Path
+    dim: int
+    provenance: Mapping[str, Any]
+
+
+def assemble_tables(prepared: pd.DataFrame, cache: EmbeddingCache, tables: Sequence[TableOut],
+                    failures_path: Path | None, failures_provenance: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Write every table in ``tables`` (and the failures table); returns the failure rows."""
+    keys = [t.key for t in tables]
+    failures: list[dict[str, Any]] = []
+    with _writers(tables) as writers:
+        for start in range(0, len(prepared), ROW_GROUP_ROWS):
+            chunk = prepared.iloc[start:start + ROW_GROUP_ROWS]
+            ok_ids, ok_rows = [], []
+            for row in chunk.itertuples(index=False):
+                path = None if pd.isna(row.path) else row.path
+                if cache.has(row.id, keys):
+                    ok_ids.append(row.id)
+                    ok_rows.append((row.label, row.split, path))
+                else:
+                    error = cache.failure(row.id)
+                    if error is None:
+                        raise RuntimeError(f"image {path or row.id} is neither embedded nor failed in {cache.dir}; "
+                                           "this is a bug in headstart")
+                    failures.append({"id": row.id, "label": row.label, "split": row.split, "path": path,
+                                     "error": error})
+            if not ok_ids:
+                continue
+            labels, splits, paths = (list(col) for col in zip(*ok_rows, strict=True))
+            for table, writer in zip(tables, writers, strict=True):
+                writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids))
+    if failures_path is not None:
+        write_failures(failures_path, failures, failures_provenance)
+    return failures
+
+
+class _writers:
+    """Enter several EmbeddingWriters; all commit together or none does."""
+
+    def __init__(self, tables: Sequence[TableOut]) -> None:
+        self.writers = [EmbeddingWriter(t.path, t.dim, t.provenance) for t in tables]
+
+    def __enter__(self) -> list[EmbeddingWriter]:
+        entered = []
+        try:
+            for writer in self.writers:
+                entered.append(writer.__enter__())
+        except BaseException as err:
+            for writer in reversed(entered):
+                writer.__exit__(type(err), err, err.__traceback__)
+            raise
+        return entered
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        error = None
+        for writer in reversed(self.writers):
+            try:
+                writer.__exit__(exc_type, exc, tb)
+            except BaseException as err:  # keep closing the others
+                error = error or err
+        if error is not None:
+            raise error
