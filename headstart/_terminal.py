@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 from headstart._progress import Progress
 
-__all__ = ["setup_logging", "tqdm_progress"]
+__all__ = ["run_main", "setup_logging", "tqdm_progress"]
 
 
 def tqdm_progress(total: int | None = None, desc: str = "", unit: str = "it") -> Progress:
@@ -24,3 +25,26 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("PIL", "matplotlib", "fsspec", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a CLI or stage ``main``; headstart's own errors print one clear line instead of a traceback.
+
+    Set ``HEADSTART_DEBUG=1`` to see the traceback.
+    """
+    import os
+
+    try:
+        return int(main(argv) or 0)
+    except KeyboardInterrupt:
+        print("headstart: interrupted; finished batches are kept in the cache, the next run resumes", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001
+        if os.environ.get("HEADSTART_DEBUG") or not _is_user_error(err):
+            raise
+        print(f"headstart: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(err: BaseException) -> bool:
+    return isinstance(err, (FileNotFoundError, NotADirectoryError)) or type(err).__module__.startswith("headstart")

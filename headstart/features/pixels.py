@@ -34,8 +34,16 @@ class _PixelTransform:
 
 
 class _Flatten(nn.Module):
+    """The image as its vector; the pooling setting does not apply (recorded as "none")."""
+
+    def __init__(self, poolings: tuple[str, ...]) -> None:
+        super().__init__()
+        self.poolings = poolings
+        self.applied = {("pixels", mode): "none" for mode in poolings}
+
     def forward(self, x: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
-        return {("pixels", "none"): x.flatten(1).float()}
+        flat = x.flatten(1).float()
+        return {("pixels", mode): flat for mode in self.poolings}
 
 
 class PixelsBackbone(Backbone):
@@ -53,7 +61,7 @@ class PixelsBackbone(Backbone):
 
     def extractor(self, layers: tuple[str, ...], poolings: tuple[str, ...]) -> nn.Module:
         self.resolve_layers(layers)
-        return _Flatten()
+        return _Flatten(poolings)
 
     def declared_dim(self, node: str) -> int:
         return 3 * self.preprocessing["crop_size"] ** 2

@@ -66,6 +66,7 @@ class DatasetConfig:
     split: SplitConfig = SplitConfig()
     shift: str | None = None
     limit: int | None = None
+    root: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ class BackboneConfig:
     arch: str
     weights: str | None = None
     layers: tuple[str, ...] = ("default",)
-    pooling: str = "avg"
+    pooling: str | tuple[str, ...] = "avg"
     image_size: int | None = None
     resize_size: int | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -200,7 +201,7 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         body = dict(_mapping(body, f"datasets.{name}"))
         if "split" in body:
             body["split"] = _build(SplitConfig, body["split"], f"datasets.{name}.split")
-        datasets[name] = _build(DatasetConfig, {"name": name, **body}, f"datasets.{name}")
+        datasets[name] = _build(DatasetConfig, body, f"datasets.{name}", name=name)
 
     backbones = {}
     for name, body in _section(raw, "backbones").items():
@@ -208,7 +209,7 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         body.setdefault("arch", name)
         if isinstance(body.get("layers"), str):
             body["layers"] = [body["layers"]]
-        backbones[name] = _build(BackboneConfig, {"name": name, **body}, f"backbones.{name}")
+        backbones[name] = _build(BackboneConfig, body, f"backbones.{name}", name=name)
 
     heads = {}
     for name, body in _section(raw, "heads").items():
@@ -218,7 +219,7 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
 
     transfer = {}
     for name, body in _section(raw, "transfer").items():
-        transfer[name] = _build(TransferConfig, {"name": name, **_mapping(body, f"transfer.{name}")}, f"transfer.{name}")
+        transfer[name] = _build(TransferConfig, body, f"transfer.{name}", name=name)
         for role in ("source", "target"):
             ds = getattr(transfer[name], role)
             if ds not in datasets:
@@ -269,17 +270,20 @@ def _reject_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None
 _T = typing.TypeVar("_T")
 
 
-def _build(cls: type[_T], raw: Any, where: str) -> _T:
-    """Build a frozen dataclass from a mapping, checking unknown keys and simple types."""
+def _build(cls: type[_T], raw: Any, where: str, **given: Any) -> _T:
+    """Build a frozen dataclass from a mapping, checking unknown keys and simple types.
+
+    ``given`` holds fields that do not come from the mapping (a section's name is its key).
+    """
     if isinstance(raw, cls):
         return raw
     raw = _mapping(raw, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
-    _reject_unknown(raw, set(fields) - {"name"} if "name" in fields else set(fields), where)
-    kwargs = {}
+    _reject_unknown(raw, set(fields) - set(given), where)
+    kwargs = dict(given)
     for key, value in raw.items():
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if key != "name" else where)
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
     try:
         return cls(**kwargs)
     except TypeError as err:

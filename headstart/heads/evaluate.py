@@ -1,0 +1,157 @@
+"""The evaluation protocol every head goes through, on the fixed train/val/test split.
+
+1. Selection: grid parameters are chosen on val after fitting on train (:mod:`headstart.heads.selection`).
+2. Full data: the head is refitted on train+val with the chosen parameters and scored on test, once per
+   seed for heads whose fit depends on a seed (one run otherwise: more would repeat the same numbers);
+   means and Student-t 95% confidence intervals over the seeds.
+3. Few-shot: for each n, n training images per class (the same subset for every head under one seed,
+   nested across n), fitted with the chosen parameters, scored on the same test split; mean and standard
+   deviation over the seeds. ``all`` is the whole train split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from headstart._progress import ProgressFactory, null_progress
+from headstart.data.splits import few_shot_indices
+from headstart.data.tables import EmbeddingTable
+from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
+from headstart.heads.registry import build_head, get_head, resolve_params
+from headstart.heads.selection import Selection, select
+
+__all__ = ["HeadEvaluation", "SplitData", "evaluate_head"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitData:
+    """Embeddings and labels of the three splits."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: EmbeddingTable) -> SplitData:
+        split = table.frame["split"].to_numpy()
+        parts = {}
+        for name in ("train", "val", "test"):
+            mask = split == name
+            parts[f"X_{name}"] = np.ascontiguousarray(table.X[mask])
+            parts[f"y_{name}"] = table.labels[mask]
+        return cls(**parts)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(np.concatenate([self.y_train, self.y_val, self.y_test]))
+
+
+@dataclass
+class HeadEvaluation:
+    """Everything the protocol measured for one head on one embedding table."""
+
+    head: str
+    params: dict[str, Any]
+    selection: Selection
+    model: Any
+    metrics: dict[str, float]
+    intervals: dict[str, dict[str, Any]]
+    per_seed: list[dict[str, float]]
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    classes: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    few_shot: list[dict[str, Any]] = field(default_factory=list)
+
+    def few_shot_summary(self) -> list[dict[str, Any]]:
+        """Mean and standard deviation of test accuracy per n."""
+        out = []
+        for n in dict.fromkeys(r["n"] for r in self.few_shot):
+            runs = [r for r in self.few_shot if r["n"] == n]
+            stats = mean_ci95([r["accuracy"] for r in runs])
+            out.append({"n": n, "per_class": runs[0]["per_class"], "train_images": runs[0]["train_images"],
+                        "accuracy_mean": stats["mean"], "accuracy_std": stats["std"], "seeds": len(runs)})
+        return out
+
+
+def evaluate_head(head: str, params: Mapping[str, Any], data: SplitData, *, seeds: int = 5,
+                  few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"), seed: int = 0,
+                  progress: ProgressFactory = null_progress) -> HeadEvaluation:
+    """Run the whole protocol for ``head`` (a registered head kind) with ``params``."""
+    kind = get_head(head)
+    fixed, grid = resolve_params(head, params)
+    selection = select(head, fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val, seed)
+    best = selection.best
+    classes = data.classes
+    X_fit = np.concatenate([data.X_train, data.X_val]) if len(data.X_val) else data.X_train
+    y_fit = np.concatenate([data.y_train, data.y_val]) if len(data.y_val) else data.y_train
+    seed_list = [seed + s for s in range(seeds if kind.randomized else 1)]
+    shots = [n for n in few_shot]
+    few_runs = sum(len(seed_list) if n == "all" else seeds for n in shots)
+    bar = progress(total=len(seed_list) + few_runs, desc=f"fit {head}", unit="fit")
+    try:
+        per_seed, first = [], None
+        for s in seed_list:
+            estimator = build_head(head, best, s)
+            start = time.perf_counter()
+            _fit(estimator, X_fit, y_fit)
+            fit_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            y_pred = estimator.predict(data.X_test)
+            predict_seconds = time.perf_counter() - start
+            scores = class_scores(estimator, data.X_test)
+            result = classification_metrics(data.y_test, y_pred, scores, estimator.classes_)
+            result.update(fit_seconds=fit_seconds, predict_ms_per_image=1000 * predict_seconds / len(data.X_test))
+            per_seed.append(result)
+            if first is None:
+                first = (estimator, y_pred)
+            bar.update(1)
+        few = []
+        for n in shots:
+            for s in (seed_list if n == "all" else [seed + i for i in range(seeds)]):
+                if n == "all":
+                    idx = np.arange(len(data.y_train))
+                else:
+                    idx = few_shot_indices(data.y_train, int(n), s)
+                estimator = build_head(head, best, s)
+                _fit(estimator, data.X_train[idx], data.y_train[idx])
+                accuracy = float(np.mean(estimator.predict(data.X_test) == data.y_test))
+                few.append({"n": n, "seed": s, "accuracy": accuracy, "train_images": int(len(idx)),
+                            "per_class": "all" if n == "all" else int(n)})
+                bar.update(1)
+    finally:
+        bar.close()
+    assert first is not None
+    model, y_pred = first
+    keys = per_seed[0].keys()
+    metrics = {k: float(np.mean([r[k] for r in per_seed])) for k in keys}
+    intervals = {k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))}
+    labels = [str(c) for c in classes]
+    return HeadEvaluation(head=head, params=_plain(best), selection=selection, model=model, metrics=metrics,
+                          intervals=intervals, per_seed=per_seed, per_class=per_class(data.y_test, y_pred, labels),
+                          confusion=confusion(data.y_test, y_pred, labels), classes=labels, y_true=data.y_test,
+                          y_pred=y_pred, few_shot=few)
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}

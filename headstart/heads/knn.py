@@ -1,0 +1,155 @@
+"""k-nearest-neighbour classification on faiss, as in DINO's k-NN evaluation.
+
+Cosine similarity (inner product of L2-normalised vectors, the default) or Euclidean distance; votes are
+uniform, inverse-distance, or ``exp(similarity / T)`` (DINO, T = 0.07). The exact index is
+``IndexFlatIP`` / ``IndexFlatL2``; ``index="ivf"`` trades a little agreement for a lot of speed on large
+training sets.
+
+>>> import numpy as np
+>>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+>>> KNNClassifier(k=2).fit(X, ["a", "a", "b", "b"]).predict([[1, 0.05]]).tolist()
+['a']
+"""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["KNNClassifier"]
+
+_METRICS = ("cosine", "l2")
+_WEIGHTINGS = ("uniform", "distance", "temperature")
+_INDEXES = ("flat", "ivf")
+
+
+class KNNClassifier(ClassifierMixin, BaseEstimator):
+    """k-NN classifier backed by a faiss index.
+
+    Parameters
+    ----------
+    k : int, default=20
+        Neighbours that vote (capped at the number of training vectors).
+    metric : {"cosine", "l2"}, default="cosine"
+    weighting : {"uniform", "distance", "temperature"}, default="temperature"
+        ``temperature`` weighs a neighbour by ``exp(sim / temperature)`` (for ``l2``, ``exp(-dist / T)``).
+    temperature : float, default=0.07
+    index : {"flat", "ivf"}, default="flat"
+        ``flat`` is exact; ``ivf`` is an inverted-file index with ``nlist`` cells, ``nprobe`` searched.
+    nlist : int or None, default=None
+        IVF cells; ``None`` picks about ``4 * sqrt(n)`` (at least 39 training vectors per cell).
+    nprobe : int, default=16
+    """
+
+    def __init__(self, k: int = 20, metric: str = "cosine", weighting: str = "temperature",
+                 temperature: float = 0.07, index: str = "flat", nlist: int | None = None, nprobe: int = 16) -> None:
+        self.k = k
+        self.metric = metric
+        self.weighting = weighting
+        self.temperature = temperature
+        self.index = index
+        self.nlist = nlist
+        self.nprobe = nprobe
+
+    def _check_params(self) -> None:
+        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if self.metric not in _METRICS:
+            raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
+        if self.weighting not in _WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
+        if self.index not in _INDEXES:
+            raise ValueError(f"index must be one of {_INDEXES}, got {self.index!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+
+    def _prepare(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if self.metric == "cosine":
+            X = X.copy()
+            faiss.normalize_L2(X)
+        return X
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KNNClassifier:
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        self.classes_, self._y = np.unique(y, return_inverse=True)
+        vectors = self._prepare(X)
+        n, d = vectors.shape
+        metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        if self.index == "ivf":
+            nlist = self.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
+            quantizer = faiss.IndexFlat(d, metric)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
+            index.cp.min_points_per_centroid = min(39, max(1, n // nlist))  # no warning for small sets
+            index.train(vectors)
+            index.nprobe = min(self.nprobe, nlist)
+            self._quantizer = quantizer  # keep it alive as long as the index
+        else:
+            index = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
+        index.add(vectors)
+        self.index_ = index
+        return self
+
+    def kneighbors(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities (cosine) or distances (l2, not squared) and indices of the nearest neighbours."""
+        check_is_fitted(self, "index_")
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        k = min(k or self.k, self.index_.ntotal)
+        scores, idx = self.index_.search(self._prepare(X), k)
+        if self.metric == "l2":
+            scores = np.sqrt(np.maximum(scores, 0.0))
+        return scores, idx
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "index_")
+        scores, idx = self.kneighbors(X)
+        return self._vote(scores, idx)
+
+    def _vote(self, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        valid = idx >= 0  # an IVF search can come back short of k
+        if self.weighting == "uniform":
+            weights = np.ones_like(scores, dtype=np.float64)
+        elif self.weighting == "distance":
+            distance = 1.0 - scores if self.metric == "cosine" else scores
+            weights = 1.0 / np.maximum(distance.astype(np.float64), 1e-12)
+        else:
+            logits = scores / self.temperature if self.metric == "cosine" else -scores / self.temperature
+            logits = logits.astype(np.float64)
+            weights = np.exp(logits - np.where(valid, logits, -np.inf).max(axis=1, keepdims=True))
+        weights = np.where(valid, weights, 0.0)
+        votes = np.zeros((len(scores), len(self.classes_)), dtype=np.float64)
+        labels = self._y[np.where(valid, idx, 0)]
+        np.add.at(votes, (np.repeat(np.arange(len(scores)), idx.shape[1]), labels.ravel()), weights.ravel())
+        totals = votes.sum(axis=1, keepdims=True)
+        empty = totals[:, 0] == 0
+        votes[empty] = 1.0
+        totals[empty] = len(self.classes_)
+        return votes / totals
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "index_")
+        # ties go to the first class in sorted order, as in scikit-learn's KNeighborsClassifier
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_quantizer", None)
+        if "index_" in state:
+            state["index_"] = faiss.serialize_index(state["index_"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "index_" in state:
+            index = faiss.deserialize_index(state["index_"])
+            if state.get("index") == "ivf":
+                ivf = faiss.extract_index_ivf(index)
+                ivf.nprobe = min(state.get("nprobe", 16), ivf.nlist)  # search-time setting, not serialised
+            state["index_"] = index
+        self.__dict__.update(state)

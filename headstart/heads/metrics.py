@@ -1,0 +1,78 @@
+"""Classification metrics, per-class scores and confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+__all__ = ["class_scores", "classification_metrics", "confusion", "mean_ci95", "per_class", "top_k_accuracy"]
+
+
+def class_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """Per-class scores aligned with ``estimator.classes_``: ``predict_proba`` where the head has it, else the
+    softmax of ``decision_function`` (uncalibrated, but it ranks the classes the same way)."""
+    if hasattr(estimator, "predict_proba"):
+        try:
+            return np.asarray(estimator.predict_proba(X))
+        except AttributeError:
+            pass
+    decision = np.asarray(estimator.decision_function(X), dtype=np.float64)
+    if decision.ndim == 1:
+        decision = np.stack([-decision, decision], axis=1)
+    decision -= decision.max(axis=1, keepdims=True)
+    e = np.exp(decision)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray, k: int = 5) -> float:
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = classes[order] == np.asarray(y_true)[:, None]
+    return float(hits.any(axis=1).mean())
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None,
+                           classes: np.ndarray | None = None) -> dict[str, float]:
+    """Top-1 accuracy, balanced accuracy, macro-F1 and, with more than 5 classes, top-5 accuracy."""
+    out = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+    if scores is not None and classes is not None and len(classes) > 5:
+        out["top5_accuracy"] = top_k_accuracy(y_true, scores, classes, 5)
+    return out
+
+
+def per_class(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float]]:
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=list(classes),
+                                                                     zero_division=0)
+    return {str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> list[list[int]]:
+    return confusion_matrix(y_true, y_pred, labels=list(classes)).tolist()
+
+
+def mean_ci95(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, standard deviation and Student-t 95% confidence interval of the mean."""
+    array = np.asarray(values, dtype=np.float64)
+    n = len(array)
+    mean = float(array.mean()) if n else math.nan
+    if n < 2:
+        return {"mean": mean, "std": 0.0, "ci95_low": mean, "ci95_high": mean, "n": n}
+    from scipy.stats import t
+
+    std = float(array.std(ddof=1))
+    half = float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
+    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}

@@ -1,0 +1,65 @@
+"""Where every stage reads and writes. dvc.yaml spells the same paths (tests/test_dvc_yaml.py checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "REPORT",
+    "REPORT_DIR",
+    "confusion_plot",
+    "embed_metrics",
+    "embeddings_dir",
+    "finetune_dir",
+    "head_metrics",
+    "layer_tables",
+    "model_dir",
+    "prepared",
+    "results",
+    "transfer_dir",
+]
+
+REPORT_DIR = Path("reports")
+REPORT = REPORT_DIR / "heads.md"
+
+
+def prepared(dataset: str) -> Path:
+    return Path("data/prepared") / f"{dataset}.parquet"
+
+
+def embeddings_dir(dataset: str, backbone: str) -> Path:
+    return Path("embeddings") / dataset / backbone
+
+
+def layer_tables(dataset: str, backbone: str) -> dict[str, Path]:
+    """The embedding tables of a dataset x backbone, by layer name (the failures table left out)."""
+    directory = embeddings_dir(dataset, backbone)
+    return {p.stem: p for p in sorted(directory.glob("*.parquet")) if p.name != "failures.parquet"}
+
+
+def embed_metrics(dataset: str, backbone: str) -> Path:
+    return Path("metrics/embed") / dataset / f"{backbone}.json"
+
+
+def model_dir(dataset: str, backbone: str, head: str, layer: str) -> Path:
+    return Path("models") / dataset / backbone / head / layer
+
+
+def head_metrics(dataset: str, backbone: str, head: str) -> Path:
+    return Path("metrics/heads") / dataset / backbone / f"{head}.json"
+
+
+def results(dataset: str, backbone: str, head: str) -> Path:
+    return Path("results") / dataset / backbone / f"{head}.json"
+
+
+def confusion_plot(dataset: str, backbone: str, head: str, layer: str) -> Path:
+    return Path("plots/confusion") / dataset / backbone / head / f"{layer}.csv"
+
+
+def finetune_dir(dataset: str, backbone: str) -> Path:
+    return Path("finetuned") / dataset / backbone
+
+
+def transfer_dir(name: str) -> Path:
+    return Path("transfer") / name
