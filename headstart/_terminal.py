@@ -23,7 +23,7 @@ def setup_logging(verbose: bool = False) -> None:
     """Log headstart's messages to stderr as one short line each."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("PIL", "matplotlib", "fsspec", "urllib3"):
+    for noisy in ("PIL", "matplotlib", "fsspec", "urllib3", "faiss", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -36,6 +36,9 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
 
     try:
         return int(main(argv) or 0)
+    except BrokenPipeError:  # `headstart ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("headstart: interrupted; finished batches are kept in the cache, the next run resumes", file=sys.stderr)
         return 130

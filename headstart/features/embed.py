@@ -73,7 +73,7 @@ class EmbedResult:
 
     def summary(self) -> str:
         head = (f"{self.images} images: {self.from_cache} from the cache, {self.stats.computed} embedded now, "
-                f"{len(self.failures)} failed")
+                f"{len(self.failures)} failed" + (f" (listed in {self.failures_path})" if self.failures else ""))
         return head + (f"\n{self.stats.summary()}" if self.stats.computed or self.stats.failed else "") + \
             f"\nassembling the tables took {self.assemble_seconds:.1f} s"
 
@@ -155,8 +155,6 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
         failures = assemble_tables(prepared, cache, tables, failures_path,
                                    {**base, "versions": versions, "dataset": dict(dataset or {})})
         assemble_seconds = time.perf_counter() - start
-    if failures:
-        log.warning("%d image(s) could not be embedded; see %s", len(failures), failures_path)
     return EmbedResult(tables={labels[k]: paths[k] for k in keys}, failures_path=failures_path, failures=failures,
                        images=len(prepared), from_cache=from_cache, stats=stats, assemble_seconds=assemble_seconds,
                        provenance=provenance)

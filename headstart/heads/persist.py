@@ -39,7 +39,7 @@ class HeadBundle:
     path: Path
 
     def check(self, provenance: Mapping[str, Any], source: str) -> None:
-        check_provenance(self.provenance, provenance, fitted=str(self.path), given=source)
+        check_provenance(self.provenance, provenance, fitted_where=str(self.path), given_where=source)
 
 
 def _describe(p: Mapping[str, Any]) -> str:
@@ -48,10 +48,8 @@ def _describe(p: Mapping[str, Any]) -> str:
 
 
 def check_provenance(fitted: Mapping[str, Any], given: Mapping[str, Any], *, fitted_where: str = "",
-                     given_where: str = "", **names: str) -> None:
+                     given_where: str = "the embeddings") -> None:
     """Raise :class:`ProvenanceMismatch` naming both sides if ``given`` is not the space ``fitted`` knows."""
-    fitted_where = names.get("fitted", fitted_where)
-    given_where = names.get("given", given_where)
     differ = [k for k in _IDENTITY if fitted.get(k) != given.get(k)]
     if differ:
         raise ProvenanceMismatch(
