@@ -29,29 +29,33 @@ def decode_image(source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXEL
     >>> decode_image(encode_png(np.zeros((8, 8), np.uint8))).mode
     'RGB'
     """
-    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
+    if max_pixels > (Image.MAX_IMAGE_PIXELS or 0) * 2:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # the user raised the limit on purpose: let PIL follow
     try:
-        with stream, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                image = Image.open(stream)
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise UnreadableImage(f"{width}x{height} pixels is more than max_image_pixels={max_pixels} "
-                                          "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
-                                          "if it is genuine")
-                image.load()
-            except UnreadableImage:
-                raise
-            except UnidentifiedImageError as err:
-                raise UnreadableImage("not an image file PIL can identify") from err
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-                raise UnreadableImage(f"decompression bomb: {err}") from err
-            except (OSError, SyntaxError, ValueError, EOFError) as err:
-                raise UnreadableImage(f"cannot decode: {err}") from err
-            return _to_rgb(image)
+        stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
     except FileNotFoundError as err:
         raise UnreadableImage(f"file not found: {source}") from err
+    except OSError as err:
+        raise UnreadableImage(f"cannot open: {err}") from err
+    with stream, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(stream)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(f"{width}x{height} pixels is more than max_image_pixels={max_pixels} "
+                                      "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
+                                      "if it is genuine")
+            image.load()
+        except UnreadableImage:
+            raise
+        except UnidentifiedImageError as err:
+            raise UnreadableImage("not an image file PIL can identify") from err
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise UnreadableImage(f"decompression bomb: {err} Raise embed.max_image_pixels if it is genuine") from err
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            raise UnreadableImage(f"cannot decode: {err}") from err
+        return _to_rgb(image)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -37,6 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+RANDOM_INIT_SEED = 0
 
 
 class BackboneError(ValueError):
@@ -134,6 +135,7 @@ class Backbone:
             "weights": self.weights.label,
             "weights_kind": self.weights.kind,
             "weights_sha256": self.weights_sha256,
+            **({"init_seed": RANDOM_INIT_SEED} if self.weights.kind == "none" else {}),
             "image_size": self.spec.image_size,
             "resize_size": self.spec.resize_size,
             "precision": self.spec.precision,
@@ -202,7 +204,12 @@ def _load_torchvision(spec: BackboneSpec) -> Backbone:
         sha256 = file_sha256(resolved.path)
         model, base_enum = _load_checkpoint(spec.arch, resolved.path)
     else:
-        model = tvm.get_model(spec.arch, weights=None)
+        # random initialisation, seeded: the same `weights: none` backbone gives the same embeddings every run
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = tvm.get_model(spec.arch, weights=None)
     model.eval()
     transform, preprocessing = build_transform(spec.arch, base_enum, spec.image_size, spec.resize_size)
     return Backbone(spec=spec, model=model, transform=transform, preprocessing=preprocessing, weights=resolved,

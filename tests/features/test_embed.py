@@ -1,0 +1,198 @@
+"""The extraction engine: tables, failures, resume after kill -9, incremental runs, several layers per pass."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headstart.data import load_embeddings, prepare_dataset, read_failures
+from headstart.features.embed import EmbedOptions, embed
+from headstart.features.registry import BackboneSpec
+from headstart.features.runner import EmbedError
+from tests.conftest import REPO, broken_files, digit_images, write_folder
+
+SMALL = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32)
+
+
+def _options(cache: Path, **kw: object) -> EmbedOptions:
+    return EmbedOptions(batch_size=8, num_workers=0, cache_dir=cache, **kw)  # type: ignore[arg-type]
+
+
+def test_tables_carry_rows_sorted_by_id_and_their_provenance(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder), name="imgs")
+    result = embed(prepared, SMALL, tmp_path / "out", dataset={"name": "imgs"}, options=_options(tmp_path / "c"))
+    frame, X, labels = load_embeddings(result.tables["features.6"])
+    assert X.shape == (36, 32) and np.isfinite(X).all()
+    assert frame["id"].tolist() == prepared["id"].tolist()
+    assert frame["split"].tolist() == prepared["split"].tolist()
+    prov = frame.attrs["headstart"]
+    assert prov["backbone"] == "mobilenet_v2" and prov["node"] == "features.6" and prov["pooling"] == "avg"
+    assert prov["weights"] == "none" and prov["precision"] == "fp32" and prov["dataset"]["name"] == "imgs"
+    assert prov["preprocessing"]["crop_size"] == 32 and set(prov["versions"]) == {"torch", "torchvision", "pillow"}
+    assert len(read_failures(result.failures_path)) == 0
+
+
+def test_broken_images_are_listed_not_fatal(image_folder: Path, tmp_path: Path) -> None:
+    made = broken_files(image_folder)
+    prepared = prepare_dataset(str(image_folder))
+    result = embed(prepared, SMALL, tmp_path / "out", options=_options(tmp_path / "c"))
+    failures = read_failures(result.failures_path).set_index("path")
+    bad = {str(made[k]) for k in ("truncated", "empty", "text", "bomb")}
+    assert set(failures.index) == bad
+    assert "decompression bomb" in failures.loc[str(made["bomb"]), "error"]
+    assert "not an image" in failures.loc[str(made["text"]), "error"]
+    frame, X, _ = load_embeddings(result.tables["features.6"])
+    assert len(frame) == len(prepared) - 4
+    assert {str(made["cmyk"]), str(made["grey16"])} <= set(frame["path"])  # converted, not dropped
+    assert result.metrics()["failed"] == 4
+
+
+def test_strict_mode_stops_at_the_first_broken_image_and_writes_nothing(image_folder: Path, tmp_path: Path) -> None:
+    made = broken_files(image_folder)
+    prepared = prepare_dataset(str(image_folder))
+    with pytest.raises(EmbedError, match=r"cannot be used: .*on_error: skip"):
+        embed(prepared, SMALL, tmp_path / "out", options=_options(tmp_path / "c", on_error="raise"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # a skip run remembers the failures; a strict run afterwards still refuses them
+    embed(prepared, SMALL, tmp_path / "out", options=_options(tmp_path / "c"))
+    with pytest.raises(EmbedError, match="remembered from an earlier run"):
+        embed(prepared, SMALL, tmp_path / "out2", options=_options(tmp_path / "c", on_error="raise"))
+    assert made
+
+
+def test_second_run_comes_from_the_cache_with_identical_bytes(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    first = embed(prepared, SMALL, tmp_path / "a", options=_options(tmp_path / "c"))
+    second = embed(prepared, SMALL, tmp_path / "b", options=_options(tmp_path / "c"))
+    assert first.stats.computed == 36 and second.stats.computed == 0 and second.from_cache == 36
+    for name in ("features.6.parquet", "failures.parquet"):
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name, shallow=False)
+
+
+def test_adding_images_embeds_only_them_and_removing_drops_rows(image_folder: Path, tmp_path: Path) -> None:
+    embed(prepare_dataset(str(image_folder)), SMALL, tmp_path / "a", options=_options(tmp_path / "c"))
+    added = write_folder(image_folder, digit_images(n_per_class=3, seed=9), prefix="new")
+    grown = prepare_dataset(str(image_folder))
+    result = embed(grown, SMALL, tmp_path / "b", options=_options(tmp_path / "c"))
+    assert result.stats.computed == len(set(grown["id"])) - 36 and result.from_cache == 36
+    assert len(load_embeddings(result.tables["features.6"]).frame) == len(grown)
+    for path in added[:4]:
+        path.unlink()
+    shrunk = prepare_dataset(str(image_folder))
+    result = embed(shrunk, SMALL, tmp_path / "d", options=_options(tmp_path / "c"))
+    frame = load_embeddings(result.tables["features.6"]).frame
+    assert result.stats.computed == 0 and len(frame) == len(shrunk) == len(grown) - 4
+    assert not set(map(str, added[:4])) & set(frame["path"])
+
+
+def test_several_layers_and_poolings_from_one_pass_equal_separate_runs(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    multi = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), pooling=("avg", "gem"),
+                         image_size=32)
+    both = embed(prepared, multi, tmp_path / "multi", options=_options(tmp_path / "c1"))
+    assert sorted(both.tables) == ["features.6-avg", "features.6-gem", "flatten-avg", "flatten-gem"]
+    for node in ("features.6", "default"):
+        for mode in ("avg", "gem"):
+            single = BackboneSpec("mobilenet_v2", weights=None, layers=(node,), pooling=mode, image_size=32)
+            one = embed(prepared, single, tmp_path / f"{node}-{mode}", options=_options(tmp_path / f"c-{node}{mode}"))
+            (alone,) = one.tables.values()
+            label = f"{'flatten' if node == 'default' else node}-{mode}"
+            np.testing.assert_array_equal(load_embeddings(both.tables[label]).X, load_embeddings(alone).X)
+    assert both.provenance["flatten-gem"]["pooling_applied"] == "none"  # already a vector
+    assert both.provenance["features.6-gem"]["pooling_applied"] == "gem"
+
+
+def test_pooling_modes_and_their_widths(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), pooling=("max", "avgmax"), image_size=32)
+    result = embed(prepared, spec, tmp_path / "o", options=_options(tmp_path / "c"))
+    assert result.provenance["features.6-max"]["dim"] == 32
+    assert result.provenance["features.6-avgmax"]["dim"] == 64
+    with pytest.raises(ValueError, match="pooling 'cls' needs a token sequence"):
+        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), pooling="cls",
+                                     image_size=32), tmp_path / "x", options=_options(tmp_path / "c"))
+
+
+def test_bf16_embeddings_stay_close_to_fp32(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    fp32 = embed(prepared, SMALL, tmp_path / "a", options=_options(tmp_path / "c"))
+    spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32, precision="bf16")
+    bf16 = embed(prepared, spec, tmp_path / "b", options=_options(tmp_path / "c"))
+    assert bf16.stats.computed == 36  # another fingerprint: precision changes the output
+    a, b = load_embeddings(fp32.tables["features.6"]).X, load_embeddings(bf16.tables["features.6"]).X
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.98
+
+
+def test_workers_give_the_same_table_as_the_main_process(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    embed(prepared, SMALL, tmp_path / "a", options=_options(tmp_path / "c1"))
+    embed(prepared, SMALL, tmp_path / "b", options=EmbedOptions(batch_size=8, num_workers=2, cache_dir=tmp_path / "c2"))
+    assert filecmp.cmp(tmp_path / "a/features.6.parquet", tmp_path / "b/features.6.parquet", shallow=False)
+
+
+def test_bad_run_options_are_clear(image_folder: Path, tmp_path: Path) -> None:
+    prepared = prepare_dataset(str(image_folder))
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(EmbedError, match="CUDA is not available"):
+            embed(prepared, SMALL, tmp_path / "o", options=_options(tmp_path / "c", device="cuda"))
+    with pytest.raises(EmbedError, match="fp16 needs CUDA"):
+        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32,
+                                     precision="fp16"), tmp_path / "o", options=_options(tmp_path / "c", device="cpu"))
+    with pytest.raises(EmbedError, match="2 tables .* cannot go into one file"):
+        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), image_size=32),
+              single_file=tmp_path / "one.parquet", options=_options(tmp_path / "c"))
+
+
+_RUN = textwrap.dedent("""
+    import sys
+    from headstart.data import prepare_dataset
+    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.registry import BackboneSpec
+    folder, out, cache = sys.argv[1:4]
+    spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.13", "default"), image_size=96)
+    embed(prepare_dataset(folder), spec, out, options=EmbedOptions(batch_size=4, num_workers=1, cache_dir=cache))
+""")
+
+
+def _run(folder: Path, out: Path, cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", _RUN, str(folder), str(out), str(cache)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_and_writes_identical_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    write_folder(folder, digit_images(n_per_class=40, classes=(0, 1, 2, 3, 4), size=48))
+    reference = _run(folder, tmp_path / "reference", tmp_path / "cache-ref")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()  # type: ignore[union-attr]
+
+    victim = _run(folder, tmp_path / "out", tmp_path / "cache")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill as soon as some batches are in the cache, mid-write or not
+        segments = list((tmp_path / "cache").glob("*/seg-*.hse"))
+        if segments and segments[0].stat().st_size > 60_000:
+            break
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    assert not (tmp_path / "out" / "flatten.parquet").exists()
+
+    resumed = embed(prepare_dataset(str(folder)),
+                    BackboneSpec("mobilenet_v2", weights=None, layers=("features.13", "default"), image_size=96),
+                    tmp_path / "out", options=EmbedOptions(batch_size=4, num_workers=1, cache_dir=tmp_path / "cache"))
+    assert 0 < resumed.from_cache < 200 and resumed.stats.computed == 200 - resumed.from_cache
+    for name in ("features.13.parquet", "flatten.parquet", "failures.parquet"):
+        assert filecmp.cmp(tmp_path / "reference" / name, tmp_path / "out" / name, shallow=False), name
+    shutil.rmtree(tmp_path / "cache")

@@ -1,0 +1,79 @@
+"""Backbone registry contract: every backbone's output width equals its declared dimension; clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from headstart.features.registry import BackboneError, BackboneSpec, list_backbones, load_backbone
+from headstart.features.truncate import NodeError
+from headstart.features.weights import WeightsError
+
+# one architecture per family: convnets, depthwise nets, transformers, the raw-pixel baseline
+FAMILIES = ["pixels", "mobilenet_v2", "mobilenet_v3_small", "resnet18", "efficientnet_b0", "regnet_y_400mf",
+            "densenet121", "convnext_tiny", "swin_t", "vit_b_16"]
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_default_layer_width_equals_the_declared_dimension(arch: str) -> None:
+    backbone = load_backbone(BackboneSpec(arch, weights=None))
+    node = backbone.default_node()
+    declared = backbone.declared_dim(node)
+    assert declared is not None, f"{arch}: no declared width for its default layer {node}"
+    size = backbone.preprocessing["crop_size"]
+    pixels = backbone.transform(Image.new("RGB", (size + 7, size + 3), (120, 30, 200)))[None]
+    assert pixels.shape[-1] == size
+    with torch.inference_mode():
+        out = backbone.extractor(("default",), ("avg",))(pixels)
+    (vectors,) = out.values()
+    assert vectors.shape == (1, declared), f"{arch} {node}: {tuple(vectors.shape)} vs declared {declared}"
+
+
+def test_every_torchvision_classifier_is_listed() -> None:
+    names = list_backbones()
+    assert {"pixels", "mobilenet_v2", "resnet50", "vit_b_16"} <= set(names)
+
+
+def test_unknown_backbone_lists_the_known_ones() -> None:
+    with pytest.raises(BackboneError, match="unknown backbone 'mobilenet_v9'; known: pixels and .*mobilenet_v2"):
+        load_backbone(BackboneSpec("mobilenet_v9"))
+
+
+def test_unknown_node_suggests_close_names() -> None:
+    backbone = load_backbone(BackboneSpec("mobilenet_v2", weights=None))
+    with pytest.raises(NodeError, match="no node 'features.31'; did you mean .*features.1.*get_graph_node_names"):
+        backbone.resolve_layers(("features.31",))
+    assert backbone.resolve_layers(("features.13", "default")) == ("features.13", "flatten")
+
+
+def test_weights_are_named_exactly() -> None:
+    with pytest.raises(WeightsError, match="'DEFAULT' of mobilenet_v2 is an alias.*`weights: IMAGENET1K_V2`"):
+        load_backbone(BackboneSpec("mobilenet_v2", weights="DEFAULT"))
+    with pytest.raises(WeightsError, match="no weights 'IMAGENET9K'; known: IMAGENET1K_V1, IMAGENET1K_V2"):
+        load_backbone(BackboneSpec("mobilenet_v2", weights="IMAGENET9K"))
+    with pytest.raises(BackboneError, match="pixels backbone has no weights"):
+        load_backbone(BackboneSpec("pixels", weights="IMAGENET1K_V1"))
+
+
+def test_bad_spec_values() -> None:
+    with pytest.raises(BackboneError, match="pooling 'mean' is not one of avg, max, avgmax, gem, cls"):
+        BackboneSpec("resnet18", pooling="mean")
+    with pytest.raises(BackboneError, match="precision 'fp8'"):
+        BackboneSpec("resnet18", precision="fp8")
+
+
+def test_random_weights_are_seeded() -> None:
+    a = load_backbone(BackboneSpec("resnet18")).model.conv1.weight
+    b = load_backbone(BackboneSpec("resnet18")).model.conv1.weight
+    assert torch.equal(a, b)
+
+
+def test_preprocessing_comes_from_the_weights_at_the_asked_size() -> None:
+    backbone = load_backbone(BackboneSpec("mobilenet_v2", weights=None, image_size=64))
+    pre = backbone.preprocessing
+    assert pre["from_weights"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert (pre["crop_size"], pre["resize_size"]) == (64, 73)
+    from torchvision.models import MobileNet_V2_Weights
+
+    assert pre["mean"] == list(MobileNet_V2_Weights.IMAGENET1K_V1.transforms().mean)

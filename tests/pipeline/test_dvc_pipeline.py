@@ -1,0 +1,109 @@
+"""The real `dvc repro` in a temporary copy of the repository, then a head parameter change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SMALL_PARAMS = {
+    "seed": 0,
+    "datasets": {"digits": {"source": "digits", "limit": 400}},
+    "backbones": {
+        "mobilenet_v2": {"arch": "mobilenet_v2", "weights": "IMAGENET1K_V1", "layers": ["features.13", "default"],
+                         "image_size": 32},
+        "pixels": {"arch": "pixels", "image_size": 8},
+    },
+    "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
+    "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
+    "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
+}
+
+
+def _dvc(repo: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory, mobilenet_weights: Path) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    for item in ("headstart", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"):
+        source = REPO / item
+        target = repo / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    (repo / "params.yaml").write_text(yaml.safe_dump(SMALL_PARAMS, sort_keys=False))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "start")
+    return repo
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
+    output = _dvc(repo, "repro")
+    assert {"prepare@digits", "embed@digits-mobilenet_v2", "embed@digits-pixels", "report"} <= _ran(output)
+    metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    files = next(iter(metrics.values()))["data"]  # keyed by revision ("" or "workspace")
+    for head in ("knn", "logreg", "svm"):
+        data = files[f"metrics/heads/digits/mobilenet_v2/{head}.json"]["data"]
+        assert set(data) == {"features.13", "flatten"}
+        assert 0.5 < data["features.13"]["accuracy"] <= 1.0
+    assert files["metrics/embed/digits/mobilenet_v2.json"]["data"]["failed"] == 0
+    report = (repo / "reports" / "heads.md").read_text()
+    assert report.count("| mobilenet_v2 |") == 6 and report.count("| pixels |") == 3
+    assert (repo / "reports" / "fewshot.png").stat().st_size > 10_000
+    plots = json.loads(_dvc(repo, "plots", "show", "--json"))["data"]
+    assert "reports/plots/fewshot.csv" in plots
+    assert any(key.startswith("plots/confusion/digits/mobilenet_v2/knn") for key in plots)
+
+
+def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["heads"]["knn"]["k"] = 5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    output = _dvc(repo, "repro")
+    ran = _ran(output)
+    assert not {s for s in ran if s.startswith("embed@")}, output
+    assert {"fit@digits-mobilenet_v2-knn", "fit@digits-pixels-knn", "report"} <= ran
+    assert not {s for s in ran if "logreg" in s or "svm" in s}
+    lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
+        assert lock_after[stage] == lock_before[stage]
+    assert "Stage 'embed@digits-mobilenet_v2' didn't change" in output
+
+
+def test_dvc_exp_run_with_a_set_parameter(repo: Path) -> None:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "after first runs")
+    output = _dvc(repo, "exp", "run", "-S", "heads.knn.k=3")
+    assert not {s for s in _ran(output) if s.startswith("embed@")}, output
+    metrics = json.loads((repo / "metrics/heads/digits/mobilenet_v2/knn.json").read_text())
+    assert metrics["flatten"]["accuracy"] > 0.5
+    assert "k=3" in (repo / "reports" / "heads.md").read_text() or yaml.safe_load(
+        (repo / "params.yaml").read_text())["heads"]["knn"]["k"] == 3

@@ -1,0 +1,59 @@
+"""dvc.yaml and the code agree: the same paths, existing modules, params that exist."""
+
+from __future__ import annotations
+
+import importlib
+
+import yaml
+
+from headstart.pipeline import layout
+from tests.conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _stage(name: str) -> dict:
+    stage = DVC["stages"][name]
+    return stage.get("do", stage)
+
+
+def test_stage_commands_name_existing_entry_points() -> None:
+    for name in DVC["stages"]:
+        module = _stage(name)["cmd"].split()[2]
+        assert importlib.import_module(module).main  # each stage is `python -m <module> ...`
+
+
+def test_outputs_are_where_the_layout_says() -> None:
+    ds, bb, head = "${item.dataset}", "${item.backbone}", "${item.head}"
+    assert _stage("prepare")["outs"] == [str(layout.prepared("${key}"))]
+    embed = _stage("embed")
+    assert embed["outs"] == [str(layout.embeddings_dir(ds, bb))]
+    assert list(embed["metrics"][0]) == [str(layout.embed_metrics(ds, bb))]
+    fit = _stage("fit")
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in fit["outs"]]
+    assert outs[0] == str(layout.model_dir(ds, bb, head, "x").parent)
+    assert outs[1] == str(layout.results(ds, bb, head))
+    assert outs[2] == str(layout.confusion_plot(ds, bb, head, "x").parent)
+    assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head))]
+    assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
+    report = _stage("report")
+    assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
+
+
+def test_every_stage_param_exists_in_params_yaml() -> None:
+    names = {"${key}": next(iter(PARAMS["datasets"])), "${item.dataset}": next(iter(PARAMS["datasets"])),
+             "${item.backbone}": next(iter(PARAMS["backbones"])), "${item.head}": next(iter(PARAMS["heads"]))}
+    for name in DVC["stages"]:
+        for param in _stage(name).get("params", []):
+            for placeholder, value in names.items():
+                param = param.replace(placeholder, value)
+            node = PARAMS
+            for part in param.split("."):
+                assert part in node, f"stage {name} reads params.yaml key {param}, which does not exist"
+                node = node[part]
+
+
+def test_embed_stage_does_not_depend_on_run_only_settings() -> None:
+    params = _stage("embed")["params"]
+    assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params

@@ -1,0 +1,85 @@
+"""The `headstart` command as a user types it: embed, fit, predict, the listings and the error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from headstart.cli import main
+from tests.conftest import broken_files
+
+
+def test_embed_fit_predict_on_an_image_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["embed", str(image_folder), "-o", "emb.parquet", "--weights", "none", "--layer", "features.6",
+                 "--image-size", "32", "--workers", "0"]) == 0
+    assert "features.6: emb.parquet (32-d)" in capsys.readouterr().out
+    assert main(["fit", "emb.parquet", "--head", "knn", "-o", "model", "--set", "k=[1,3]"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["params"]["k"] in (1, 3) and 0 <= payload["test"]["accuracy"] <= 1
+    assert (tmp_path / "model" / "model.joblib").exists() and (tmp_path / "model" / "metrics.json").exists()
+
+    new = tmp_path / "new"
+    new.mkdir()
+    for src in sorted(image_folder.rglob("*.png"))[:3]:
+        (new / src.name).write_bytes(src.read_bytes())
+    (new / "broken.png").write_text("nope")
+    assert main(["predict", "model", str(new), "-o", "pred.csv", "--workers", "0"]) == 0
+    rows = pd.read_csv(tmp_path / "pred.csv")
+    assert len(rows) == 4 and rows["predicted"].notna().sum() == 3
+    assert rows.loc[rows["path"].str.endswith("broken.png"), "error"].str.contains("not an image").all()
+    assert set(rows.columns) >= {"path", "predicted", "probability", "top5"}
+    assert main(["predict", "model", str(new), "-o", "pred.json", "--workers", "0", "--top", "2"]) == 0
+    records = json.loads((tmp_path / "pred.json").read_text())
+    good = [r for r in records if r["predicted"] is not None]
+    assert len(good) == 3 and all(len(r["top2"]) == 2 for r in good)
+    assert [r["error"] for r in records if r["predicted"] is None][0].startswith("not an image")
+
+
+def test_predict_refuses_embeddings_of_another_layer(image_folder: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    base = ["--weights", "none", "--image-size", "32", "--workers", "0", "--cache-dir", str(tmp_path / "c")]
+    assert main(["embed", str(image_folder), "-o", str(tmp_path / "a.parquet"), "--layer", "features.6", *base]) == 0
+    assert main(["embed", str(image_folder), "-o", str(tmp_path / "b.parquet"), "--layer", "features.10", *base]) == 0
+    assert main(["fit", str(tmp_path / "a.parquet"), "--head", "ncm", "-o", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), "--embeddings", str(tmp_path / "b.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "b.parquet has embeddings of mobilenet_v2 none node features.10" in err
+    assert "was fitted on mobilenet_v2 none node features.6" in err
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["embed", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.parquet")]) == 2
+    assert "neither a built-in dataset" in capsys.readouterr().err
+    assert main(["embed", "digits", "-o", str(tmp_path / "x.parquet"), "--backbone", "resnet9000"]) == 2
+    assert "unknown backbone 'resnet9000'" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "x.parquet"), "--head", "knn", "-o", str(tmp_path / "m")]) == 2
+    assert "x.parquet does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_listings(capsys: pytest.CaptureFixture) -> None:
+    assert main(["heads"]) == 0
+    assert "logreg: L-BFGS" in capsys.readouterr().out
+    assert main(["datasets", "--params", "none.yaml"]) == 0
+    assert "digits          present" in capsys.readouterr().out
+    assert main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "mobilenet_v2" in out and "IMAGENET1K_V1" in out
+    assert main(["backbones", "mobilenet_v2"]) == 0
+    assert "default layer = flatten (1280-d)" in capsys.readouterr().out
+
+
+def test_broken_images_in_a_cli_embed_go_to_the_failures_table(image_folder: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    broken_files(image_folder)
+    out = tmp_path / "e.parquet"
+    assert main(["embed", str(image_folder), "-o", str(out), "--weights", "none", "--layer", "features.6",
+                 "--image-size", "32", "--workers", "0"]) == 0
+    assert "failures: " in capsys.readouterr().out
+    assert len(pd.read_parquet(tmp_path / "e.failures.parquet")) == 4
