@@ -1,4 +1,5 @@
-"""Built-in datasets that need no download: scikit-learn's digits, and MNIST / Fashion-MNIST from IDX files.
+"""Built-in datasets: scikit-learn's digits (in the wheel), and MNIST / Fashion-MNIST from their IDX files
+(found on disk, or downloaded by torchvision when online).
 
 Each built-in returns a frame with the columns ``id, label, split, path, image``: ``image`` holds PNG bytes,
 ``path`` is null, ``split`` is the dataset's official split where it has one (else null), and ``id`` is the
@@ -107,13 +108,18 @@ def _read_idx(path: Path) -> np.ndarray:
 def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
     def load(root: str | None = None) -> pd.DataFrame:
         directory = _find_idx(name, root)
+        download_error = None
+        if directory is None and root is None:
+            download_error = _torchvision_download(name)
+            directory = _find_idx(name, root)
         if directory is None:
             where = [root] if root else [p.format(data_home=_data_home()) for p in IDX_SEARCH_PATH[name]]
             files = ", ".join(f"{stem}[.gz]" for pair in _IDX_FILES.values() for stem in pair)
             hint = (" On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`." if name == "fashion-mnist" else
-                    " Online, torchvision.datasets.MNIST(root, download=True) fetches them into <root>/MNIST/raw.")
+                    " Copy them from a machine where torchvision.datasets.MNIST(root, download=True) fetched them.")
+            tried = f" (torchvision's download failed: {download_error})" if download_error else ""
             raise DatasetNotFound(f"built-in dataset '{name}' needs the IDX files {files} in one of: "
-                                  f"{', '.join(where)} (or set `root:` for the dataset in params.yaml).{hint}")
+                                  f"{', '.join(where)} (or set `root:` for the dataset in params.yaml){tried}.{hint}")
         frames = []
         for split, (images_stem, labels_stem) in _IDX_FILES.items():
             images = _read_idx(_idx_file(Path(directory), images_stem))  # type: ignore[arg-type]
@@ -127,6 +133,19 @@ def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
         return pd.concat(frames, ignore_index=True)
 
     return load
+
+
+def _torchvision_download(name: str) -> str | None:
+    """Let torchvision download the IDX files into the data home (online machines); the error if it cannot."""
+    try:
+        import torchvision.datasets as tvd
+
+        cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+        for train in (True, False):
+            cls(_data_home(), train=train, download=True)
+        return None
+    except Exception as err:  # noqa: BLE001 - offline: report it in the not-found message
+        return f"{type(err).__name__}: {str(err)[:120]}"
 
 
 def _frame(images: np.ndarray, labels: list[str], splits: list[str | None]) -> pd.DataFrame:

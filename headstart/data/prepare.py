@@ -74,15 +74,17 @@ def prepare_dataset(source: str, *, name: str | None = None, val: float = 0.15, 
             raise DatasetError(f"datasets.{name}.limit must be at least 2, got {limit}")
         keep = stratified_limit(frame["id"].tolist(), frame["label"].tolist(), limit, seed)
         frame = frame.iloc[keep].reset_index(drop=True)
-    if shift:
-        frame = _apply_shift(frame, shift, name, progress)
     classes = sorted(frame["label"].unique())
     if len(classes) < 2:
         raise DatasetError(f"dataset '{name}' ({source}) has only one class ({classes[0]!r}); a classifier needs at "
                            "least two. For an image folder, put each class in its own sub-folder: root/<class>/<image>")
     _warn_duplicates(frame, name)
+    # Split by the original image, before any shift: a shifted copy puts every image in the same split as
+    # its original, so nothing of one domain's test set is ever trained on through the other domain.
     frame["split"] = assign_splits(frame["id"].tolist(), frame["label"].tolist(),
                                    [None if pd.isna(s) else s for s in frame["split"]], val=val, test=test, seed=seed)
+    if shift:
+        frame = _apply_shift(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
     counts = frame["split"].value_counts()
     for split in ("train", "test"):

@@ -101,6 +101,7 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
     poolings = spec.poolings
     versions = library_versions()
     base = backbone.provenance()
+    default_node = backbone.default_node()
     fingerprint = base_fingerprint(base, versions)
     keys = {(node, mode): layer_key(node, mode) for node in nodes for mode in poolings}
     labels = {(node, mode): node if len(poolings) == 1 else f"{node}-{mode}" for node, mode in keys}
@@ -148,7 +149,7 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
         for key, cache_key in keys.items():
             node, mode = key
             prov = {**base, "versions": versions, "node": node, "pooling": mode, "pooling_applied": applied[key],
-                    "dim": dims[key], "base_fingerprint": fingerprint,
+                    "dim": dims[key], "default_node": default_node, "base_fingerprint": fingerprint,
                     "fingerprint": layer_fingerprint(fingerprint, node, mode), "dataset": dict(dataset or {})}
             provenance[labels[key]] = prov
             tables.append(TableOut(cache_key, paths[key], dims[key], prov))

@@ -42,12 +42,15 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     index : {"flat", "ivf"}, default="flat"
         ``flat`` is exact; ``ivf`` is an inverted-file index with ``nlist`` cells, ``nprobe`` searched.
     nlist : int or None, default=None
-        IVF cells; ``None`` picks about ``4 * sqrt(n)`` (at least 39 training vectors per cell).
-    nprobe : int, default=16
+        IVF cells; ``None`` picks about ``sqrt(n)`` (at least 39 training vectors per cell). The cells are
+        trained (k-means) on a sample of at most 64 vectors per cell.
+    nprobe : int or None, default=None
+        IVF cells searched per query; ``None`` picks ``nlist // 8`` (at least 1). It can be changed after fitting.
     """
 
     def __init__(self, k: int = 20, metric: str = "cosine", weighting: str = "temperature",
-                 temperature: float = 0.07, index: str = "flat", nlist: int | None = None, nprobe: int = 16) -> None:
+                 temperature: float = 0.07, index: str = "flat", nlist: int | None = None,
+                 nprobe: int | None = None) -> None:
         self.k = k
         self.metric = metric
         self.weighting = weighting
@@ -84,12 +87,15 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         n, d = vectors.shape
         metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
         if self.index == "ivf":
-            nlist = self.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
+            nlist = self.nlist or max(1, min(int(math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlat(d, metric)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
             index.cp.min_points_per_centroid = min(39, max(1, n // nlist))  # no warning for small sets
-            index.train(vectors)
-            index.nprobe = min(self.nprobe, nlist)
+            sample = vectors
+            if n > 64 * nlist:  # k-means on a sample: the cells come out the same, for a fraction of the time
+                rows = np.random.default_rng(0).choice(n, 64 * nlist, replace=False)
+                sample = vectors[np.sort(rows)]
+            index.train(sample)
             self._quantizer = quantizer  # keep it alive as long as the index
         else:
             index = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
@@ -97,11 +103,29 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.index_ = index
         return self
 
+    def add(self, X: np.ndarray, y: np.ndarray) -> KNNClassifier:
+        """Add labelled vectors to the fitted index (new classes are allowed); no refit, nothing forgotten."""
+        check_is_fitted(self, "index_")
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        y = np.asarray(y)
+        known = list(self.classes_)
+        classes = np.unique(np.concatenate([self.classes_, y]))
+        if len(classes) != len(known):
+            remap = np.searchsorted(classes, self.classes_)
+            self._y = remap[self._y]
+            self.classes_ = classes
+        self._y = np.concatenate([self._y, np.searchsorted(self.classes_, y)])
+        self.index_.add(self._prepare(X))
+        return self
+
     def kneighbors(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Similarities (cosine) or distances (l2, not squared) and indices of the nearest neighbours."""
         check_is_fitted(self, "index_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         k = min(k or self.k, self.index_.ntotal)
+        if self.index == "ivf":
+            ivf = faiss.extract_index_ivf(self.index_)
+            ivf.nprobe = min(self.nprobe or max(1, ivf.nlist // 8), ivf.nlist)  # a search-time setting
         scores, idx = self.index_.search(self._prepare(X), k)
         if self.metric == "l2":
             scores = np.sqrt(np.maximum(scores, 0.0))
@@ -147,9 +171,5 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict) -> None:
         if "index_" in state:
-            index = faiss.deserialize_index(state["index_"])
-            if state.get("index") == "ivf":
-                ivf = faiss.extract_index_ivf(index)
-                ivf.nprobe = min(state.get("nprobe", 16), ivf.nlist)  # search-time setting, not serialised
-            state["index_"] = index
+            state["index_"] = faiss.deserialize_index(state["index_"])
         self.__dict__.update(state)

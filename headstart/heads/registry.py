@@ -123,7 +123,8 @@ def build_head(name: str, params: Mapping[str, Any], seed: int = 0) -> Any:
 def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
     return KNNClassifier(k=int(p["k"]), metric=p["metric"], weighting=p["weighting"],
                          temperature=float(p["temperature"]), index=p["index"],
-                         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]), nprobe=int(p["nprobe"]))
+                         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
+                         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]))
 
 
 def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
@@ -149,7 +150,7 @@ def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
 register_head(HeadType(
     "knn", "faiss k-NN, cosine by default, DINO temperature-weighted votes (k=20, T=0.07)",
     {"k": 20, "metric": "cosine", "weighting": "temperature", "temperature": 0.07, "index": "flat",
-     "nlist": None, "nprobe": 16},
+     "nlist": None, "nprobe": None},
     _knn))
 register_head(HeadType(
     "logreg", "L-BFGS multinomial logistic regression on standardised features, C swept on val",

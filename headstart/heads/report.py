@@ -130,7 +130,8 @@ def render_report(rows: Sequence[ReportRow], out_dir: str | Path, *, finetune: S
         subset = [r for r in rows if r.dataset == dataset]
         parts += [f"## {dataset}", "", markdown_table(subset), ""]
         best = max(subset, key=lambda r: r.metric("accuracy") or 0.0)
-        parts += [f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}.", ""]
+        parts += [f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}. Its scores per class:",
+                  "", _per_class_table(best), ""]
     if rows:
         _fewshot_figure(rows, out_dir / "fewshot.png")
         _confusion_figure(rows, out_dir / "confusion.png")
@@ -140,22 +141,32 @@ def render_report(rows: Sequence[ReportRow], out_dir: str | Path, *, finetune: S
     if finetune:
         parts += ["## Fine-tuning", "", _finetune_table(finetune, rows), ""]
     for table in transfer:
-        parts += [f"## Domain shift: {table['name']}", "", table["markdown"], ""]
+        parts += [f"## Domain shift: {table['title']}", "", "Accuracy on each domain's test split.", "",
+                  table["markdown"], ""]
     text = "\n".join(parts).rstrip() + "\n"
     with atomic_path(out_dir / "heads.md") as tmp:
         tmp.write_text(text)
     return text
 
 
+def _per_class_table(row: ReportRow) -> str:
+    lines = ["| class | precision | recall | F1 | test images |", "|---|---:|---:|---:|---:|"]
+    for label, scores in row.record["per_class"].items():
+        lines.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | "
+                     f"{scores['support']} |")
+    return "\n".join(lines)
+
+
 def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[ReportRow]) -> str:
-    lines = ["| dataset | backbone | unfrozen | test accuracy | best frozen head | training s | epochs |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| dataset | backbone | blocks unfrozen | test accuracy | its linear probe | best frozen head | "
+             "training s | epochs (best) |", "|---|---|---|---:|---:|---:|---:|---:|"]
     for ft in finetune:
         frozen = [r for r in rows if r.dataset == ft["dataset"] and r.backbone == ft["backbone"]]
         best = max(frozen, key=lambda r: r.metric("accuracy") or 0.0) if frozen else None
         best_text = f"{best.metric('accuracy'):.4f} ({best.layer}/{best.head})" if best else "n/a"
         lines.append(f"| {ft['dataset']} | {ft['backbone']} | {ft['unfrozen']} | **{ft['test_accuracy']:.4f}** | "
-                     f"{best_text} | {ft['train_seconds']:.0f} | {ft['epochs']} |")
+                     f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['train_seconds']:.0f} | "
+                     f"{ft['epochs']} ({ft['best_epoch']}) |")
     return "\n".join(lines)
 
 

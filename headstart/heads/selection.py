@@ -79,6 +79,8 @@ def sweep_logreg_C(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, 
     With ``warm_start`` each fit starts from the previous C's solution, which is what makes a 45-point sweep
     cheap; without it, every fit starts from zero (kept for the benchmark).
     """
+    if list(Cs) != sorted(Cs):
+        raise ValueError("sweep_logreg_C walks the C grid upwards: give the Cs in ascending order")
     scaler = StandardScaler().fit(X_train)
     Xt, Xv = scaler.transform(X_train), scaler.transform(X_val)
     clf = LogisticRegression(max_iter=max_iter, tol=tol, warm_start=warm_start)

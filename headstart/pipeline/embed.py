@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headstart.pipeline.embed", description=__doc__)
     parser.add_argument("dataset")
     parser.add_argument("backbone")
+    parser.add_argument("--finetuned", action="store_true",
+                        help="embed with the fine-tuned checkpoint finetuned/<dataset>/<backbone>/model.pt; writes "
+                             "embeddings/<dataset>/<backbone>-finetuned")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
@@ -39,10 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     prepared = read_prepared(layout.prepared(ds.name))
     meta = prepared.attrs["headstart"]
     dataset = {"name": ds.name, "source": meta.get("source"), "shift": meta.get("shift")}
-    result = embed(prepared, backbone_spec(bb), layout.embeddings_dir(ds.name, bb.name), dataset=dataset,
-                   options=embed_options(cfg), progress=tqdm_progress)
-    print(f"{ds.name} x {bb.name}: {result.summary()}")
-    write_json(layout.embed_metrics(ds.name, bb.name), result.metrics())
+    spec, name = backbone_spec(bb), bb.name
+    if args.finetuned:
+        spec = dataclasses.replace(spec, weights=str(layout.finetune_dir(ds.name, bb.name) / "model.pt"))
+        name = layout.finetuned_name(bb.name)
+    result = embed(prepared, spec, layout.embeddings_dir(ds.name, name), dataset=dataset, options=embed_options(cfg),
+                   progress=tqdm_progress)
+    print(f"{ds.name} x {name}: {result.summary()}")
+    write_json(layout.embed_metrics(ds.name, name), result.metrics())
     return 0
 
 

@@ -20,33 +20,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset")
     parser.add_argument("backbone")
     parser.add_argument("head")
+    parser.add_argument("--finetuned", action="store_true", help="the fine-tuned backbone's embeddings")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(args.params)
-    ds, bb, head = cfg.dataset(args.dataset), cfg.backbone(args.backbone), cfg.head(args.head)
-    tables = layout.layer_tables(ds.name, bb.name)
+    ds, head = cfg.dataset(args.dataset), cfg.head(args.head)
+    name = layout.finetuned_name(cfg.backbone(args.backbone).name) if args.finetuned else cfg.backbone(args.backbone).name
+    tables = layout.layer_tables(ds.name, name)
     if not tables:
-        raise FileNotFoundError(f"no embedding tables in {layout.embeddings_dir(ds.name, bb.name)}; run "
-                                f"`dvc repro embed@{ds.name}-{bb.name}` first")
+        raise FileNotFoundError(f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run "
+                                f"`dvc repro` (the embed stage writes them) first")
     metrics, results = {}, {}
     for layer, table in tables.items():
-        evaluation, record = fit_table(table, head.head, head.params, layout.model_dir(ds.name, bb.name, head.name, layer),
+        evaluation, record = fit_table(table, head.head, head.params, layout.model_dir(ds.name, name, head.name, layer),
                                        name=head.name, seeds=cfg.evaluate.seeds, few_shot=cfg.evaluate.few_shot,
                                        seed=cfg.seed, progress=tqdm_progress)
         metrics[layer] = compact_metrics(evaluation)
         results[layer] = record
-        with atomic_path(layout.confusion_plot(ds.name, bb.name, head.name, layer)) as tmp, open(tmp, "w",
+        with atomic_path(layout.confusion_plot(ds.name, name, head.name, layer)) as tmp, open(tmp, "w",
                                                                                                  newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["actual", "predicted"])
             writer.writerows(zip(evaluation.y_true, evaluation.y_pred, strict=True))
         m = evaluation.metrics
-        print(f"{ds.name} x {bb.name} x {layer} x {head.name}: test accuracy {m['accuracy']:.4f}, "
+        print(f"{ds.name} x {name} x {layer} x {head.name}: test accuracy {m['accuracy']:.4f}, "
               f"macro-F1 {m['macro_f1']:.4f}, params {evaluation.params}")
-    write_json(layout.head_metrics(ds.name, bb.name, head.name), metrics)
-    write_json(layout.results(ds.name, bb.name, head.name),
-               {"dataset": ds.name, "backbone": bb.name, "head": head.name, "kind": head.head, "layers": results})
+    write_json(layout.head_metrics(ds.name, name, head.name), metrics)
+    write_json(layout.results(ds.name, name, head.name),
+               {"dataset": ds.name, "backbone": name, "head": head.name, "kind": head.head, "layers": results})
     return 0
 
 

@@ -10,13 +10,16 @@ __all__ = [
     "confusion_plot",
     "embed_metrics",
     "embeddings_dir",
+    "default_table",
     "finetune_dir",
+    "finetune_results",
+    "finetuned_name",
     "head_metrics",
     "layer_tables",
     "model_dir",
     "prepared",
     "results",
-    "transfer_dir",
+    "transfer_results",
 ]
 
 REPORT_DIR = Path("reports")
@@ -50,16 +53,38 @@ def head_metrics(dataset: str, backbone: str, head: str) -> Path:
 
 
 def results(dataset: str, backbone: str, head: str) -> Path:
-    return Path("results") / dataset / backbone / f"{head}.json"
+    return Path("results/heads") / dataset / backbone / f"{head}.json"
+
+
+def finetune_results(dataset: str, backbone: str) -> Path:
+    return Path("results/finetune") / dataset / f"{backbone}.json"
+
+
+def transfer_results(name: str) -> Path:
+    return Path("results/transfer") / f"{name}.json"
 
 
 def confusion_plot(dataset: str, backbone: str, head: str, layer: str) -> Path:
     return Path("plots/confusion") / dataset / backbone / head / f"{layer}.csv"
 
 
+def finetuned_name(backbone: str) -> str:
+    """The name the fine-tuned copy of a backbone goes by in embeddings/, models/, results/ and the report."""
+    return f"{backbone}-finetuned"
+
+
 def finetune_dir(dataset: str, backbone: str) -> Path:
     return Path("finetuned") / dataset / backbone
 
 
-def transfer_dir(name: str) -> Path:
-    return Path("transfer") / name
+def default_table(dataset: str, backbone: str) -> Path:
+    """The table of the backbone's default layer (the pooled features before its classifier)."""
+    from headstart.data.tables import read_embedding_metadata
+
+    tables = layer_tables(dataset, backbone)
+    for path in tables.values():
+        meta = read_embedding_metadata(path)
+        if meta.get("node") == meta.get("default_node"):
+            return path
+    raise FileNotFoundError(f"no table of the default layer in {embeddings_dir(dataset, backbone)} (found "
+                            f"{', '.join(tables) or 'none'}); add `default` to backbones.{backbone}.layers")

@@ -30,18 +30,24 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(json.loads(path.read_text()))
                 else:
                     missing.append(str(path))
+    for ds in cfg.finetune.datasets:  # the fine-tuned network as one more backbone
+        for bb in cfg.finetune.backbones:
+            for head in cfg.heads:
+                path = layout.results(ds, layout.finetuned_name(bb), head)
+                if path.exists():
+                    results.append(json.loads(path.read_text()))
     if missing:
         raise FileNotFoundError(f"missing results {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
                                 "run `dvc repro` (the fit stages write them)")
     finetune = []
     for ds in cfg.finetune.datasets:
         for bb in cfg.finetune.backbones:
-            path = layout.finetune_dir(ds, bb) / "summary.json"
+            path = layout.finetune_results(ds, bb)
             if path.exists():
                 finetune.append(json.loads(path.read_text()))
     transfer = []
     for name in cfg.transfer:
-        path = layout.transfer_dir(name) / "table.json"
+        path = layout.transfer_results(name)
         if path.exists():
             transfer.append(json.loads(path.read_text()))
     text = render_report(rows_from_results(results), layout.REPORT_DIR, finetune=finetune, transfer=transfer,

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 SMALL_PARAMS = {
     "seed": 0,
-    "datasets": {"digits": {"source": "digits", "limit": 400}},
+    "datasets": {"digits": {"source": "digits", "limit": 400},
+                 "digits_inverted": {"source": "digits", "limit": 400, "shift": "invert"}},
     "backbones": {
         "mobilenet_v2": {"arch": "mobilenet_v2", "weights": "IMAGENET1K_V1", "layers": ["features.13", "default"],
                          "image_size": 32},
@@ -27,6 +28,9 @@ SMALL_PARAMS = {
     "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
     "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
     "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
+    "finetune": {"datasets": ["digits"], "backbones": ["mobilenet_v2"], "unfreeze": 1, "epochs": 1, "batch_size": 32},
+    "transfer": {"shift": {"source": "digits", "target": "digits_inverted", "backbone": "mobilenet_v2",
+                           "layer": "default", "heads": ["logreg", "knn"], "adapt_steps": 3}},
 }
 
 
@@ -66,7 +70,8 @@ def _ran(output: str) -> set[str]:
 
 def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     output = _dvc(repo, "repro")
-    assert {"prepare@digits", "embed@digits-mobilenet_v2", "embed@digits-pixels", "report"} <= _ran(output)
+    assert {"prepare@digits", "embed@digits-mobilenet_v2", "embed@digits-pixels", "finetune@digits-mobilenet_v2",
+            "embed_finetuned@digits-mobilenet_v2", "transfer@shift", "report"} <= _ran(output)
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]  # keyed by revision ("" or "workspace")
     for head in ("knn", "logreg", "svm"):
@@ -75,7 +80,13 @@ def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
         assert 0.5 < data["features.13"]["accuracy"] <= 1.0
     assert files["metrics/embed/digits/mobilenet_v2.json"]["data"]["failed"] == 0
     report = (repo / "reports" / "heads.md").read_text()
-    assert report.count("| mobilenet_v2 |") == 6 and report.count("| pixels |") == 3
+    assert report.count("| mobilenet_v2 |") == 12 and report.count("| pixels |") == 6  # 2 datasets
+    assert report.count("| mobilenet_v2-finetuned |") == 3  # the fine-tuned network's default layer x 3 heads
+    assert "## Fine-tuning" in report and "## Domain shift: digits -> digits_inverted" in report
+    finetuned = json.loads((repo / "results/finetune/digits/mobilenet_v2.json").read_text())
+    assert 0.5 < finetuned["test_accuracy"] <= 1 and len(finetuned["sha256"]) == 64
+    transfer = json.loads((repo / "results/transfer/shift.json").read_text())
+    assert len(transfer["rows"]) == 8 and (repo / "reports/transfer/shift.md").exists()
     assert (repo / "reports" / "fewshot.png").stat().st_size > 10_000
     plots = json.loads(_dvc(repo, "plots", "show", "--json"))["data"]
     assert "reports/plots/fewshot.csv" in plots
@@ -90,8 +101,9 @@ def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
     output = _dvc(repo, "repro")
     ran = _ran(output)
     assert not {s for s in ran if s.startswith("embed@")}, output
-    assert {"fit@digits-mobilenet_v2-knn", "fit@digits-pixels-knn", "report"} <= ran
-    assert not {s for s in ran if "logreg" in s or "svm" in s}
+    assert {"fit@digits-mobilenet_v2-knn", "fit@digits-pixels-knn", "fit_finetuned@digits-mobilenet_v2-knn",
+            "transfer@shift", "report"} <= ran  # transfer uses the knn head too
+    assert not {s for s in ran if "logreg" in s or "svm" in s or s.startswith(("finetune@", "embed_finetuned@"))}
     lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
         assert lock_after[stage] == lock_before[stage]

@@ -1,0 +1,93 @@
+"""A fitted linear head as one linear layer on raw features (for fine-tuning to start from)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_linear_layer", "finetuning_probe", "probe_parts"]
+
+
+def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(weight, bias, classes)`` with ``logits = x @ weight.T + bias`` on unscaled features.
+
+    Takes the ``StandardScaler -> LogisticRegression`` (or linear SVM) pipeline of the logreg/svm heads and folds
+    the standardisation into the weights. A binary classifier becomes two rows, ``[0, w]``, so that a softmax
+    over them gives the same probabilities as the sigmoid.
+    """
+    steps = getattr(estimator, "named_steps", None)
+    if not steps or "clf" not in steps or not hasattr(steps["clf"], "coef_"):
+        raise ValueError(f"{type(estimator).__name__} is not a fitted linear head (logreg or linear svm)")
+    scaler, clf = steps.get("scale"), steps["clf"]
+    coef = np.asarray(clf.coef_, dtype=np.float64)
+    intercept = np.asarray(clf.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    if scaler is not None:
+        weight = coef / np.asarray(scaler.scale_, dtype=np.float64)
+        bias = intercept - weight @ np.asarray(scaler.mean_, dtype=np.float64)
+    else:
+        weight, bias = coef, intercept
+    return weight.astype(np.float32), bias.astype(np.float32), [str(c) for c in clf.classes_]
+
+
+def probe_parts(estimator: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``(mean, scale, weight, bias, classes)``: ``logits = ((x - mean) / scale) @ weight.T + bias``.
+
+    The standardisation kept apart from the weights, which is what a network should train from: folded
+    weights on raw features can be badly scaled for an optimiser like Adam.
+    """
+    steps = getattr(estimator, "named_steps", None)
+    if not steps or "clf" not in steps or not hasattr(steps["clf"], "coef_"):
+        raise ValueError(f"{type(estimator).__name__} is not a fitted linear head (logreg or linear svm)")
+    scaler, clf = steps.get("scale"), steps["clf"]
+    coef = np.asarray(clf.coef_, dtype=np.float64)
+    intercept = np.asarray(clf.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    d = coef.shape[1]
+    mean = np.asarray(scaler.mean_, dtype=np.float64) if scaler is not None else np.zeros(d)
+    scale = np.asarray(scaler.scale_, dtype=np.float64) if scaler is not None else np.ones(d)
+    return (mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), intercept.astype(np.float32),
+            [str(c) for c in clf.classes_])
+
+
+def finetuning_probe(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+                     Cs: list[float], *, scale_floor: float = 0.1, max_iter: int = 1000
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], float, float]:
+    """The linear probe a network is fine-tuned from: ``(mean, scale, weight, bias, classes, C, val_accuracy)``.
+
+    Like the logreg head (centred, scaled features; C chosen on val with a warm-started sweep; fitted on train
+    only, so val stays unseen for early stopping), except that no feature's scale may fall below
+    ``scale_floor`` x the median scale. Plain standardisation divides nearly constant features by nearly zero;
+    a probe may then lean on them, and the first training steps, which move those features a little, blow
+    the logits up.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    scale = np.maximum(std, scale_floor * float(np.median(std[std > 0])) if (std > 0).any() else 1.0)
+    Xt, Xv = (X_train - mean) / scale, (X_val - mean) / scale
+    clf = LogisticRegression(max_iter=max_iter, warm_start=True)
+    best = (-1.0, Cs[0], None)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for C in sorted(Cs):
+            clf.set_params(C=C).fit(Xt, y_train)
+            accuracy = float(np.mean(clf.predict(Xv) == y_val))
+            if accuracy > best[0]:
+                best = (accuracy, C, (clf.coef_.copy(), clf.intercept_.copy()))
+    accuracy, C, (coef, intercept) = best
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    return (mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), intercept.astype(np.float32),
+            [str(c) for c in clf.classes_], float(C), accuracy)
