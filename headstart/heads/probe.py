@@ -1,4 +1,4 @@
-"""A fitted linear head as one linear layer on raw features (for fine-tuning to start from)."""
+"""Linear heads as linear layers: what a network is fine-tuned from, and a fitted head exported as one layer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_linear_layer", "finetuning_probe", "probe_parts"]
+__all__ = ["as_linear_layer", "finetuning_probe"]
 
 
 def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -31,28 +31,6 @@ def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     else:
         weight, bias = coef, intercept
     return weight.astype(np.float32), bias.astype(np.float32), [str(c) for c in clf.classes_]
-
-
-def probe_parts(estimator: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """``(mean, scale, weight, bias, classes)``: ``logits = ((x - mean) / scale) @ weight.T + bias``.
-
-    The standardisation kept apart from the weights, which is what a network should train from: folded
-    weights on raw features can be badly scaled for an optimiser like Adam.
-    """
-    steps = getattr(estimator, "named_steps", None)
-    if not steps or "clf" not in steps or not hasattr(steps["clf"], "coef_"):
-        raise ValueError(f"{type(estimator).__name__} is not a fitted linear head (logreg or linear svm)")
-    scaler, clf = steps.get("scale"), steps["clf"]
-    coef = np.asarray(clf.coef_, dtype=np.float64)
-    intercept = np.asarray(clf.intercept_, dtype=np.float64)
-    if coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.array([0.0, intercept[0]])
-    d = coef.shape[1]
-    mean = np.asarray(scaler.mean_, dtype=np.float64) if scaler is not None else np.zeros(d)
-    scale = np.asarray(scaler.scale_, dtype=np.float64) if scaler is not None else np.ones(d)
-    return (mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), intercept.astype(np.float32),
-            [str(c) for c in clf.classes_])
 
 
 def finetuning_probe(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,

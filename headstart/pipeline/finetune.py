@@ -13,8 +13,8 @@ from headstart.data import load_embeddings, read_prepared
 from headstart.features.finetune import FinetuneSettings, LinearInit, finetune
 from headstart.heads.evaluate import SplitData
 from headstart.heads.persist import check_provenance, load_head
-from headstart.heads.registry import build_head
-from headstart.heads.probe import probe_parts
+from headstart.heads.registry import resolve_params
+from headstart.heads.probe import finetuning_probe
 from headstart.heads.workflow import write_json
 from headstart.pipeline import layout
 from headstart.pipeline.config import ConfigError, load_config

@@ -18,17 +18,18 @@ from headstart.heads.evaluate import SplitData
 from headstart.heads.probe import as_linear_layer, finetuning_probe
 from headstart.heads.registry import build_head
 
-SPEC = BackboneSpec("mobilenet_v2", weights=None, layers=("default",), image_size=32)
+SPEC = BackboneSpec("mobilenet_v2", weights="IMAGENET1K_V1", layers=("default",), image_size=32)
 
 
 @pytest.fixture
-def tuned(image_folder: Path, tmp_path: Path) -> tuple[Path, object]:
+def tuned(image_folder: Path, tmp_path: Path, mobilenet_weights: Path) -> tuple[Path, object]:
     prepared = prepare_dataset(str(image_folder), val=0.25, test=0.25)
     table = embed(prepared, SPEC, tmp_path / "emb", options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"))
     data = SplitData.from_table(load_embeddings(table.tables["flatten"]))
-    probe = build_head("logreg", {"C": 1.0}).fit(data.X_train, data.y_train)
-    settings = FinetuneSettings(unfreeze=2, epochs=2, patience=5, batch_size=8, num_workers=0, head_lr=0.01)
-    mean, scale, weight, bias, classes = probe_parts(probe)
+    mean, scale, weight, bias, classes, _, _ = finetuning_probe(data.X_train, data.y_train, data.X_val, data.y_val,
+                                                                [0.01, 0.1, 1.0])
+    settings = FinetuneSettings(unfreeze=2, epochs=2, patience=5, batch_size=8, num_workers=0, optimizer="sgd",
+                                head_lr=0.01)
     result = finetune(SPEC, prepared, LinearInit(weight, bias, classes, mean, scale), tmp_path / "ft" / "model.pt",
                       settings)
     return tmp_path / "ft" / "model.pt", result

@@ -42,9 +42,11 @@ def test_outputs_are_where_the_layout_says() -> None:
 
 
 def test_every_stage_param_exists_in_params_yaml() -> None:
-    names = {"${key}": next(iter(PARAMS["datasets"])), "${item.dataset}": next(iter(PARAMS["datasets"])),
-             "${item.backbone}": next(iter(PARAMS["backbones"])), "${item.head}": next(iter(PARAMS["heads"]))}
+    names = {"${item.dataset}": next(iter(PARAMS["datasets"])), "${item.backbone}": next(iter(PARAMS["backbones"])),
+             "${item.head}": next(iter(PARAMS["heads"]))}
     for name in DVC["stages"]:
+        foreach = DVC["stages"][name].get("foreach", "")
+        names["${key}"] = next(iter(PARAMS[foreach.strip("${}")])) if foreach else ""
         for param in _stage(name).get("params", []):
             for placeholder, value in names.items():
                 param = param.replace(placeholder, value)
