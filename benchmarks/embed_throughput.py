@@ -12,7 +12,7 @@ slow machine. Run it from the repository root on a quiet machine::
 Sections (``--sections``, comma-separated; default all):
 
 ``naive``     (a) the img2vec way: per image, PIL open -> RGB -> the weights' transform -> ``model(x[None])``.
-``ceiling``   (b) the forward pass alone, on a batch of 64 tensors already in memory, through the same
+``ceiling``   (b) the forward pass alone, on one batch of tensors already in memory (the engine's batch size), through the same
               truncated model the engine runs (channels-last, inference mode): the most (c) can reach.
 ``engine``    (c) ``headstart.features.embed.embed`` on the image folder, with a fresh cache.
 ``bf16``      forward-only images/s in fp32 and bf16 (autocast) for mobilenet_v2 and resnet18 (random weights).
@@ -61,7 +61,16 @@ FMNIST_FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
 FMNIST_LABEL_FILES = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 FMNIST_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                   "ankle-boot")
-BATCH = 64
+def _engine_batch() -> int:
+    """The batch size the engine itself picks on this machine (``batch_size: auto``)."""
+    import torch
+
+    from headstart.features.embed import EmbedOptions
+
+    return EmbedOptions().batch_size_for(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+BATCH = _engine_batch()
 
 GOAL_ENGINE_VS_CEILING = 0.85
 GOAL_ENGINE_VS_NAIVE = 3.0
@@ -424,13 +433,13 @@ def run_ceiling(files: Sequence[Path], images: int) -> dict[str, float]:
     return forward_throughput(channels_last_extractor(backbone), batch, images, "fp32")
 
 
-def run_engine(root: Path, scratch: Path) -> dict[str, Any]:
-    """(c) ``embed`` on the folder, batch 64, default workers, fresh cache."""
+def run_engine(root: Path, scratch: Path, workers: int | str = "auto") -> dict[str, Any]:
+    """(c) ``embed`` on the folder, the engine's batch size, ``workers`` decoding workers, fresh cache."""
     from headstart.features.embed import EmbedOptions, embed
 
     prepared, prepare_seconds = prepare(root, "bench")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="engine-") as tmp:
-        options = EmbedOptions(batch_size=BATCH, num_workers="auto", device="auto", on_error="skip",
+        options = EmbedOptions(batch_size=BATCH, num_workers=workers, device="auto", on_error="skip",
                                cache_dir=Path(tmp) / "cache")
         start = time.perf_counter()
         result = embed(prepared, mobilenet_spec(), Path(tmp) / "out", dataset={"name": "bench"}, options=options)
@@ -446,15 +455,19 @@ def report_throughput(results: dict[str, dict[str, Any]]) -> None:
     section("Throughput: mobilenet_v2 IMAGENET1K_V1, fp32, 224 px, CPU")
     rows = []
     naive, ceiling, engine = results.get("naive"), results.get("ceiling"), results.get("engine")
+    forced = results.get("engine_worker")
     if naive:
         rows.append(("(a) naive per-image loop (img2vec)", naive["images"], naive["seconds"], naive["ips"]))
     if ceiling:
-        rows.append(("(b) forward pass alone, batch 64 in memory (ceiling)", ceiling["images"], ceiling["seconds"],
+        rows.append((f"(b) forward pass alone, batch {BATCH} in memory (ceiling)", ceiling["images"], ceiling["seconds"],
                      ceiling["ips"]))
     if engine:
         rows.append(("(c) headstart embed (forward loop wall)", engine["computed"], engine["wall"], engine["ips"]))
         rows.append(("(c') headstart embed, end to end incl. model load + tables", engine["computed"],
                      engine["end_to_end"], engine["ips_end_to_end"]))
+    if forced:
+        rows.append(("(c'') headstart embed, 1 decoding worker forced (in parallel)", forced["computed"],
+                     forced["wall"], forced["ips"]))
     print(table(["what", "images", "seconds", "images/s"], rows))
     goals = []
     if engine and ceiling:
@@ -474,6 +487,9 @@ def report_throughput(results: dict[str, dict[str, Any]]) -> None:
         note(f"(c) ran on all {engine['images']} images ({engine['failed']} failed); preparing the dataset "
              f"(listing + hashing) took {engine['prepare_seconds']:.2f} s beforehand. The engine's own account:\n")
         print("    " + engine["summary"].replace("\n", "\n    "))
+    if forced:
+        note("(c'') the same with `num_workers: 1`, decoding in a worker process while the model runs:\n")
+        print("    " + forced["summary"].replace("\n", "\n    "))
     if naive:
         note("(a) runs the full model (classifier included, as img2vec does with a hook), default memory format, "
              "under torch.inference_mode, after one warm-up image.")
@@ -508,11 +524,11 @@ def run_bf16_speed(files: Sequence[Path], images: int) -> list[dict[str, Any]]:
 
 
 def report_bf16_speed(rows: list[dict[str, Any]]) -> None:
-    section("bf16 against fp32: forward pass alone, batch 64 in memory, 224 px, CPU")
+    section(f"bf16 against fp32: forward pass alone, batch {BATCH} in memory, 224 px, CPU")
     print(table(["backbone", "weights", "fp32 images/s", "bf16 images/s", "bf16 speed-up", "min cosine fp32~bf16"],
                 [(r["arch"], r["weights"], r["fp32"], r["bf16"], f"{r['speedup']:.2f}x", f"{r['cosine']:.4f}")
                  for r in rows]))
-    note(f"{rows[0]['images']} images per figure (the same 64 repeated), after one warm-up batch; bf16 is "
+    note(f"{rows[0]['images']} images per figure (the same {BATCH} repeated), after one warm-up batch; bf16 is "
          "torch.autocast('cpu', dtype=torch.bfloat16), as the engine runs it. Whether bf16 pays off depends on "
          f"the CPU's bf16 instructions (here: {cpu_flags()}).")
 
@@ -598,7 +614,7 @@ def run_memory(data_dir: Path, scratch: Path, counts: Sequence[int], size: int, 
 
 
 def report_memory(rows: list[dict], image_size: int) -> None:
-    section(f"Memory: peak RSS of `embed` in a fresh process (mobilenet_v2 fp32, {image_size} px, batch 64)")
+    section(f"Memory: peak RSS of `embed` in a fresh process (mobilenet_v2 fp32, {image_size} px, batch {BATCH})")
     print(table(["images", "embed s", "images/s", "RSS after imports (MiB)", "RSS before embed (MiB)",
                  "peak RSS, main (MiB)", "peak RSS, largest worker (MiB)"],
                 [(r["images"], r["seconds"], r["ips"], mib(r["rss_at_start"]), mib(r["rss_before_embed"]),
@@ -746,6 +762,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             throughput["ceiling"] = run_ceiling(files, args.ceiling_images)
         if "engine" in wanted:
             throughput["engine"] = run_engine(root, scratch)
+            throughput["engine_worker"] = run_engine(root, scratch, workers=1)
         if throughput:
             report_throughput(throughput)
         if "bf16" in wanted:

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _embed_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", default="auto", help="images per batch (default auto: 16 on a CPU, 64 on a GPU)")
     p.add_argument("--workers", default="auto", help="decoding processes (default auto)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--on-error", default="skip", choices=["skip", "raise"],
@@ -114,7 +114,8 @@ def _options(args: argparse.Namespace) -> Any:
     from headstart.features.embed import EmbedOptions
 
     workers: Any = args.workers if args.workers == "auto" else int(args.workers)
-    return EmbedOptions(batch_size=args.batch_size, num_workers=workers, device=args.device, on_error=args.on_error,
+    batch: Any = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    return EmbedOptions(batch_size=batch, num_workers=workers, device=args.device, on_error=args.on_error,
                         cache_dir=None if args.no_cache else args.cache_dir)
 
 

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.features.cache import EmbeddingCache, layer_key
-from headstart.features.fingerprint import base_fingerprint, layer_fingerprint, library_versions
-from headstart.features.reader import ImageDataset, Item, auto_workers, make_loader
+from headstart.features.fingerprint import ENGINE_VERSION, base_fingerprint, layer_fingerprint, library_versions
+from headstart.features.reader import ImageDataset, Item, auto_workers, forward_threads, make_loader
 from headstart.features.registry import BackboneSpec, load_backbone
 from headstart.features.runner import EmbedError, RunStats, autocast, run_batches, select_device
 from headstart.features.writer import TableOut, assemble_tables
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 class EmbedOptions:
     """How to run; nothing here changes the embeddings. ``cache_dir=None`` uses a throw-away cache."""
 
-    batch_size: int = 64
+    batch_size: int | str = "auto"
     num_workers: int | str = "auto"
     device: str = "auto"
     on_error: str = "skip"
@@ -54,8 +55,15 @@ class EmbedOptions:
     def __post_init__(self) -> None:
         if self.on_error not in ("skip", "raise"):
             raise EmbedError(f"on_error must be 'skip' or 'raise', got {self.on_error!r}")
-        if self.batch_size < 1:
-            raise EmbedError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise EmbedError(f"batch_size must be a positive integer or auto, got {self.batch_size!r}")
+
+    def batch_size_for(self, device: Any) -> int:
+        """``auto``: 16 images on a CPU (small batches stay in the caches: MobileNetV2 runs about 1.6x faster
+        than at 64), 64 on a GPU."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return 64 if getattr(device, "type", "cpu") == "cuda" else 16
 
 
 @dataclass
@@ -148,7 +156,7 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
         provenance = {}
         for key, cache_key in keys.items():
             node, mode = key
-            prov = {**base, "versions": versions, "node": node, "pooling": mode, "pooling_applied": applied[key],
+            prov = {**base, "versions": versions, "engine_version": ENGINE_VERSION, "node": node, "pooling": mode, "pooling_applied": applied[key],
                     "dim": dims[key], "default_node": default_node, "base_fingerprint": fingerprint,
                     "fingerprint": layer_fingerprint(fingerprint, node, mode), "dataset": dict(dataset or {})}
             provenance[labels[key]] = prov
@@ -189,16 +197,22 @@ def _run(prepared: pd.DataFrame, todo: list[str], backbone: Any, extractor: Any,
     items = [Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if "image" in first.columns else None)
              for i in todo]
     dataset = ImageDataset(items, backbone.transform, options.max_image_pixels)
-    batches = -(-len(items) // options.batch_size)
+    batch_size = options.batch_size_for(device)
+    batches = -(-len(items) // batch_size)
     workers = auto_workers(device, batches) if options.num_workers == "auto" else int(options.num_workers)
-    loader = make_loader(dataset, options.batch_size, workers, pin_memory=device.type == "cuda")
+    loader = make_loader(dataset, batch_size, workers, pin_memory=device.type == "cuda")
     bar = progress(total=len(items), desc=name, unit="img")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(forward_threads(device, workers))
+    log.debug("embedding %d images: batch %d, %d decoding workers, %d forward threads", len(items), batch_size,
+              workers, torch.get_num_threads())
     try:
         with cache.open_segment() as segment:
             return run_batches(extractor, loader, keys=keys, device=device, precision=precision, sink=segment.append,
                                strict=options.on_error == "raise", describe=lambda i: _describe(prepared, i),
                                progress=bar)
     finally:
+        torch.set_num_threads(threads)
         bar.close()
 
 

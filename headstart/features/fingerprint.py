@@ -14,7 +14,8 @@ from typing import Any
 __all__ = ["ENGINE_VERSION", "base_fingerprint", "layer_fingerprint", "library_versions"]
 
 # Bump when a change in headstart itself changes the embeddings it computes (invalidates every cache).
-ENGINE_VERSION = 1
+# 2: BatchNorm folded into the preceding convolution for inference.
+ENGINE_VERSION = 2
 
 
 def library_versions() -> dict[str, str]:

@@ -96,7 +96,7 @@ class HeadConfig:
 class EmbedConfig:
     """How the embed stage runs; none of these change the embeddings."""
 
-    batch_size: int = 64
+    batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
     device: str = "auto"
     on_error: Literal["skip", "raise"] = "skip"
