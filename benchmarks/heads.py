@@ -297,7 +297,7 @@ def run_knn(args: argparse.Namespace) -> None:
         return KNNClassifier(k=args.k, metric="cosine", weighting="uniform", index="flat")
 
     def ivf() -> Any:
-        return KNNClassifier(k=args.k, metric="cosine", weighting="uniform", index="ivf", nprobe=args.nprobe)
+        return KNNClassifier(k=args.k, metric="cosine", weighting="uniform", index="ivf", nprobe=args.nprobe or None)
 
     def dino() -> Any:
         return KNNClassifier(k=args.k, metric="cosine", weighting="temperature", temperature=0.07, index="flat")
@@ -306,11 +306,10 @@ def run_knn(args: argparse.Namespace) -> None:
     reference = time_fit_predict("scikit-learn brute cosine, uniform", sklearn_knn, data, args.repeats)
     runs = [reference,
             time_fit_predict("headstart flat (exact), uniform", flat, data, args.repeats),
-            time_fit_predict(f"headstart ivf nprobe={args.nprobe}, uniform", ivf, data, args.repeats),
+            time_fit_predict(f"headstart ivf nprobe={args.nprobe or 'auto'}, uniform", ivf, data, args.repeats),
             time_fit_predict("headstart flat, temperature 0.07 (default)", dino, data, args.repeats)]
     exact, approx = runs[1], runs[2]
-    ivf_index = faiss.extract_index_ivf(approx.model.index_)
-    nlist = ivf_index.nlist
+    nlist = approx.model.index_.nlist
 
     rows = []
     for run in runs:
@@ -342,14 +341,15 @@ def run_knn(args: argparse.Namespace) -> None:
     # the nprobe trade-off: one trained IVF index, nprobe is a search-time setting of the faiss index
     nprobe_rows = []
     for nprobe in args.nprobes:
-        ivf_index.nprobe = min(nprobe, nlist)
+        approx.model.set_params(nprobe=nprobe)  # a search-time setting: the trained index stays
         seconds, predictions = best_of(lambda: approx.model.predict(data.X_test), args.repeats)
-        nprobe_rows.append((ivf_index.nprobe, f"{100 * ivf_index.nprobe / nlist:.1f}%", seconds,
+        nprobe_rows.append((min(nprobe, nlist), f"{100 * min(nprobe, nlist) / nlist:.1f}%", seconds,
                             approx.fit_s + seconds, f"{reference.total_s / (approx.fit_s + seconds):.1f}x",
                             f"{reference.predict_s / seconds:.1f}x",
                             percent(float(np.mean(predictions == reference.predictions)))))
-    ivf_index.nprobe = min(args.nprobe, nlist)
-    note(f"IVF trade-off: nlist = {nlist} cells (the default, about 4 sqrt(n)); training the coarse quantizer "
+    approx.model.set_params(nprobe=args.nprobe or None)
+    note(f"IVF trade-off: nlist = {nlist} cells (the default, about sqrt(n)), nprobe by default nlist // 25 (at least 4) = "
+         f"{max(4, nlist // 25)}; training the coarse quantizer "
          f"(k-means, in fit) took {approx.fit_s:.2f} s of the {approx.total_s:.2f} s. Same trained index, "
          "nprobe varied:")
     print()
@@ -547,9 +547,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="scale of the samples around their cluster centre (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--k", type=int, default=20, help="neighbours (default 20)")
-    parser.add_argument("--nprobe", type=int, default=16, help="IVF cells searched in the timed IVF run (default 16)")
-    parser.add_argument("--nprobes", default="1,4,16,64",
-                        help="comma-separated nprobe values of the IVF trade-off table (default 1,4,16,64)")
+    parser.add_argument("--nprobe", type=int, default=0,
+                        help="IVF cells searched in the timed IVF run (default 0: the head's own choice, nlist // 25)")
+    parser.add_argument("--nprobes", default="2,4,8,16,32",
+                        help="comma-separated nprobe values of the IVF trade-off table (default 2,4,8,16,32)")
     parser.add_argument("--logreg-train", type=int, default=5_000, help="logreg training rows (default 5000)")
     parser.add_argument("--logreg-val", type=int, default=1_000, help="logreg val rows (default 1000)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each k-NN / sweep, best kept "
@@ -560,7 +561,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dvc-k", type=int, default=10, help="the new heads.knn.k of the head-only run (default 10)")
     args = parser.parse_args(argv)
     args.nprobes = [int(p) for p in args.nprobes.split(",") if p.strip()]
-    for name in ("train", "queries", "dim", "classes", "k", "nprobe", "logreg_train", "logreg_val", "repeats"):
+    if args.nprobe < 0:
+        parser.error("--nprobe must be 0 (auto) or positive")
+    for name in ("train", "queries", "dim", "classes", "k", "logreg_train", "logreg_val", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.k > args.train:

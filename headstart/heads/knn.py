@@ -2,8 +2,8 @@
 
 Cosine similarity (inner product of L2-normalised vectors, the default) or Euclidean distance; votes are
 uniform, inverse-distance, or ``exp(similarity / T)`` (DINO, T = 0.07). The exact index is
-``IndexFlatIP`` / ``IndexFlatL2``; ``index="ivf"`` trades a little agreement for a lot of speed on large
-training sets.
+``IndexFlatIP`` / ``IndexFlatL2``; ``index="ivf"`` (faiss k-means cells, scanned as batched matrix products,
+:mod:`headstart.heads.ivf`) trades a little agreement for a lot of speed on large training sets.
 
 >>> import numpy as np
 >>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
@@ -14,12 +14,15 @@ training sets.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import faiss
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from headstart.heads.ivf import BatchedIVF
 
 __all__ = ["KNNClassifier"]
 
@@ -45,7 +48,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         IVF cells; ``None`` picks about ``sqrt(n)`` (at least 39 training vectors per cell). The cells are
         trained (k-means) on a sample of at most 64 vectors per cell.
     nprobe : int or None, default=None
-        IVF cells searched per query; ``None`` picks ``nlist // 8`` (at least 1). It can be changed after fitting.
+        IVF cells searched per query; ``None`` picks ``nlist // 25`` (at least 4): on clustered data about 99%
+        of predictions agree with the exact search. It can be changed after fitting.
     """
 
     def __init__(self, k: int = 20, metric: str = "cosine", weighting: str = "temperature",
@@ -88,15 +92,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
         if self.index == "ivf":
             nlist = self.nlist or max(1, min(int(math.sqrt(n)), n // 39))
-            quantizer = faiss.IndexFlat(d, metric)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
-            index.cp.min_points_per_centroid = min(39, max(1, n // nlist))  # no warning for small sets
-            sample = vectors
-            if n > 64 * nlist:  # k-means on a sample: the cells come out the same, for a fraction of the time
-                rows = np.random.default_rng(0).choice(n, 64 * nlist, replace=False)
-                sample = vectors[np.sort(rows)]
-            index.train(sample)
-            self._quantizer = quantizer  # keep it alive as long as the index
+            index: Any = BatchedIVF(d, min(nlist, n), "ip" if metric == faiss.METRIC_INNER_PRODUCT else "l2")
+            index.train(vectors)
         else:
             index = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
         index.add(vectors)
@@ -123,10 +120,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "index_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         k = min(k or self.k, self.index_.ntotal)
-        if self.index == "ivf":
-            ivf = faiss.extract_index_ivf(self.index_)
-            ivf.nprobe = min(self.nprobe or max(1, ivf.nlist // 8), ivf.nlist)  # a search-time setting
-        scores, idx = self.index_.search(self._prepare(X), k)
+        if isinstance(self.index_, BatchedIVF):
+            nprobe = self.nprobe or max(4, self.index_.nlist // 25)  # a search-time setting
+            scores, idx = self.index_.search(self._prepare(X), k, nprobe)
+        else:
+            scores, idx = self.index_.search(self._prepare(X), k)
         if self.metric == "l2":
             scores = np.sqrt(np.maximum(scores, 0.0))
         return scores, idx
@@ -164,12 +162,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_quantizer", None)
-        if "index_" in state:
-            state["index_"] = faiss.serialize_index(state["index_"])
+        if "index_" in state and isinstance(state["index_"], faiss.Index):
+            state["index_"] = ("faiss", faiss.serialize_index(state["index_"]))
         return state
 
     def __setstate__(self, state: dict) -> None:
-        if "index_" in state:
-            state["index_"] = faiss.deserialize_index(state["index_"])
+        if isinstance(state.get("index_"), tuple) and state["index_"][0] == "faiss":
+            state["index_"] = faiss.deserialize_index(state["index_"][1])
         self.__dict__.update(state)

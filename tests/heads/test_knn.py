@@ -63,3 +63,26 @@ def test_k_larger_than_the_training_set_is_capped() -> None:
 @parametrize_with_checks([KNNClassifier(), KNNClassifier(metric="l2", weighting="distance"), NearestClassMean()])
 def test_scikit_learn_estimator_checks(estimator, check) -> None:  # noqa: ANN001
     check(estimator)
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_batched_ivf_scanning_every_cell_is_the_exact_search(metric: str) -> None:
+    import faiss
+
+    from headstart.heads.ivf import BatchedIVF
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3000, 16)).astype(np.float32)
+    Q = rng.standard_normal((200, 16)).astype(np.float32)
+    ivf = BatchedIVF(16, 20, metric)
+    ivf.train(X)
+    ivf.add(X[:2000])
+    ivf.add(X[2000:])  # ids continue where they left off
+    exact = faiss.IndexFlatIP(16) if metric == "ip" else faiss.IndexFlatL2(16)
+    exact.add(X)
+    scores, ids = ivf.search(Q, 10, nprobe=20)
+    want_scores, want_ids = exact.search(Q, 10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-4)
+    few = ivf.search(Q, 10, nprobe=2)[1]
+    assert 0.3 < np.mean([len(set(a) & set(b)) / 10 for a, b in zip(few, want_ids, strict=True)]) < 1.0
