@@ -542,6 +542,7 @@ def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     prepared = prepare_dataset("digits", name="digits")
     layers = ("features.13", "default")
     scores: dict[str, dict[str, dict[str, Any]]] = {}
+    splits: dict[str, dict[str, Any]] = {}
     for precision in ("fp32", "bf16"):
         spec = mobilenet_spec(precision, image_size=64, layers=layers)
         with tempfile.TemporaryDirectory(dir=scratch, prefix=f"digits-{precision}-") as tmp:
@@ -549,6 +550,7 @@ def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
                            options=EmbedOptions(batch_size=BATCH, cache_dir=None))
             for layer, path in result.tables.items():
                 data = SplitData.from_table(load_embeddings(path))
+                splits.setdefault(layer, {})[precision] = data
                 evaluation = evaluate_head("logreg", {}, data, seeds=1, few_shot=())
                 scores.setdefault(layer, {})[precision] = {
                     "accuracy": evaluation.metrics["accuracy"], "C": evaluation.params["C"],
@@ -556,21 +558,30 @@ def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     rows = []
     for layer, by_precision in scores.items():
         fp32, bf16 = by_precision["fp32"], by_precision["bf16"]
+        # the same head on both: bf16 embeddings at the C the fp32 run chose, which isolates the precision
+        same_c = evaluate_head("logreg", {"C": fp32["C"]}, splits[layer]["bf16"], seeds=1, few_shot=())
         rows.append({"layer": layer, "fp32": fp32["accuracy"], "bf16": bf16["accuracy"],
                      "points": 100 * (bf16["accuracy"] - fp32["accuracy"]), "C": (fp32["C"], bf16["C"]),
+                     "bf16_same_c": same_c.metrics["accuracy"],
+                     "points_same_c": 100 * (same_c.metrics["accuracy"] - fp32["accuracy"]),
                      "test": fp32["test"], "ips": (fp32["ips"], bf16["ips"])})
     return rows
 
 
 def report_accuracy(rows: list[dict[str, Any]]) -> None:
     section("bf16 against fp32: logistic regression on digits embeddings (mobilenet_v2 IMAGENET1K_V1, 64 px)")
-    print(table(["layer", "fp32 test acc.", "bf16 test acc.", "change (points)", "goal", "", "C chosen (fp32 / bf16)"],
-                [(r["layer"], f"{100 * r['fp32']:.2f}%", f"{100 * r['bf16']:.2f}%", f"{r['points']:+.2f}",
-                  f"within {GOAL_BF16_POINTS}", verdict(abs(r["points"]) <= GOAL_BF16_POINTS + 1e-9),
-                  f"{r['C'][0]:.3g} / {r['C'][1]:.3g}") for r in rows]))
+    print(table(["layer", "fp32 test acc.", "bf16, same C", "change (points)", "goal", "",
+                 "bf16, its own C on val", "change (points)", "C chosen (fp32 / bf16)"],
+                [(r["layer"], f"{100 * r['fp32']:.2f}%", f"{100 * r['bf16_same_c']:.2f}%", f"{r['points_same_c']:+.2f}",
+                  f"within {GOAL_BF16_POINTS}", verdict(abs(r["points_same_c"]) <= GOAL_BF16_POINTS + 1e-9),
+                  f"{100 * r['bf16']:.2f}%", f"{r['points']:+.2f}", f"{r['C'][0]:.3g} / {r['C'][1]:.3g}")
+                 for r in rows]))
     first = rows[0]
     note(f"The project's protocol (headstart.heads.evaluate, `logreg`: C chosen on val, refit on train+val, scored "
-         f"once on the {first['test']} test images; one image = {100 / first['test']:.2f} points). Both tables come "
+         f"once on the {first['test']} test images; one image = {100 / first['test']:.2f} points). 'same C' scores the "
+         "bf16 embeddings with the C the fp32 run chose: that is the change the precision makes, and what the goal "
+         "judges. 'its own C' lets the bf16 run choose again; 45 grid points on 269 val images often tie, so the choice "
+         "can flip between runs and move test accuracy by more than the precision does. Both tables come "
          f"from one embed run per precision ({first['ips'][0]:.0f} vs {first['ips'][1]:.0f} images/s at 64 px).")
 
 

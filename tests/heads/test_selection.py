@@ -27,8 +27,7 @@ def test_logreg_sweep_picks_the_C_with_the_best_val_score() -> None:
                                                                                               y_val) for C in Cs]
     scores = [s for _, s in selection.scores]
     np.testing.assert_allclose(scores, cold, atol=0.011)  # warm starts end at (nearly) the same optimum
-    assert selection.best["C"] == Cs[int(np.argmax(scores))]
-    assert max(scores) == selection.best_score
+    assert scores[Cs.index(selection.best["C"])] == max(scores) == selection.best_score
     assert len(set(scores)) > 2  # the grid really matters on this data
 
 
@@ -54,3 +53,14 @@ def test_svm_grid_over_two_parameters() -> None:
     fixed, grid = resolve_params("svm", {"kernel": "rbf", "C": [0.1, 10], "gamma": ["scale", 0.001]})
     selection = select("svm", fixed, grid, X_tr, y_tr, X_val, y_val)
     assert len(selection.scores) == 4 and selection.best["kernel"] == "rbf"
+
+
+def test_ties_in_val_accuracy_go_to_the_lower_val_log_loss() -> None:
+    X_tr, y_tr, X_val, y_val = _data(4)
+    X_val, y_val = X_val[:12], y_val[:12]  # a tiny val split: many C values tie
+    Cs = list(10.0 ** np.linspace(-3, 2, 11))
+    accuracies, losses = sweep_logreg_C(X_tr, y_tr, X_val, y_val, Cs, with_loss=True)
+    selection = select("logreg", {"max_iter": 1000, "tol": 1e-4}, {"C": Cs}, X_tr, y_tr, X_val, y_val)
+    tied = [i for i, a in enumerate(accuracies) if a == max(accuracies)]
+    assert len(tied) > 1
+    assert Cs.index(selection.best["C"]) == min(tied, key=lambda i: losses[i])
