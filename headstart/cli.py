@@ -120,7 +120,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from headstart.data import prepare_dataset
+    from headstart.data.prepare import prepare_dataset
     from headstart.features.embed import embed
     from headstart.features.registry import BackboneSpec
 

@@ -1,44 +1,32 @@
-"""Datasets (built-in, image folders, manifests), splits, and the Parquet tables with their IO.
+"""Datasets (built-in, image folders, manifests), splits, shifts, and the Parquet tables with their IO.
 
-This package never imports torch or a backbone.
+This package never imports torch or a backbone. Its names load on first use, so a stage imports only the
+modules it needs (and dvc.yaml can list exactly those as the stage's code dependencies).
 """
 
-from headstart.data.builtin import BUILTIN_DATASETS, DatasetNotFound
-from headstart.data.images import UnreadableImage, decode_image
-from headstart.data.prepare import DatasetError, prepare_dataset
-from headstart.data.sources import SourceError, scan_source, source_kind
-from headstart.data.splits import assign_splits, few_shot_indices
-from headstart.data.tables import (
-    EmbeddingTable,
-    EmbeddingWriter,
-    TableError,
-    load_embeddings,
-    read_embedding_metadata,
-    read_failures,
-    read_prepared,
-    write_failures,
-    write_prepared,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_DATASETS",
-    "DatasetError",
-    "DatasetNotFound",
-    "EmbeddingTable",
-    "EmbeddingWriter",
-    "SourceError",
-    "TableError",
-    "UnreadableImage",
-    "assign_splits",
-    "decode_image",
-    "few_shot_indices",
-    "load_embeddings",
-    "prepare_dataset",
-    "read_embedding_metadata",
-    "read_failures",
-    "read_prepared",
-    "scan_source",
-    "source_kind",
-    "write_failures",
-    "write_prepared",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "BUILTIN_DATASETS": "builtin", "DatasetNotFound": "builtin",
+    "UnreadableImage": "images", "decode_image": "images",
+    "DatasetError": "prepare", "prepare_dataset": "prepare",
+    "SourceError": "sources", "scan_source": "sources", "source_kind": "sources",
+    "assign_splits": "splits", "few_shot_indices": "splits",
+    "EmbeddingTable": "tables", "EmbeddingWriter": "tables", "TableError": "tables", "load_embeddings": "tables",
+    "read_embedding_metadata": "tables", "read_failures": "tables", "read_prepared": "tables",
+    "write_failures": "tables", "write_prepared": "tables",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"headstart.data.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'headstart.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,12 +33,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from headstart._files import atomic_path
+
 __all__ = [
     "EmbeddingTable",
     "EmbeddingWriter",
     "SCHEMA_VERSION",
     "TableError",
-    "atomic_path",
     "embedding_schema",
     "failures_schema",
     "load_embeddings",
@@ -115,20 +114,6 @@ def _metadata(kind: str, payload: Mapping[str, Any] | None) -> dict[bytes, bytes
     if payload is not None:
         meta[_PROVENANCE_KEY] = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return meta
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> pq.ParquetWriter:

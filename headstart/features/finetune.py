@@ -29,7 +29,7 @@ from torch import nn
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import UnreadableImage, decode_image
-from headstart.data.tables import atomic_path
+from headstart._files import atomic_path
 from headstart.features.registry import Backbone, BackboneSpec, load_backbone
 from headstart.features.runner import autocast, select_device
 from headstart.features.weights import CHECKPOINT_FORMAT, file_sha256
@@ -98,7 +98,7 @@ class FinetuneResult:
         return {"test_accuracy": self.test_accuracy, "val_accuracy": self.val_accuracy,
                 "probe_test_accuracy": self.probe_test_accuracy, "best_epoch": self.best_epoch,
                 "epochs": self.epochs, "train_seconds": round(self.train_seconds, 1),
-                "unfrozen_blocks": len(self.unfrozen), "unfrozen": self.unfrozen[-3:], "checkpoint": str(self.checkpoint),
+                "unfrozen_blocks": len(self.unfrozen), "unfrozen_names": self.unfrozen, "checkpoint": str(self.checkpoint),
                 "sha256": self.sha256, "history": self.history}
 
 

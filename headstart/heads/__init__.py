@@ -1,35 +1,31 @@
 """Cheap heads on embeddings (faiss k-NN, logistic regression, SVM, nearest class mean), their selection on
-val, the evaluation protocol, metrics and the report. This package never imports torch.
+val, the evaluation protocol, metrics, the report and domain shift. This package never imports torch; its
+names load on first use.
 """
 
-from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
-from headstart.heads.knn import KNNClassifier
-from headstart.heads.ncm import NearestClassMean
-from headstart.heads.persist import HeadBundle, ProvenanceMismatch, check_provenance, load_head, save_head
-from headstart.heads.registry import HeadError, HeadType, build_head, get_head, list_heads, register_head
-from headstart.heads.selection import Selection, select, sweep_logreg_C
+from __future__ import annotations
 
-__all__ = [
-    "HeadBundle",
-    "HeadError",
-    "HeadEvaluation",
-    "HeadType",
-    "KNNClassifier",
-    "NearestClassMean",
-    "ProvenanceMismatch",
-    "Selection",
-    "SplitData",
-    "build_head",
-    "check_provenance",
-    "evaluate_head",
-    "get_head",
-    "list_heads",
-    "load_embeddings",
-    "load_head",
-    "register_head",
-    "save_head",
-    "select",
-    "sweep_logreg_C",
-]
+import importlib
+from typing import Any
 
-from headstart.data.tables import load_embeddings  # noqa: E402  (re-exported for convenience)
+_WHERE = {
+    "HeadEvaluation": "evaluate", "SplitData": "evaluate", "evaluate_head": "evaluate",
+    "KNNClassifier": "knn", "NearestClassMean": "ncm",
+    "HeadBundle": "persist", "ProvenanceMismatch": "persist", "check_provenance": "persist", "load_head": "persist",
+    "save_head": "persist",
+    "HeadError": "registry", "HeadType": "registry", "build_head": "registry", "get_head": "registry",
+    "list_heads": "registry", "register_head": "registry",
+    "Selection": "selection", "select": "selection", "sweep_logreg_C": "selection",
+    "transfer_table": "transfer",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"headstart.heads.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'headstart.heads' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

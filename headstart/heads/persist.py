@@ -14,7 +14,7 @@ from typing import Any
 import joblib
 import sklearn
 
-from headstart.data.tables import atomic_path
+from headstart._files import atomic_path
 
 __all__ = ["HEAD_FORMAT", "HeadBundle", "ProvenanceMismatch", "check_provenance", "load_head", "save_head"]
 

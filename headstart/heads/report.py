@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headstart.data.tables import atomic_path
+from headstart._files import atomic_path
 
 __all__ = ["ReportRow", "render_report", "rows_from_results"]
 
@@ -164,7 +164,8 @@ def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[Report
         frozen = [r for r in rows if r.dataset == ft["dataset"] and r.backbone == ft["backbone"]]
         best = max(frozen, key=lambda r: r.metric("accuracy") or 0.0) if frozen else None
         best_text = f"{best.metric('accuracy'):.4f} ({best.layer}/{best.head})" if best else "n/a"
-        lines.append(f"| {ft['dataset']} | {ft['backbone']} | {ft['unfrozen']} | **{ft['test_accuracy']:.4f}** | "
+        unfrozen = f"{ft['unfrozen_blocks']} ({ft['unfrozen']})" if ft["unfrozen"] == "all" else str(ft["unfrozen_blocks"])
+        lines.append(f"| {ft['dataset']} | {ft['backbone']} | {unfrozen} | **{ft['test_accuracy']:.4f}** | "
                      f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['train_seconds']:.0f} | "
                      f"{ft['epochs']} ({ft['best_epoch']}) |")
     return "\n".join(lines)

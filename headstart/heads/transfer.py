@@ -5,10 +5,10 @@ For each head, four training regimes, each scored on the source's test split and
 ``source only``      trained on source train+val
 ``target only``      trained on target train+val
 ``source + target``  trained on both
-``source -> target`` trained on the source, then adapted to the target: logistic regression continues from the
-                     source weights for ``adapt_steps`` L-BFGS iterations, the linear SVM for ``adapt_steps``
-                     epochs of SGD (hinge loss) from the source weights, k-NN adds the target's vectors to its
-                     index, nearest class mean moves its means to the target's.
+``source -> target`` trained on the source, then adapted to the target: logistic regression and the linear SVM
+                     continue from the source weights for ``adapt_steps`` epochs of SGD on the target (log
+                     loss and hinge loss, the same regularisation as the head), k-NN adds the target's
+                     vectors to its index, nearest class mean moves its means to the target's.
 
 The last regime shows how much of the source domain is forgotten. Test splits are never trained on: every
 regime trains on train (and val for selection) splits only, and the two domains' test sets are checked to share
@@ -66,16 +66,13 @@ def _adapt(kind: str, estimator: Any, best: Mapping[str, Any], X: np.ndarray, y:
             return adapted.fit(X, y)  # prototypes move to the target's class means
         clf = adapted.named_steps["clf"]
         Xs = adapted.named_steps["scale"].transform(X)  # keep the source's standardisation
-        if kind == "logreg":
-            clf.set_params(warm_start=True, max_iter=steps)
-            clf.fit(Xs, y)
-            return adapted
-        if kind == "svm" and best.get("kernel") == "linear":
-            sgd = SGDClassifier(loss="hinge", alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None,
+        loss = {"logreg": "log_loss", "svm": "hinge"}.get(kind)
+        if loss is not None and hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
+            sgd = SGDClassifier(loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None,
                                 random_state=seed)
             sgd.fit(Xs, y, coef_init=clf.coef_, intercept_init=clf.intercept_)
             return Pipeline([("scale", adapted.named_steps["scale"]), ("clf", sgd)])
-    return None  # e.g. an RBF SVM: no weights to continue from
+    return None
 
 
 def _accuracy(estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
@@ -125,7 +122,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], source: str, target: str, adapt_
     for row in rows:
         regime = row["regime"]
         if regime == "source -> target":
-            regime = f"{source}, then {adapt_steps} step(s) on {target}"
+            regime = f"{source}, then {adapt_steps} epoch(s) on {target}"
         else:
             regime = regime.replace("source", source).replace("target", target)
         lines.append(f"| {row['head']} | {regime} | {pct(row['source_test'])} | {pct(row['target_test'])} |")

@@ -7,7 +7,6 @@ metrics) and ``model_dir/predictions.csv`` (one row per test image: id, actual, 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.tables import atomic_path, load_embeddings
+from headstart._files import atomic_path, write_json
+from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
 from headstart.heads.metrics import class_scores
 from headstart.heads.persist import save_head
 
-__all__ = ["compact_metrics", "evaluation_record", "fit_table", "write_json"]
+__all__ = ["compact_metrics", "evaluation_record", "fit_table"]
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,3 @@ def _write_predictions(path: Path, ids: np.ndarray, evaluation: HeadEvaluation, 
         writer.writerow(["id", "actual", "predicted", "probability"])
         for item_id, actual, predicted, row in zip(ids, evaluation.y_true, evaluation.y_pred, scores, strict=True):
             writer.writerow([item_id, actual, predicted, f"{row.max():.6f}"])
-
-
-def write_json(path: str | Path, payload: Any) -> None:
-    """Write JSON atomically, with sorted keys (so unchanged results give unchanged bytes)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_default) + "\n")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -7,10 +7,10 @@ import dataclasses
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data import read_prepared
+from headstart.data.tables import read_prepared
 from headstart.features.embed import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
-from headstart.heads.workflow import write_json
+from headstart._files import write_json
 from headstart.pipeline import layout
 from headstart.pipeline.config import BackboneConfig, Config, load_config
 

@@ -9,13 +9,13 @@ import argparse
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data import load_embeddings, read_prepared
+from headstart.data.tables import load_embeddings, read_prepared
 from headstart.features.finetune import FinetuneSettings, LinearInit, finetune
 from headstart.heads.evaluate import SplitData
 from headstart.heads.persist import check_provenance, load_head
 from headstart.heads.registry import resolve_params
 from headstart.heads.probe import finetuning_probe
-from headstart.heads.workflow import write_json
+from headstart._files import write_json
 from headstart.pipeline import layout
 from headstart.pipeline.config import ConfigError, load_config
 from headstart.pipeline.embed import backbone_spec

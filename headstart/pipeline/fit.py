@@ -7,8 +7,9 @@ import csv
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data.tables import atomic_path
-from headstart.heads.workflow import compact_metrics, fit_table, write_json
+from headstart._files import atomic_path
+from headstart._files import write_json
+from headstart.heads.workflow import compact_metrics, fit_table
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 

@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data import prepare_dataset, write_prepared
+from headstart.data.prepare import prepare_dataset
+from headstart.data.tables import write_prepared
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 

@@ -7,11 +7,11 @@ import argparse
 import logging
 
 from headstart._terminal import run_main, setup_logging
-from headstart.data import load_embeddings
-from headstart.data.tables import atomic_path
+from headstart.data.tables import load_embeddings
+from headstart._files import atomic_path
 from headstart.heads.evaluate import SplitData
 from headstart.heads.transfer import check_disjoint, markdown, transfer_table
-from headstart.heads.workflow import write_json
+from headstart._files import write_json
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 

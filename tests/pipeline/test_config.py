@@ -30,7 +30,7 @@ def test_the_repository_params_parse() -> None:
     ({"backbones": {"b": {"arch": "resnet18", "layer": "x"}}}, "unknown key 'backbones.b.layer'"),
     ({"embed": {"batchsize": 3}}, "unknown key 'embed.batchsize'"),
     ({"evaluation": {}}, "unknown key 'evaluation'"),
-    ({"embed": {"batch_size": "big"}}, "embed.batch_size must be an integer, got 'big'"),
+    ({"embed": {"batch_size": "big"}}, "embed.batch_size must be int or auto, got 'big'"),
     ({"embed": {"on_error": "ignore"}}, "embed.on_error must be one of 'skip', 'raise'"),
     ({"backbones": {"b": {"precision": "fp8"}}}, "backbones.b.precision must be one of"),
     ({"datasets": {"d": {"source": "digits", "split": {"val": 0.6, "test": 0.5}}}}, "must leave room for train"),

@@ -59,3 +59,31 @@ def test_every_stage_param_exists_in_params_yaml() -> None:
 def test_embed_stage_does_not_depend_on_run_only_settings() -> None:
     params = _stage("embed")["params"]
     assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params
+
+
+# modules a stage imports only while it runs (backbones are registered and built on first use)
+_RUNTIME = {"headstart.pipeline.embed": ["headstart.features.pixels", "headstart.features.preprocess",
+                                         "headstart.features.truncate", "headstart.features.pooling"]}
+
+
+def _imported(module: str) -> set[str]:
+    import subprocess
+    import sys
+
+    code = ("import importlib, sys\n"
+            f"importlib.import_module({module!r})\n"
+            f"for extra in {_RUNTIME.get(module, [])!r}: importlib.import_module(extra)\n"
+            "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() "
+            "if n.startswith('headstart') and getattr(m, '__file__', None))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    return {str(__import__("pathlib").Path(f).resolve().relative_to(REPO)) for f in out.split()}
+
+
+def test_every_stage_lists_the_code_it_runs() -> None:
+    for name in DVC["stages"]:
+        stage = _stage(name)
+        module = stage["cmd"].split()[2]
+        deps = [d for d in stage["deps"] if d.startswith("headstart")]
+        for path in sorted(_imported(module)):
+            covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+            assert covered, f"stage {name} runs {path} but dvc.yaml does not list it in the stage's deps"
