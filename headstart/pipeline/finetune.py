@@ -1,6 +1,7 @@
 """Stage `finetune`: start from the logreg probe on the default layer, unfreeze the last blocks, train a little.
 
-Writes finetuned/<dataset>/<backbone>/model.pt (+ .sha256) and results/finetune/<dataset>/<backbone>.json.
+Writes finetuned/<dataset>/<backbone>/model.pt (+ .sha256), results/finetune/<dataset>/<backbone>.json (what the
+report reads) and metrics/finetune/<dataset>/<backbone>.json (the numbers, for `dvc metrics show`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                       out, settings, progress=tqdm_progress)
     summary = {"dataset": ds.name, "backbone": bb.name, "unfrozen": ft.unfreeze, **result.summary()}
     write_json(layout.finetune_results(ds.name, bb.name), summary)
+    write_json(layout.finetune_metrics(ds.name, bb.name),
+               {k: summary[k] for k in ("test_accuracy", "probe_test_accuracy", "val_accuracy", "train_seconds",
+                                        "epochs", "best_epoch", "unfrozen_blocks")})
     print(f"{ds.name} x {bb.name} fine-tuned ({ft.unfreeze} blocks unfrozen): test accuracy "
           f"{result.test_accuracy:.4f} (linear probe {result.probe_test_accuracy:.4f}), best epoch "
           f"{result.best_epoch} of {result.epochs}, {result.train_seconds:.0f} s; {out} sha256 {result.sha256[:12]}...")

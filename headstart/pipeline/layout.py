@@ -12,6 +12,7 @@ __all__ = [
     "embeddings_dir",
     "default_table",
     "finetune_dir",
+    "finetune_metrics",
     "finetune_results",
     "finetuned_name",
     "head_metrics",
@@ -19,6 +20,7 @@ __all__ = [
     "model_dir",
     "prepared",
     "results",
+    "transfer_metrics",
     "transfer_results",
 ]
 
@@ -62,6 +64,14 @@ def finetune_results(dataset: str, backbone: str) -> Path:
 
 def transfer_results(name: str) -> Path:
     return Path("results/transfer") / f"{name}.json"
+
+
+def finetune_metrics(dataset: str, backbone: str) -> Path:
+    return Path("metrics/finetune") / dataset / f"{backbone}.json"
+
+
+def transfer_metrics(name: str) -> Path:
+    return Path("metrics/transfer") / f"{name}.json"
 
 
 def confusion_plot(dataset: str, backbone: str, head: str, layer: str) -> Path:

@@ -1,5 +1,6 @@
 """Stage `transfer`: heads trained on a source domain, a target domain, both, and source-then-adapted,
-each scored on both test splits. Writes results/transfer/<name>.json and reports/transfer/<name>.md."""
+each scored on both test splits. Writes results/transfer/<name>.json, metrics/transfer/<name>.json and
+reports/transfer/<name>.md."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     layer = source.provenance["node"]
     title = f"{tr.source} -> {tr.target} ({tr.backbone}, layer {layer})"
     write_json(layout.transfer_results(tr.name), {"name": tr.name, "title": title, "rows": rows, "markdown": text})
+    compact: dict = {}
+    for row in rows:
+        regime = row["regime"].replace(" ", "_").replace("->", "then").replace("+", "and")
+        compact.setdefault(row["head"], {})[regime] = {"source_test": row["source_test"],
+                                                      "target_test": row["target_test"]}
+    write_json(layout.transfer_metrics(tr.name), compact)
     with atomic_path(layout.REPORT_DIR / "transfer" / f"{tr.name}.md") as tmp:
         tmp.write_text(f"# Domain shift: {title}\n\nAccuracy on each domain's test split.\n\n{text}\n")
     print(f"{title}\n{text}")

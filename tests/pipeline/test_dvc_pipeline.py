@@ -88,6 +88,8 @@ def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     assert 0.5 < finetuned["test_accuracy"] <= 1 and len(finetuned["sha256"]) == 64
     transfer = json.loads((repo / "results/transfer/shift.json").read_text())
     assert len(transfer["rows"]) == 8 and (repo / "reports/transfer/shift.md").exists()
+    assert set(files["metrics/transfer/shift.json"]["data"]) == {"logreg", "knn"}
+    assert files["metrics/finetune/digits/mobilenet_v2.json"]["data"]["test_accuracy"] > 0.5
     assert (repo / "reports" / "fewshot.png").stat().st_size > 10_000
     plots = json.loads(_dvc(repo, "plots", "show", "--json"))["data"]
     assert "reports/plots/fewshot.csv" in plots
