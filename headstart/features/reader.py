@@ -74,9 +74,10 @@ def collate(samples: list[tuple[str, torch.Tensor | None, str | None, float]]) -
 def auto_workers(device: torch.device, batches: int) -> int:
     """Decoding worker processes: enough to keep the model fed, without starving it of CPU cores.
 
-    On a CPU, one worker per 8 cores (at least one); the forward pass then keeps the rest (see
-    :func:`forward_threads`). On 2 cores the worker shares them with the forward pass: measured with MobileNetV2
-    (benchmarks/embed_throughput.py), that is as fast as decoding in line, within the noise. On a GPU, up to 8.
+    On a CPU, one worker per 8 cores (at least one); with more than two cores the forward pass keeps the rest
+    (see :func:`forward_threads`). On two cores the worker shares them with the forward pass: measured with
+    MobileNetV2 (benchmarks/embed_throughput.py, five runs), that is as fast as decoding in line, within the
+    noise (112-129 against 117-128 images/s). On a GPU, up to 8 workers.
     """
     cpus = _cpus()
     if batches <= 1:

@@ -46,7 +46,7 @@ class RunStats:
                 f"waiting for decoded images {self.wait_seconds:.1f} s ({self.wait_seconds / wall:.0%}), "
                 f"forward pass {self.forward_seconds:.1f} s ({self.forward_seconds / wall:.0%}), "
                 f"writing {self.write_seconds:.1f} s ({self.write_seconds / wall:.0%}); "
-                f"decoding took {self.decode_cpu_seconds:.1f} CPU s in the workers")
+                f"decoding took {self.decode_cpu_seconds:.1f} CPU s (in parallel when there are workers)")
 
     def as_dict(self) -> dict[str, float | int]:
         return {"computed": self.computed, "failed": self.failed, "wall_seconds": round(self.wall_seconds, 3),
