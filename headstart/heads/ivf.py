@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["BatchedIVF"]
 
-_SAMPLE_PER_CELL = 64
+_SAMPLE_PER_CELL = 40
 
 
 class BatchedIVF:
@@ -46,7 +46,7 @@ class BatchedIVF:
         return len(self.ids)
 
     def train(self, vectors: np.ndarray, seed: int = 1234) -> None:
-        """k-means on (a sample of at most 64 vectors per cell of) ``vectors``."""
+        """k-means on (a sample of at most 40 vectors per cell of) ``vectors``; faiss asks for at least 39."""
         n = len(vectors)
         sample = vectors
         if n > _SAMPLE_PER_CELL * self.nlist:

@@ -46,7 +46,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         ``flat`` is exact; ``ivf`` is an inverted-file index with ``nlist`` cells, ``nprobe`` searched.
     nlist : int or None, default=None
         IVF cells; ``None`` picks about ``sqrt(n)`` (at least 39 training vectors per cell). The cells are
-        trained (k-means) on a sample of at most 64 vectors per cell.
+        trained (k-means) on a sample of at most 40 vectors per cell.
     nprobe : int or None, default=None
         IVF cells searched per query; ``None`` picks ``nlist // 25`` (at least 4): on clustered data about 99%
         of predictions agree with the exact search. It can be changed after fitting.
