@@ -12,7 +12,8 @@ slow machine. Run it from the repository root on a quiet machine::
 Sections (``--sections``, comma-separated; default all):
 
 ``naive``     (a) the img2vec way: per image, PIL open -> RGB -> the weights' transform -> ``model(x[None])``.
-``ceiling``   (b) the forward pass alone, on one batch of tensors already in memory (the engine's batch size), through the same
+``ceiling``   (b) the forward pass alone, on one batch of tensors already in memory (the engine's batch
+              size), through the same
               truncated model the engine runs (channels-last, inference mode): the most (c) can reach.
 ``engine``    (c) ``headstart.features.embed.embed`` on the image folder, with a fresh cache.
 ``bf16``      forward-only images/s in fp32 and bf16 (autocast) for mobilenet_v2 and resnet18 (random weights).
@@ -53,14 +54,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import cpu_flags, cpu_model, git_commit, mib, note, section, table, usable_cores, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("naive", "ceiling", "engine", "bf16", "accuracy", "memory", "load")
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
 FMNIST_LABEL_FILES = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-FMNIST_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                  "ankle-boot")
+FMNIST_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+
+
 def _engine_batch() -> int:
     """The batch size the engine itself picks on this machine (``batch_size: auto``)."""
     import torch
@@ -81,70 +84,7 @@ GOAL_LOAD_SECONDS = 1.5
 
 # ---- output ---------------------------------------------------------------------------------------------
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table."""
-    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells[1:]]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3g}"
-    return str(value)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def section(title: str) -> None:
-    print(f"\n## {title}\n", flush=True)
-
-
-def note(text: str) -> None:
-    print(f"\n{text}", flush=True)
-
-
-def mib(n_bytes: float) -> float:
-    return n_bytes / 2**20
-
-
 # ---- the machine ---------------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def cpu_flags(wanted: Sequence[str] = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")) -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in wanted if f in flags) or "none of " + " ".join(wanted)
-    return "unknown"
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -171,12 +111,19 @@ def print_header(args: argparse.Namespace) -> None:
     ]
     print(table(["", ""], rows))
     busy = os.getloadavg()[0]
-    print("\nThe load average should be near 0 for the figures to mean anything"
-          + (f"; it is {busy:.1f} on {usable_cores()} cores: WARNING, these figures are not reference figures."
-             if busy > 0.5 else "."), flush=True)
+    print(
+        "\nThe load average should be near 0 for the figures to mean anything"
+        + (
+            f"; it is {busy:.1f} on {usable_cores()} cores: WARNING, these figures are not reference figures."
+            if busy > 0.5
+            else "."
+        ),
+        flush=True,
+    )
 
 
 # ---- timing and memory -----------------------------------------------------------------------------------
+
 
 def best_of(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[float, Any]:
     """The shortest wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls, and the last result."""
@@ -220,6 +167,7 @@ def peak_rss_children() -> int:
 
 # ---- the image folder ------------------------------------------------------------------------------------
 
+
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (MNIST format, gzip) as a numpy array."""
     with gzip.open(path, "rb") as handle:
@@ -233,8 +181,10 @@ def fashion_mnist() -> tuple[np.ndarray, np.ndarray]:
     """All 70,000 Fashion-MNIST images (train then test) and their labels."""
     missing = [f for f in FMNIST_FILES + FMNIST_LABEL_FILES if not (FMNIST_DIR / f).is_file()]
     if missing:
-        sys.exit(f"Fashion-MNIST IDX files {missing} are not in {FMNIST_DIR}; the benchmark builds its image "
-                 "folder from them")
+        sys.exit(
+            f"Fashion-MNIST IDX files {missing} are not in {FMNIST_DIR}; the benchmark builds its image "
+            "folder from them"
+        )
     images = np.concatenate([read_idx(FMNIST_DIR / f) for f in FMNIST_FILES])
     labels = np.concatenate([read_idx(FMNIST_DIR / f) for f in FMNIST_LABEL_FILES])
     return images, labels
@@ -260,10 +210,10 @@ def render(garment: np.ndarray, index: int, size: int) -> Any:
     mask = np.asarray(Image.fromarray(garment).resize((side, side), Image.BICUBIC), dtype=np.float32) / 255.0
     y, x = rng.integers(0, size - side + 1, size=2)
     alpha = np.zeros((size, size, 1), np.float32)
-    alpha[y:y + side, x:x + side, 0] = np.clip(mask * 1.4, 0.0, 1.0)
+    alpha[y : y + side, x : x + side, 0] = np.clip(mask * 1.4, 0.0, 1.0)
     colour = rng.uniform(0, 255, size=3).astype(np.float32)
     shade = np.zeros((size, size, 1), np.float32)
-    shade[y:y + side, x:x + side, 0] = mask
+    shade[y : y + side, x : x + side, 0] = mask
     foreground = colour * (0.35 + 0.65 * shade)
     pixels = background * (1.0 - alpha) + foreground * alpha
     pixels += rng.normal(0.0, 6.0, size=(size, size, 3)).astype(np.float32)
@@ -297,8 +247,10 @@ def ensure_pool(data_dir: Path, count: int, size: int) -> Path:
     jobs = [(images[i], i, size, str(pool_dir / file_name(i))) for i in todo]
     with Pool(max(1, usable_cores())) as pool:
         sizes = list(pool.imap_unordered(_render_job, jobs, chunksize=64))
-    print(f"{time.perf_counter() - start:.1f} s, {mib(sum(sizes)) / len(sizes) * 1024:.0f} KiB per file on average",
-          flush=True)
+    print(
+        f"{time.perf_counter() - start:.1f} s, {mib(sum(sizes)) / len(sizes) * 1024:.0f} KiB per file on average",
+        flush=True,
+    )
     return pool_dir
 
 
@@ -336,8 +288,10 @@ def describe_folder(root: Path) -> str:
 
     with Image.open(files[0]) as first:
         width, height = first.size
-    return (f"{len(files)} files in {root} ({jpg} JPEG, {len(files) - jpg} PNG, {width}x{height} px, "
-            f"{mib(sum(sizes)):.0f} MiB, {sum(sizes) / len(sizes) / 1024:.0f} KiB per file)")
+    return (
+        f"{len(files)} files in {root} ({jpg} JPEG, {len(files) - jpg} PNG, {width}x{height} px, "
+        f"{mib(sum(sizes)):.0f} MiB, {sum(sizes) / len(sizes) / 1024:.0f} KiB per file)"
+    )
 
 
 def prepare(root: Path, name: str) -> tuple[Any, float]:
@@ -350,8 +304,10 @@ def prepare(root: Path, name: str) -> tuple[Any, float]:
 
 # ---- models ----------------------------------------------------------------------------------------------
 
-def mobilenet_spec(precision: str = "fp32", image_size: int | None = None,
-                   layers: tuple[str, ...] = ("default",)) -> Any:
+
+def mobilenet_spec(
+    precision: str = "fp32", image_size: int | None = None, layers: tuple[str, ...] = ("default",)
+) -> Any:
     from headstart.features.registry import BackboneSpec
 
     return BackboneSpec("mobilenet_v2", "IMAGENET1K_V1", layers=layers, image_size=image_size, precision=precision)
@@ -399,6 +355,7 @@ def forward_throughput(extractor: Any, batch: Any, images: int, precision: str) 
 
 # ---- (a) naive, (b) ceiling, (c) engine --------------------------------------------------------------------
 
+
 def run_naive(files: Sequence[Path], count: int) -> dict[str, float]:
     """(a) img2vec: one image at a time, PIL open -> RGB -> transform -> full model(x[None]), fp32."""
     import torch
@@ -439,17 +396,25 @@ def run_engine(root: Path, scratch: Path, workers: int | str = "auto") -> dict[s
 
     prepared, prepare_seconds = prepare(root, "bench")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="engine-") as tmp:
-        options = EmbedOptions(batch_size=BATCH, num_workers=workers, device="auto", on_error="skip",
-                               cache_dir=Path(tmp) / "cache")
+        options = EmbedOptions(
+            batch_size=BATCH, num_workers=workers, device="auto", on_error="skip", cache_dir=Path(tmp) / "cache"
+        )
         start = time.perf_counter()
         result = embed(prepared, mobilenet_spec(), Path(tmp) / "out", dataset={"name": "bench"}, options=options)
         end_to_end = time.perf_counter() - start
     stats = result.stats
-    return {"images": len(prepared), "computed": stats.computed, "failed": len(result.failures),
-            "ips": stats.images_per_second, "wall": stats.wall_seconds, "end_to_end": end_to_end,
-            "ips_end_to_end": stats.computed / end_to_end, "prepare_seconds": prepare_seconds,
-            "workers": _resolved_workers(workers, len(prepared)),
-            "summary": result.summary()}
+    return {
+        "images": len(prepared),
+        "computed": stats.computed,
+        "failed": len(result.failures),
+        "ips": stats.images_per_second,
+        "wall": stats.wall_seconds,
+        "end_to_end": end_to_end,
+        "ips_end_to_end": stats.computed / end_to_end,
+        "prepare_seconds": prepare_seconds,
+        "workers": _resolved_workers(workers, len(prepared)),
+        "summary": result.summary(),
+    }
 
 
 def _resolved_workers(workers: int | str, images: int) -> int:
@@ -470,44 +435,72 @@ def report_throughput(results: dict[str, dict[str, Any]]) -> None:
     if naive:
         rows.append(("(a) naive per-image loop (img2vec)", naive["images"], naive["seconds"], naive["ips"]))
     if ceiling:
-        rows.append((f"(b) forward pass alone, batch {BATCH} in memory (ceiling)", ceiling["images"], ceiling["seconds"],
-                     ceiling["ips"]))
+        rows.append(
+            (
+                f"(b) forward pass alone, batch {BATCH} in memory (ceiling)",
+                ceiling["images"],
+                ceiling["seconds"],
+                ceiling["ips"],
+            )
+        )
     if engine:
         rows.append(("(c) headstart embed (forward loop wall)", engine["computed"], engine["wall"], engine["ips"]))
-        rows.append(("(c') headstart embed, end to end incl. model load + tables", engine["computed"],
-                     engine["end_to_end"], engine["ips_end_to_end"]))
+        rows.append(
+            (
+                "(c') headstart embed, end to end incl. model load + tables",
+                engine["computed"],
+                engine["end_to_end"],
+                engine["ips_end_to_end"],
+            )
+        )
     if forced:
-        rows.append((f"(c'') headstart embed, num_workers: {forced['workers']} forced, for comparison", forced["computed"],
-                     forced["wall"], forced["ips"]))
+        rows.append(
+            (
+                f"(c'') headstart embed, num_workers: {forced['workers']} forced, for comparison",
+                forced["computed"],
+                forced["wall"],
+                forced["ips"],
+            )
+        )
     print(table(["what", "images", "seconds", "images/s"], rows))
     goals = []
     if engine and ceiling:
         ratio = engine["ips"] / ceiling["ips"]
-        goals.append(("(c) / (b)", f"{ratio:.0%}", f">= {GOAL_ENGINE_VS_CEILING:.0%}",
-                      verdict(ratio >= GOAL_ENGINE_VS_CEILING)))
+        goals.append(
+            ("(c) / (b)", f"{ratio:.0%}", f">= {GOAL_ENGINE_VS_CEILING:.0%}", verdict(ratio >= GOAL_ENGINE_VS_CEILING))
+        )
     if engine and naive:
         ratio = engine["ips"] / naive["ips"]
-        goals.append(("(c) / (a)", f"{ratio:.2f}x", f">= {GOAL_ENGINE_VS_NAIVE:.0f}x",
-                      verdict(ratio >= GOAL_ENGINE_VS_NAIVE)))
-        goals.append(("(c') / (a), end to end (for information)", f"{engine['ips_end_to_end'] / naive['ips']:.2f}x",
-                      "", ""))
+        goals.append(
+            ("(c) / (a)", f"{ratio:.2f}x", f">= {GOAL_ENGINE_VS_NAIVE:.0f}x", verdict(ratio >= GOAL_ENGINE_VS_NAIVE))
+        )
+        goals.append(
+            ("(c') / (a), end to end (for information)", f"{engine['ips_end_to_end'] / naive['ips']:.2f}x", "", "")
+        )
     if goals:
         print()
         print(table(["ratio", "measured", "goal", ""], goals))
     if engine:
-        note(f"(c) ran on all {engine['images']} images ({engine['failed']} failed); preparing the dataset "
-             f"(listing + hashing) took {engine['prepare_seconds']:.2f} s beforehand. The engine's own account:\n")
+        note(
+            f"(c) ran on all {engine['images']} images ({engine['failed']} failed); preparing the dataset "
+            f"(listing + hashing) took {engine['prepare_seconds']:.2f} s beforehand. The engine's own account:\n"
+        )
         print("    " + engine["summary"].replace("\n", "\n    "))
     if forced:
-        note(f"(c) used num_workers: auto ({engine['workers']} here); (c'') the same with num_workers: "
-             f"{forced['workers']}:\n")
+        note(
+            f"(c) used num_workers: auto ({engine['workers']} here); (c'') the same with num_workers: "
+            f"{forced['workers']}:\n"
+        )
         print("    " + forced["summary"].replace("\n", "\n    "))
     if naive:
-        note("(a) runs the full model (classifier included, as img2vec does with a hook), default memory format, "
-             "under torch.inference_mode, after one warm-up image.")
+        note(
+            "(a) runs the full model (classifier included, as img2vec does with a hook), default memory format, "
+            "under torch.inference_mode, after one warm-up image."
+        )
 
 
 # ---- bf16 speed and accuracy -------------------------------------------------------------------------------
+
 
 def run_bf16_speed(files: Sequence[Path], images: int) -> list[dict[str, Any]]:
     import torch
@@ -529,20 +522,36 @@ def run_bf16_speed(files: Sequence[Path], images: int) -> list[dict[str, Any]]:
             with autocast(torch.device("cpu"), "bf16"):
                 b = next(iter(extractor(pixels).values())).float()
             cosine = torch.nn.functional.cosine_similarity(a, b, dim=1).min().item()
-        rows.append({"arch": spec.arch, "weights": spec.weights or "none (random)", "fp32": fp32["ips"],
-                     "bf16": bf16["ips"], "speedup": bf16["ips"] / fp32["ips"], "cosine": cosine,
-                     "images": fp32["images"]})
+        rows.append(
+            {
+                "arch": spec.arch,
+                "weights": spec.weights or "none (random)",
+                "fp32": fp32["ips"],
+                "bf16": bf16["ips"],
+                "speedup": bf16["ips"] / fp32["ips"],
+                "cosine": cosine,
+                "images": fp32["images"],
+            }
+        )
     return rows
 
 
 def report_bf16_speed(rows: list[dict[str, Any]]) -> None:
     section(f"bf16 against fp32: forward pass alone, batch {BATCH} in memory, 224 px, CPU")
-    print(table(["backbone", "weights", "fp32 images/s", "bf16 images/s", "bf16 speed-up", "min cosine fp32~bf16"],
-                [(r["arch"], r["weights"], r["fp32"], r["bf16"], f"{r['speedup']:.2f}x", f"{r['cosine']:.4f}")
-                 for r in rows]))
-    note(f"{rows[0]['images']} images per figure (the same {BATCH} repeated), after one warm-up batch; bf16 is "
-         "torch.autocast('cpu', dtype=torch.bfloat16), as the engine runs it. Whether bf16 pays off depends on "
-         f"the CPU's bf16 instructions (here: {cpu_flags()}).")
+    print(
+        table(
+            ["backbone", "weights", "fp32 images/s", "bf16 images/s", "bf16 speed-up", "min cosine fp32~bf16"],
+            [
+                (r["arch"], r["weights"], r["fp32"], r["bf16"], f"{r['speedup']:.2f}x", f"{r['cosine']:.4f}")
+                for r in rows
+            ],
+        )
+    )
+    note(
+        f"{rows[0]['images']} images per figure (the same {BATCH} repeated), after one warm-up batch; bf16 is "
+        "torch.autocast('cpu', dtype=torch.bfloat16), as the engine runs it. Whether bf16 pays off depends on "
+        f"the CPU's bf16 instructions (here: {cpu_flags()})."
+    )
 
 
 def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
@@ -558,46 +567,88 @@ def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     for precision in ("fp32", "bf16"):
         spec = mobilenet_spec(precision, image_size=64, layers=layers)
         with tempfile.TemporaryDirectory(dir=scratch, prefix=f"digits-{precision}-") as tmp:
-            result = embed(prepared, spec, Path(tmp), dataset={"name": "digits"},
-                           options=EmbedOptions(batch_size=BATCH, cache_dir=None))
+            result = embed(
+                prepared,
+                spec,
+                Path(tmp),
+                dataset={"name": "digits"},
+                options=EmbedOptions(batch_size=BATCH, cache_dir=None),
+            )
             for layer, path in result.tables.items():
                 data = SplitData.from_table(load_embeddings(path))
                 splits.setdefault(layer, {})[precision] = data
                 evaluation = evaluate_head("logreg", {}, data, seeds=1, few_shot=())
                 scores.setdefault(layer, {})[precision] = {
-                    "accuracy": evaluation.metrics["accuracy"], "C": evaluation.params["C"],
-                    "test": len(data.y_test), "ips": result.stats.images_per_second}
+                    "accuracy": evaluation.metrics["accuracy"],
+                    "C": evaluation.params["C"],
+                    "test": len(data.y_test),
+                    "ips": result.stats.images_per_second,
+                }
     rows = []
     for layer, by_precision in scores.items():
         fp32, bf16 = by_precision["fp32"], by_precision["bf16"]
         # the same head on both: bf16 embeddings at the C the fp32 run chose, which isolates the precision
         same_c = evaluate_head("logreg", {"C": fp32["C"]}, splits[layer]["bf16"], seeds=1, few_shot=())
-        rows.append({"layer": layer, "fp32": fp32["accuracy"], "bf16": bf16["accuracy"],
-                     "points": 100 * (bf16["accuracy"] - fp32["accuracy"]), "C": (fp32["C"], bf16["C"]),
-                     "bf16_same_c": same_c.metrics["accuracy"],
-                     "points_same_c": 100 * (same_c.metrics["accuracy"] - fp32["accuracy"]),
-                     "test": fp32["test"], "ips": (fp32["ips"], bf16["ips"])})
+        rows.append(
+            {
+                "layer": layer,
+                "fp32": fp32["accuracy"],
+                "bf16": bf16["accuracy"],
+                "points": 100 * (bf16["accuracy"] - fp32["accuracy"]),
+                "C": (fp32["C"], bf16["C"]),
+                "bf16_same_c": same_c.metrics["accuracy"],
+                "points_same_c": 100 * (same_c.metrics["accuracy"] - fp32["accuracy"]),
+                "test": fp32["test"],
+                "ips": (fp32["ips"], bf16["ips"]),
+            }
+        )
     return rows
 
 
 def report_accuracy(rows: list[dict[str, Any]]) -> None:
     section("bf16 against fp32: logistic regression on digits embeddings (mobilenet_v2 IMAGENET1K_V1, 64 px)")
-    print(table(["layer", "fp32 test acc.", "bf16, same C", "change (points)", "goal", "",
-                 "bf16, its own C on val", "change (points)", "C chosen (fp32 / bf16)"],
-                [(r["layer"], f"{100 * r['fp32']:.2f}%", f"{100 * r['bf16_same_c']:.2f}%", f"{r['points_same_c']:+.2f}",
-                  f"within {GOAL_BF16_POINTS}", verdict(abs(r["points_same_c"]) <= GOAL_BF16_POINTS + 1e-9),
-                  f"{100 * r['bf16']:.2f}%", f"{r['points']:+.2f}", f"{r['C'][0]:.3g} / {r['C'][1]:.3g}")
-                 for r in rows]))
+    print(
+        table(
+            [
+                "layer",
+                "fp32 test acc.",
+                "bf16, same C",
+                "change (points)",
+                "goal",
+                "",
+                "bf16, its own C on val",
+                "change (points)",
+                "C chosen (fp32 / bf16)",
+            ],
+            [
+                (
+                    r["layer"],
+                    f"{100 * r['fp32']:.2f}%",
+                    f"{100 * r['bf16_same_c']:.2f}%",
+                    f"{r['points_same_c']:+.2f}",
+                    f"within {GOAL_BF16_POINTS}",
+                    verdict(abs(r["points_same_c"]) <= GOAL_BF16_POINTS + 1e-9),
+                    f"{100 * r['bf16']:.2f}%",
+                    f"{r['points']:+.2f}",
+                    f"{r['C'][0]:.3g} / {r['C'][1]:.3g}",
+                )
+                for r in rows
+            ],
+        )
+    )
     first = rows[0]
-    note(f"The project's protocol (headstart.heads.evaluate, `logreg`: C chosen on val, refit on train+val, scored "
-         f"once on the {first['test']} test images; one image = {100 / first['test']:.2f} points). 'same C' scores the "
-         "bf16 embeddings with the C the fp32 run chose: that is the change the precision makes, and what the goal "
-         "judges. 'its own C' lets the bf16 run choose again; 45 grid points on 269 val images often tie, so the choice "
-         "can flip between runs and move test accuracy by more than the precision does. Both tables come "
-         f"from one embed run per precision ({first['ips'][0]:.0f} vs {first['ips'][1]:.0f} images/s at 64 px).")
+    note(
+        f"The project's protocol (headstart.heads.evaluate, `logreg`: C chosen on val, refit on train+val, scored "
+        f"once on the {first['test']} test images; one image = {100 / first['test']:.2f} points). 'same C' scores the "
+        "bf16 embeddings with the C the fp32 run chose: that is the change the precision makes, and what the goal "
+        "judges. 'its own C' lets the bf16 run choose again; 45 grid points on 269 val images often tie, so the choice "
+        "can flip between runs and move test accuracy by more than the precision does. Both tables come "
+        f"from one embed run per precision ({first['ips'][0]:.0f} vs {first['ips'][1]:.0f} images/s at 64 px)."
+    )
 
 
 # ---- memory ----------------------------------------------------------------------------------------------
+
 
 def memory_child(spec_json: str) -> None:
     """Run in a fresh process: prepare + embed one folder, print peak RSS figures as JSON on the last line."""
@@ -612,14 +663,29 @@ def memory_child(spec_json: str) -> None:
     before = current_rss()
     with tempfile.TemporaryDirectory(dir=job["scratch"], prefix="memory-") as tmp:
         start = time.perf_counter()
-        result = embed(prepared, mobilenet_spec(image_size=job["image_size"]), Path(tmp) / "out",
-                       dataset={"name": "bench-memory"},
-                       options=EmbedOptions(batch_size=BATCH, cache_dir=Path(tmp) / "cache"))
+        result = embed(
+            prepared,
+            mobilenet_spec(image_size=job["image_size"]),
+            Path(tmp) / "out",
+            dataset={"name": "bench-memory"},
+            options=EmbedOptions(batch_size=BATCH, cache_dir=Path(tmp) / "cache"),
+        )
         seconds = time.perf_counter() - start
-    print(json.dumps({"images": len(prepared), "computed": result.stats.computed, "seconds": seconds,
-                      "prepare_seconds": prepare_seconds, "rss_at_start": base, "rss_before_embed": before,
-                      "peak_self": peak_rss(), "peak_workers": peak_rss_children(),
-                      "ips": result.stats.images_per_second}))
+    print(
+        json.dumps(
+            {
+                "images": len(prepared),
+                "computed": result.stats.computed,
+                "seconds": seconds,
+                "prepare_seconds": prepare_seconds,
+                "rss_at_start": base,
+                "rss_before_embed": before,
+                "peak_self": peak_rss(),
+                "peak_workers": peak_rss_children(),
+                "ips": result.stats.images_per_second,
+            }
+        )
+    )
 
 
 def run_memory(data_dir: Path, scratch: Path, counts: Sequence[int], size: int, image_size: int) -> list[dict]:
@@ -627,8 +693,12 @@ def run_memory(data_dir: Path, scratch: Path, counts: Sequence[int], size: int, 
     for count in counts:
         root = ensure_folder(data_dir, count, size)
         job = json.dumps({"root": str(root), "scratch": str(scratch), "image_size": image_size})
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child", job], cwd=REPO,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--memory-child", job],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n", file=sys.stderr)
             raise RuntimeError(f"the memory run on {count} images failed (exit {proc.returncode})")
@@ -638,29 +708,67 @@ def run_memory(data_dir: Path, scratch: Path, counts: Sequence[int], size: int, 
 
 def report_memory(rows: list[dict], image_size: int) -> None:
     section(f"Memory: peak RSS of `embed` in a fresh process (mobilenet_v2 fp32, {image_size} px, batch {BATCH})")
-    print(table(["images", "embed s", "images/s", "RSS after imports (MiB)", "RSS before embed (MiB)",
-                 "peak RSS, main (MiB)", "peak RSS, largest worker (MiB)"],
-                [(r["images"], r["seconds"], r["ips"], mib(r["rss_at_start"]), mib(r["rss_before_embed"]),
-                  mib(r["peak_self"]), mib(r["peak_workers"])) for r in rows]))
+    print(
+        table(
+            [
+                "images",
+                "embed s",
+                "images/s",
+                "RSS after imports (MiB)",
+                "RSS before embed (MiB)",
+                "peak RSS, main (MiB)",
+                "peak RSS, largest worker (MiB)",
+            ],
+            [
+                (
+                    r["images"],
+                    r["seconds"],
+                    r["ips"],
+                    mib(r["rss_at_start"]),
+                    mib(r["rss_before_embed"]),
+                    mib(r["peak_self"]),
+                    mib(r["peak_workers"]),
+                )
+                for r in rows
+            ],
+        )
+    )
     if len(rows) >= 2:
         small, large = rows[0], rows[-1]
         growth = large["peak_self"] / small["peak_self"] - 1
         workers = large["peak_workers"] / small["peak_workers"] - 1 if small["peak_workers"] else float("nan")
         print()
-        print(table(["growth", "measured", "goal", ""],
-                    [(f"peak RSS, main, {small['images']} -> {large['images']} images", f"{growth:+.1%}",
-                      f"<= {GOAL_RSS_GROWTH:.0%}", verdict(growth <= GOAL_RSS_GROWTH)),
-                     (f"peak RSS, largest worker, {small['images']} -> {large['images']} images", f"{workers:+.1%}",
-                      "(information)", "")]))
-    note(f"Each run: a fresh Python process that prepares the folder (listing + hashing) and embeds it with a fresh "
-         f"cache and default workers. The memory runs use {image_size} px crops to stay affordable on 2 cores (the "
-         "decoded files are the same size as above); what matters is that RSS does not grow with the number of "
-         "images. 'main' is the peak RSS (VmHWM) of that process (torch, model, prepared table, cache index, "
-         "table assembly); 'worker' is ru_maxrss of its largest DataLoader worker (RUSAGE_CHILDREN; it counts "
-         "the pages it shares with the main process since the fork).")
+        print(
+            table(
+                ["growth", "measured", "goal", ""],
+                [
+                    (
+                        f"peak RSS, main, {small['images']} -> {large['images']} images",
+                        f"{growth:+.1%}",
+                        f"<= {GOAL_RSS_GROWTH:.0%}",
+                        verdict(growth <= GOAL_RSS_GROWTH),
+                    ),
+                    (
+                        f"peak RSS, largest worker, {small['images']} -> {large['images']} images",
+                        f"{workers:+.1%}",
+                        "(information)",
+                        "",
+                    ),
+                ],
+            )
+        )
+    note(
+        f"Each run: a fresh Python process that prepares the folder (listing + hashing) and embeds it with a fresh "
+        f"cache and default workers. The memory runs use {image_size} px crops to stay affordable on 2 cores (the "
+        "decoded files are the same size as above); what matters is that RSS does not grow with the number of "
+        "images. 'main' is the peak RSS (VmHWM) of that process (torch, model, prepared table, cache index, "
+        "table assembly); 'worker' is ru_maxrss of its largest DataLoader worker (RUSAGE_CHILDREN; it counts "
+        "the pages it shares with the main process since the fork)."
+    )
 
 
 # ---- load_embeddings -------------------------------------------------------------------------------------
+
 
 def run_load(scratch: Path, rows: int, dim: int) -> dict[str, Any]:
     import pandas as pd
@@ -683,8 +791,13 @@ def run_load(scratch: Path, rows: int, dim: int) -> dict[str, Any]:
         write_seconds = time.perf_counter() - start
         np.save(npy, X)
         del X
-        out: dict[str, Any] = {"rows": rows, "dim": dim, "write_seconds": write_seconds,
-                               "parquet_bytes": parquet.stat().st_size, "npy_bytes": npy.stat().st_size}
+        out: dict[str, Any] = {
+            "rows": rows,
+            "dim": dim,
+            "write_seconds": write_seconds,
+            "parquet_bytes": parquet.stat().st_size,
+            "npy_bytes": npy.stat().st_size,
+        }
         out["load"], table_ = best_of(lambda: headstart.load_embeddings(parquet))
         ok = table_.X.shape == (rows, dim) and table_.X.dtype == np.float32 and table_.X.flags["C_CONTIGUOUS"]
         out["load_ok"] = ok
@@ -704,37 +817,59 @@ def report_load(result: dict[str, Any]) -> None:
     rows, dim = result["rows"], result["dim"]
     section(f"Reading a {rows:,} x {dim:,} float32 embedding table into numpy")
     full = rows == 50_000 and dim == 2_048
-    print(table(["reader", "file (MiB)", "best of 3 (s)", "goal", ""],
-                [("headstart.load_embeddings (Parquet)", mib(result["parquet_bytes"]), result["load"],
-                  f"< {GOAL_LOAD_SECONDS} s" + ("" if full else " (at 50,000 x 2,048)"),
-                  verdict(result["load"] < GOAL_LOAD_SECONDS and result["load_ok"]) if full else "n/a"),
-                 ("np.load (.npy)", mib(result["npy_bytes"]), result["npy"], "", ""),
-                 ("np.load(mmap_mode='r') + copy", mib(result["npy_bytes"]), result["npy_mmap"], "", ""),
-                 ("pandas.read_parquet + np.stack", mib(result["parquet_bytes"]), result["pandas"], "", "")]))
-    note(f"Random normal floats (the worst case for compression), written with EmbeddingWriter in "
-         f"{result['write_seconds']:.1f} s; timings after one warm read (file in the page cache). "
-         f"load_embeddings returned a C-contiguous float32 matrix: {result['load_ok']}.")
+    print(
+        table(
+            ["reader", "file (MiB)", "best of 3 (s)", "goal", ""],
+            [
+                (
+                    "headstart.load_embeddings (Parquet)",
+                    mib(result["parquet_bytes"]),
+                    result["load"],
+                    f"< {GOAL_LOAD_SECONDS} s" + ("" if full else " (at 50,000 x 2,048)"),
+                    verdict(result["load"] < GOAL_LOAD_SECONDS and result["load_ok"]) if full else "n/a",
+                ),
+                ("np.load (.npy)", mib(result["npy_bytes"]), result["npy"], "", ""),
+                ("np.load(mmap_mode='r') + copy", mib(result["npy_bytes"]), result["npy_mmap"], "", ""),
+                ("pandas.read_parquet + np.stack", mib(result["parquet_bytes"]), result["pandas"], "", ""),
+            ],
+        )
+    )
+    note(
+        f"Random normal floats (the worst case for compression), written with EmbeddingWriter in "
+        f"{result['write_seconds']:.1f} s; timings after one warm read (file in the page cache). "
+        f"load_embeddings returned a C-contiguous float32 matrix: {result['load_ok']}."
+    )
 
 
 # ---- main ------------------------------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated, any of {', '.join(SECTIONS)} (default: all)")
-    parser.add_argument("--data-dir", type=Path, default=REPO / ".headstart" / "bench",
-                        help="where the generated images (and scratch files) go (default .headstart/bench)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, any of {', '.join(SECTIONS)} (default: all)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REPO / ".headstart" / "bench",
+        help="where the generated images (and scratch files) go (default .headstart/bench)",
+    )
     parser.add_argument("--images", type=int, default=2000, help="images in the folder for (c) (default 2000)")
     parser.add_argument("--size", type=int, default=256, help="side of the generated images in px (default 256)")
     parser.add_argument("--naive-images", type=int, default=300, help="images timed in (a) (default 300)")
     parser.add_argument("--ceiling-images", type=int, default=1024, help="images timed in (b) (default 1024)")
     parser.add_argument("--bf16-images", type=int, default=640, help="images per bf16/fp32 figure (default 640)")
     parser.add_argument("--mem-small", type=int, default=2000, help="images of the small memory run (default 2000)")
-    parser.add_argument("--mem-large", type=int, default=20000,
-                        help="images of the large memory run (default 20000)")
-    parser.add_argument("--mem-image-size", type=int, default=64,
-                        help="crop size of the memory runs, to keep them affordable (default 64)")
+    parser.add_argument("--mem-large", type=int, default=20000, help="images of the large memory run (default 20000)")
+    parser.add_argument(
+        "--mem-image-size",
+        type=int,
+        default=64,
+        help="crop size of the memory runs, to keep them affordable (default 64)",
+    )
     parser.add_argument("--load-rows", type=int, default=50_000, help="rows of the load table (default 50000)")
     parser.add_argument("--load-dim", type=int, default=2_048, help="width of the load table (default 2048)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -794,8 +929,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "accuracy" in wanted:
             report_accuracy(run_accuracy(scratch))
         if "memory" in wanted:
-            report_memory(run_memory(args.data_dir, scratch, counts, args.size, args.mem_image_size),
-                          args.mem_image_size)
+            report_memory(
+                run_memory(args.data_dir, scratch, counts, args.size, args.mem_image_size), args.mem_image_size
+            )
         if "load" in wanted:
             report_load(run_load(scratch, args.load_rows, args.load_dim))
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import cpu_model, git_commit, note, percent, section, table, usable_cores, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -62,61 +63,7 @@ GOAL_HEAD_ONLY_SHARE = 0.10
 
 # ---- output ---------------------------------------------------------------------------------------------
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table."""
-    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells[1:]]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3g}"
-    return str(value)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def percent(share: float) -> str:
-    return f"{100 * share:.2f}%"
-
-
-def section(title: str) -> None:
-    print(f"\n## {title}\n", flush=True)
-
-
-def note(text: str) -> None:
-    print(f"\n{text}", flush=True)
-
-
 # ---- the machine ---------------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def thread_pools() -> str:
@@ -153,6 +100,7 @@ def print_header(args: argparse.Namespace) -> None:
 
 # ---- timing ----------------------------------------------------------------------------------------------
 
+
 def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """The shortest wall time of ``repeats`` calls of ``fn``, and the last result."""
     best, result = float("inf"), None
@@ -165,6 +113,7 @@ def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 # ---- synthetic embeddings --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Embeddings:
     X_train: np.ndarray
@@ -174,13 +123,21 @@ class Embeddings:
 
     def describe(self) -> str:
         n, d = self.X_train.shape
-        return (f"{n:,} x {d} float32 train, {len(self.X_test):,} queries, "
-                f"{len(np.unique(self.y_train))} classes")
+        return f"{n:,} x {d} float32 train, {len(self.X_test):,} queries, {len(np.unique(self.y_train))} classes"
 
 
-def clustered_embeddings(n_train: int, n_test: int, dim: int, classes: int, *, clusters_per_class: int = 4,
-                         topics: int | None = None, spread: float = 0.25, noise: float = 1.0,
-                         seed: int = 0) -> Embeddings:
+def clustered_embeddings(
+    n_train: int,
+    n_test: int,
+    dim: int,
+    classes: int,
+    *,
+    clusters_per_class: int = 4,
+    topics: int | None = None,
+    spread: float = 0.25,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> Embeddings:
     """Gaussian clusters around shared topics, like embeddings of a fine-grained dataset.
 
     ``topics`` (default ``classes // 4``) random directions of norm ``sqrt(dim)``; each class has
@@ -194,8 +151,9 @@ def clustered_embeddings(n_train: int, n_test: int, dim: int, classes: int, *, c
     directions = rng.standard_normal((topics, dim), dtype=np.float32)
     directions *= np.sqrt(dim) / np.linalg.norm(directions, axis=1, keepdims=True)
     n_clusters = classes * clusters_per_class
-    centres = (directions[rng.integers(0, topics, n_clusters)]
-               + spread * rng.standard_normal((n_clusters, dim), dtype=np.float32))
+    centres = directions[rng.integers(0, topics, n_clusters)] + spread * rng.standard_normal(
+        (n_clusters, dim), dtype=np.float32
+    )
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         cluster = rng.integers(0, n_clusters, n)
@@ -208,6 +166,7 @@ def clustered_embeddings(n_train: int, n_test: int, dim: int, classes: int, *, c
 
 
 # ---- k-NN ------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class KNNRun:
@@ -271,24 +230,28 @@ def explain_differences(data: Embeddings, ours: np.ndarray, theirs: np.ndarray, 
         return
     truth, gaps = float64_knn(data, differing, k)
     near_ties = int(np.sum(gaps < 1e-6))
-    note(f"{len(differing)} exact prediction(s) differ from scikit-learn's. In float64, {near_ties} of them have "
-         f"the {k}th and {k + 1}th neighbour within 1e-6 in cosine (float32 rounding picks which one votes); the "
-         f"float64 vote agrees with faiss in {int(np.sum(truth == ours[differing]))} and with scikit-learn in "
-         f"{int(np.sum(truth == theirs[differing]))}.")
+    note(
+        f"{len(differing)} exact prediction(s) differ from scikit-learn's. In float64, {near_ties} of them have "
+        f"the {k}th and {k + 1}th neighbour within 1e-6 in cosine (float32 rounding picks which one votes); the "
+        f"float64 vote agrees with faiss in {int(np.sum(truth == ours[differing]))} and with scikit-learn in "
+        f"{int(np.sum(truth == theirs[differing]))}."
+    )
 
 
 def run_knn(args: argparse.Namespace) -> None:
-    import faiss
     from sklearn.neighbors import KNeighborsClassifier
 
     from headstart.heads.knn import KNNClassifier
 
     section("k-NN head: faiss against scikit-learn")
     start = time.perf_counter()
-    data = clustered_embeddings(args.train, args.queries, args.dim, args.classes, spread=args.spread,
-                                noise=args.noise, seed=args.seed)
-    note(f"Data: {data.describe()}, spread {args.spread}, noise {args.noise}, seed {args.seed} "
-         f"(made in {time.perf_counter() - start:.1f} s). k = {args.k}, cosine.")
+    data = clustered_embeddings(
+        args.train, args.queries, args.dim, args.classes, spread=args.spread, noise=args.noise, seed=args.seed
+    )
+    note(
+        f"Data: {data.describe()}, spread {args.spread}, noise {args.noise}, seed {args.seed} "
+        f"(made in {time.perf_counter() - start:.1f} s). k = {args.k}, cosine."
+    )
 
     def sklearn_knn() -> Any:
         return KNeighborsClassifier(n_neighbors=args.k, algorithm="brute", metric="cosine", weights="uniform")
@@ -304,38 +267,67 @@ def run_knn(args: argparse.Namespace) -> None:
 
     warm_up([sklearn_knn, flat, ivf, dino], data)
     reference = time_fit_predict("scikit-learn brute cosine, uniform", sklearn_knn, data, args.repeats)
-    runs = [reference,
-            time_fit_predict("headstart flat (exact), uniform", flat, data, args.repeats),
-            time_fit_predict(f"headstart ivf nprobe={args.nprobe or 'auto'}, uniform", ivf, data, args.repeats),
-            time_fit_predict("headstart flat, temperature 0.07 (default)", dino, data, args.repeats)]
+    runs = [
+        reference,
+        time_fit_predict("headstart flat (exact), uniform", flat, data, args.repeats),
+        time_fit_predict(f"headstart ivf nprobe={args.nprobe or 'auto'}, uniform", ivf, data, args.repeats),
+        time_fit_predict("headstart flat, temperature 0.07 (default)", dino, data, args.repeats),
+    ]
     exact, approx = runs[1], runs[2]
     nlist = approx.model.index_.nlist
 
     rows = []
     for run in runs:
-        rows.append((run.name, run.fit_s, run.predict_s, run.total_s, f"{reference.total_s / run.total_s:.1f}x",
-                     percent(float(np.mean(run.predictions == reference.predictions))),
-                     percent(float(np.mean(run.predictions == data.y_test)))))
+        rows.append(
+            (
+                run.name,
+                run.fit_s,
+                run.predict_s,
+                run.total_s,
+                f"{reference.total_s / run.total_s:.1f}x",
+                percent(float(np.mean(run.predictions == reference.predictions))),
+                percent(float(np.mean(run.predictions == data.y_test))),
+            )
+        )
     print()
-    print(table(["head", "fit s", "predict s", "fit+predict s", "speed-up vs sklearn", "same as sklearn",
-                 "accuracy"], rows))
+    print(
+        table(
+            ["head", "fit s", "predict s", "fit+predict s", "speed-up vs sklearn", "same as sklearn", "accuracy"], rows
+        )
+    )
 
     same_exact = int(np.sum(exact.predictions == reference.predictions))
     exact_speedup = reference.total_s / exact.total_s
     ivf_speedup = reference.total_s / approx.total_s
     ivf_agreement = float(np.mean(approx.predictions == reference.predictions))
     print()
-    print(table(["goal", "measured", "verdict"], [
-        (f"exact: >= {GOAL_EXACT_SPEEDUP:g}x faster than sklearn (fit+predict)", f"{exact_speedup:.1f}x",
-         verdict(exact_speedup >= GOAL_EXACT_SPEEDUP)),
-        ("exact: identical predictions", f"{same_exact:,} of {len(data.y_test):,}",
-         verdict(same_exact == len(data.y_test))),
-        (f"ivf: >= {GOAL_IVF_SPEEDUP:g}x faster than sklearn (fit+predict)",
-         f"{ivf_speedup:.1f}x (predict only {reference.predict_s / approx.predict_s:.1f}x)",
-         verdict(ivf_speedup >= GOAL_IVF_SPEEDUP)),
-        (f"ivf: >= {percent(GOAL_IVF_AGREEMENT)} of predictions the same", percent(ivf_agreement),
-         verdict(ivf_agreement >= GOAL_IVF_AGREEMENT)),
-    ]))
+    print(
+        table(
+            ["goal", "measured", "verdict"],
+            [
+                (
+                    f"exact: >= {GOAL_EXACT_SPEEDUP:g}x faster than sklearn (fit+predict)",
+                    f"{exact_speedup:.1f}x",
+                    verdict(exact_speedup >= GOAL_EXACT_SPEEDUP),
+                ),
+                (
+                    "exact: identical predictions",
+                    f"{same_exact:,} of {len(data.y_test):,}",
+                    verdict(same_exact == len(data.y_test)),
+                ),
+                (
+                    f"ivf: >= {GOAL_IVF_SPEEDUP:g}x faster than sklearn (fit+predict)",
+                    f"{ivf_speedup:.1f}x (predict only {reference.predict_s / approx.predict_s:.1f}x)",
+                    verdict(ivf_speedup >= GOAL_IVF_SPEEDUP),
+                ),
+                (
+                    f"ivf: >= {percent(GOAL_IVF_AGREEMENT)} of predictions the same",
+                    percent(ivf_agreement),
+                    verdict(ivf_agreement >= GOAL_IVF_AGREEMENT),
+                ),
+            ],
+        )
+    )
     explain_differences(data, exact.predictions, reference.predictions, args.k)
 
     # the nprobe trade-off: one trained IVF index, nprobe is a search-time setting of the faiss index
@@ -343,21 +335,43 @@ def run_knn(args: argparse.Namespace) -> None:
     for nprobe in args.nprobes:
         approx.model.set_params(nprobe=nprobe)  # a search-time setting: the trained index stays
         seconds, predictions = best_of(lambda: approx.model.predict(data.X_test), args.repeats)
-        nprobe_rows.append((min(nprobe, nlist), f"{100 * min(nprobe, nlist) / nlist:.1f}%", seconds,
-                            approx.fit_s + seconds, f"{reference.total_s / (approx.fit_s + seconds):.1f}x",
-                            f"{reference.predict_s / seconds:.1f}x",
-                            percent(float(np.mean(predictions == reference.predictions)))))
+        nprobe_rows.append(
+            (
+                min(nprobe, nlist),
+                f"{100 * min(nprobe, nlist) / nlist:.1f}%",
+                seconds,
+                approx.fit_s + seconds,
+                f"{reference.total_s / (approx.fit_s + seconds):.1f}x",
+                f"{reference.predict_s / seconds:.1f}x",
+                percent(float(np.mean(predictions == reference.predictions))),
+            )
+        )
     approx.model.set_params(nprobe=args.nprobe or None)
-    note(f"IVF trade-off: nlist = {nlist} cells (the default, about sqrt(n)), nprobe by default nlist // 25 (at least 4) = "
-         f"{max(4, nlist // 25)}; training the coarse quantizer "
-         f"(k-means, in fit) took {approx.fit_s:.2f} s of the {approx.total_s:.2f} s. Same trained index, "
-         "nprobe varied:")
+    note(
+        f"IVF trade-off: nlist = {nlist} cells (the default, about sqrt(n)), nprobe by default nlist // 25 "
+        f"(at least 4) = {max(4, nlist // 25)}; training the coarse quantizer "
+        f"(k-means, in fit) took {approx.fit_s:.2f} s of the {approx.total_s:.2f} s. Same trained index, "
+        "nprobe varied:"
+    )
     print()
-    print(table(["nprobe", "cells searched", "predict s", "fit+predict s", "speed-up (fit+predict)",
-                 "speed-up (predict only)", "same as sklearn"], nprobe_rows))
+    print(
+        table(
+            [
+                "nprobe",
+                "cells searched",
+                "predict s",
+                "fit+predict s",
+                "speed-up (fit+predict)",
+                "speed-up (predict only)",
+                "same as sklearn",
+            ],
+            nprobe_rows,
+        )
+    )
 
 
 # ---- logreg C sweep --------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def captured_logs(name: str) -> Iterator[list[logging.LogRecord]]:
@@ -379,7 +393,7 @@ def captured_logs(name: str) -> Iterator[list[logging.LogRecord]]:
 
 
 def max_iter_hits(records: Sequence[logging.LogRecord], fits: int) -> str:
-    """"n of N" from the sweep's log line about fits stopped at max_iter (none logged: 0), else the line."""
+    """ "n of N" from the sweep's log line about fits stopped at max_iter (none logged: 0), else the line."""
     for record in records:
         message = record.getMessage()
         if "max_iter" in message:
@@ -396,46 +410,87 @@ def run_logreg(args: argparse.Namespace) -> None:
     defaults = get_head("logreg").defaults
     Cs = sorted(expand_grid(defaults["C"], "heads.logreg.C") or [float(defaults["C"])])
     max_iter, tol = int(defaults["max_iter"]), float(defaults["tol"])
-    data = clustered_embeddings(args.logreg_train, args.logreg_val, args.dim, args.classes, spread=args.spread,
-                                noise=args.noise, seed=args.seed + 1)
-    note(f"Data: {data.describe().replace('queries', 'val')}, spread {args.spread}, noise {args.noise}, "
-         f"seed {args.seed + 1}. "
-         f"The head's default grid: {len(Cs)} values of C from {Cs[0]:.0e} to {Cs[-1]:.0e}; "
-         f"max_iter={max_iter}, tol={tol:g}.")
+    data = clustered_embeddings(
+        args.logreg_train,
+        args.logreg_val,
+        args.dim,
+        args.classes,
+        spread=args.spread,
+        noise=args.noise,
+        seed=args.seed + 1,
+    )
+    note(
+        f"Data: {data.describe().replace('queries', 'val')}, spread {args.spread}, noise {args.noise}, "
+        f"seed {args.seed + 1}. "
+        f"The head's default grid: {len(Cs)} values of C from {Cs[0]:.0e} to {Cs[-1]:.0e}; "
+        f"max_iter={max_iter}, tol={tol:g}."
+    )
 
     def sweep(warm_start: bool) -> tuple[list[float], str]:
         with captured_logs("headstart.heads.selection") as records:
-            accuracies = sweep_logreg_C(data.X_train, data.y_train, data.X_test, data.y_test, Cs,
-                                        max_iter=max_iter, tol=tol, warm_start=warm_start)
+            accuracies = sweep_logreg_C(
+                data.X_train,
+                data.y_train,
+                data.X_test,
+                data.y_test,
+                Cs,
+                max_iter=max_iter,
+                tol=tol,
+                warm_start=warm_start,
+            )
         return accuracies, max_iter_hits(records, len(Cs))
 
     warm_s, (warm, warm_hits) = best_of(lambda: sweep(True), args.repeats)
     cold_s, (cold, cold_hits) = best_of(lambda: sweep(False), args.repeats)
     warm_best, cold_best = int(np.argmax(warm)), int(np.argmax(cold))
     print()
-    print(table(["sweep", "seconds", "speed-up", "fits stopped at max_iter", "best C", "best val accuracy"], [
-        ("warm starts (the pipeline's)", warm_s, f"{cold_s / warm_s:.1f}x", warm_hits, f"{Cs[warm_best]:.3g}",
-         percent(warm[warm_best])),
-        ("every fit from scratch", cold_s, "1.0x", cold_hits, f"{Cs[cold_best]:.3g}", percent(cold[cold_best])),
-    ]))
+    print(
+        table(
+            ["sweep", "seconds", "speed-up", "fits stopped at max_iter", "best C", "best val accuracy"],
+            [
+                (
+                    "warm starts (the pipeline's)",
+                    warm_s,
+                    f"{cold_s / warm_s:.1f}x",
+                    warm_hits,
+                    f"{Cs[warm_best]:.3g}",
+                    percent(warm[warm_best]),
+                ),
+                ("every fit from scratch", cold_s, "1.0x", cold_hits, f"{Cs[cold_best]:.3g}", percent(cold[cold_best])),
+            ],
+        )
+    )
     gaps = np.abs(np.asarray(warm) - np.asarray(cold))
     worst = int(np.argmax(gaps))
     print()
-    print(table(["check (the issue sets no figure here)", "measured", "verdict"], [
-        ("warm starts faster", f"{cold_s / warm_s:.1f}x", verdict(warm_s < cold_s)),
-        ("same best C", f"{Cs[warm_best]:.3g} / {Cs[cold_best]:.3g}", verdict(warm_best == cold_best)),
-        ("best val accuracy within 0.5 points",
-         f"{100 * (warm[warm_best] - cold[cold_best]):+.2f} points",
-         verdict(abs(warm[warm_best] - cold[cold_best]) <= 0.005 + 1e-9)),
-    ]))
-    caveat = (f" Each fit stops at tol={tol:g}: a warm-started one near the previous C's solution, a cold one "
-              "wherever L-BFGS from zero first meets the tolerance, so at a loose tolerance the two need not agree."
-              if gaps.max() > 0.005 else "")
-    note(f"Largest gap between the two sweeps at one C: {100 * gaps[worst]:.2f} points at C = {Cs[worst]:.3g}; "
-         f"{int(np.sum(gaps > 0.005))} of {len(Cs)} grid points differ by more than 0.5 points.{caveat}")
+    print(
+        table(
+            ["check (the issue sets no figure here)", "measured", "verdict"],
+            [
+                ("warm starts faster", f"{cold_s / warm_s:.1f}x", verdict(warm_s < cold_s)),
+                ("same best C", f"{Cs[warm_best]:.3g} / {Cs[cold_best]:.3g}", verdict(warm_best == cold_best)),
+                (
+                    "best val accuracy within 0.5 points",
+                    f"{100 * (warm[warm_best] - cold[cold_best]):+.2f} points",
+                    verdict(abs(warm[warm_best] - cold[cold_best]) <= 0.005 + 1e-9),
+                ),
+            ],
+        )
+    )
+    caveat = (
+        f" Each fit stops at tol={tol:g}: a warm-started one near the previous C's solution, a cold one "
+        "wherever L-BFGS from zero first meets the tolerance, so at a loose tolerance the two need not agree."
+        if gaps.max() > 0.005
+        else ""
+    )
+    note(
+        f"Largest gap between the two sweeps at one C: {100 * gaps[worst]:.2f} points at C = {Cs[worst]:.3g}; "
+        f"{int(np.sum(gaps > 0.005))} of {len(Cs)} grid points differ by more than 0.5 points.{caveat}"
+    )
 
 
 # ---- dvc: head-only rerun against a full run ---------------------------------------------------------------
+
 
 @dataclass
 class Repro:
@@ -464,12 +519,17 @@ def dvc_repro(workdir: Path, label: str) -> Repro:
     """Time ``dvc repro`` in ``workdir`` with the venv first on PATH; the stages it ran, from its output."""
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
-    done = subprocess.run([str(VENV_BIN / "dvc"), "repro"], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        [str(VENV_BIN / "dvc"), "repro"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"`dvc repro` ({label}) failed with exit status {done.returncode}:\n"
-                           f"{done.stdout[-4000:]}")
+        raise RuntimeError(f"`dvc repro` ({label}) failed with exit status {done.returncode}:\n{done.stdout[-4000:]}")
     stages = re.findall(r"Running stage '([^']+)'", done.stdout)
     print(f"  {label}: {seconds:.1f} s, {len(stages)} stage(s) ran", flush=True)
     return Repro(label, seconds, stages)
@@ -497,7 +557,7 @@ def change_knn_k(params: Path, new_k: int) -> str:
             if value.group(1) == str(new_k):
                 raise RuntimeError(f"heads.knn.k is already {new_k} in {params}; pass another --dvc-k")
             start = len(key.group(1)) + len("k:") + value.start(1)
-            lines[number] = line[:start] + str(new_k) + line[start + len(value.group(1)):]
+            lines[number] = line[:start] + str(new_k) + line[start + len(value.group(1)) :]
             params.write_text("".join(lines))
             return value.group(1)
     raise RuntimeError(f"no heads.knn.k line in {params}")
@@ -508,8 +568,10 @@ def run_dvc(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="headstart-bench-dvc-") as tmp:
         workdir = Path(tmp)
         copied = copy_repository(workdir)
-        note(f"{copied} tracked files copied to {workdir} (a fresh git repository: no dvc.lock, empty DVC cache, "
-             "empty embedding cache).\n")
+        note(
+            f"{copied} tracked files copied to {workdir} (a fresh git repository: no dvc.lock, empty DVC cache, "
+            "empty embedding cache).\n"
+        )
         full = dvc_repro(workdir, "full run")
         noop = dvc_repro(workdir, "no change")
         old_k = change_knn_k(workdir / "params.yaml", args.dvc_k)
@@ -518,43 +580,75 @@ def run_dvc(args: argparse.Namespace) -> None:
         raise RuntimeError(f"changing heads.knn.k reran no knn stage ({head_only.stages}); nothing was measured")
     embed_reruns = [s for s in head_only.stages if is_embed_stage(s)]
     print()
-    print(table(["dvc repro", "seconds", "share of full", "stages run", "embed stages run"], [
-        (r.label, r.seconds, percent(r.seconds / full.seconds), len(r.stages),
-         ", ".join(s for s in r.stages if is_embed_stage(s)) or "none")
-        for r in (full, noop, head_only)]))
+    print(
+        table(
+            ["dvc repro", "seconds", "share of full", "stages run", "embed stages run"],
+            [
+                (
+                    r.label,
+                    r.seconds,
+                    percent(r.seconds / full.seconds),
+                    len(r.stages),
+                    ", ".join(s for s in r.stages if is_embed_stage(s)) or "none",
+                )
+                for r in (full, noop, head_only)
+            ],
+        )
+    )
     note("\n".join(f"Stages of the {r.label} run: {', '.join(r.stages) or 'none'}." for r in (noop, head_only)))
     share = head_only.seconds / full.seconds
     print()
-    print(table(["goal", "measured", "verdict"], [
-        (f"head-only rerun <= {percent(GOAL_HEAD_ONLY_SHARE)} of the full run", percent(share),
-         verdict(share <= GOAL_HEAD_ONLY_SHARE)),
-        ("no embed stage reran", ", ".join(embed_reruns) or "none reran", verdict(not embed_reruns)),
-    ]))
+    print(
+        table(
+            ["goal", "measured", "verdict"],
+            [
+                (
+                    f"head-only rerun <= {percent(GOAL_HEAD_ONLY_SHARE)} of the full run",
+                    percent(share),
+                    verdict(share <= GOAL_HEAD_ONLY_SHARE),
+                ),
+                ("no embed stage reran", ", ".join(embed_reruns) or "none reran", verdict(not embed_reruns)),
+            ],
+        )
+    )
 
 
 # ---- main ------------------------------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train", type=int, default=50_000, help="k-NN training vectors (default 50000)")
     parser.add_argument("--queries", type=int, default=10_000, help="k-NN queries (default 10000)")
     parser.add_argument("--dim", type=int, default=512, help="embedding width (default 512)")
     parser.add_argument("--classes", type=int, default=100, help="classes (default 100)")
-    parser.add_argument("--spread", type=float, default=0.25,
-                        help="scale of the cluster centres around their topic, of norm sqrt(dim) (default 0.25)")
-    parser.add_argument("--noise", type=float, default=1.0,
-                        help="scale of the samples around their cluster centre (default 1)")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.25,
+        help="scale of the cluster centres around their topic, of norm sqrt(dim) (default 0.25)",
+    )
+    parser.add_argument(
+        "--noise", type=float, default=1.0, help="scale of the samples around their cluster centre (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--k", type=int, default=20, help="neighbours (default 20)")
-    parser.add_argument("--nprobe", type=int, default=0,
-                        help="IVF cells searched in the timed IVF run (default 0: the head's own choice, nlist // 25)")
-    parser.add_argument("--nprobes", default="2,4,8,16,32",
-                        help="comma-separated nprobe values of the IVF trade-off table (default 2,4,8,16,32)")
+    parser.add_argument(
+        "--nprobe",
+        type=int,
+        default=0,
+        help="IVF cells searched in the timed IVF run (default 0: the head's own choice, nlist // 25)",
+    )
+    parser.add_argument(
+        "--nprobes",
+        default="2,4,8,16,32",
+        help="comma-separated nprobe values of the IVF trade-off table (default 2,4,8,16,32)",
+    )
     parser.add_argument("--logreg-train", type=int, default=5_000, help="logreg training rows (default 5000)")
     parser.add_argument("--logreg-val", type=int, default=1_000, help="logreg val rows (default 1000)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each k-NN / sweep, best kept "
-                                                                 "(default 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each k-NN / sweep, best kept (default 1)")
     parser.add_argument("--no-knn", dest="knn", action="store_false", help="skip the k-NN section")
     parser.add_argument("--no-logreg", dest="logreg", action="store_false", help="skip the logreg section")
     parser.add_argument("--dvc", action="store_true", help="also time dvc repro, full and head-only (minutes)")

@@ -34,25 +34,46 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="headstart", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="headstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("embed", help="embed a dataset with a truncated pretrained backbone",
-                       description="Embed SOURCE (a built-in dataset name, an image folder root/<class>/<image> or a "
-                                   "manifest .csv/.parquet with path,label[,split]) into an embedding table.")
+    p = sub.add_parser(
+        "embed",
+        help="embed a dataset with a truncated pretrained backbone",
+        description="Embed SOURCE (a built-in dataset name, an image folder root/<class>/<image> or a "
+        "manifest .csv/.parquet with path,label[,split]) into an embedding table.",
+    )
     p.add_argument("source")
-    p.add_argument("-o", "--output", required=True,
-                   help="OUT.parquet for one layer, or a directory (one <layer>.parquet per layer)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="OUT.parquet for one layer, or a directory (one <layer>.parquet per layer)",
+    )
     p.add_argument("--backbone", default="mobilenet_v2", help="a name from `headstart backbones`")
-    p.add_argument("--weights", default=None,
-                   help="exact weights name (default IMAGENET1K_V1; none for pixels), a checkpoint path, or none")
-    p.add_argument("--layer", action="append", dest="layers", metavar="NODE",
-                   help="graph node or module name to cut at; repeat for several (default: default, the pooled "
-                        "features before the classifier)")
-    p.add_argument("--pooling", action="append", dest="poolings", metavar="MODE",
-                   help="avg (default), max, avgmax, gem or cls; repeat for several")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="exact weights name (default IMAGENET1K_V1; none for pixels), a checkpoint path, or none",
+    )
+    p.add_argument(
+        "--layer",
+        action="append",
+        dest="layers",
+        metavar="NODE",
+        help="graph node or module name to cut at; repeat for several (default: default, the pooled "
+        "features before the classifier)",
+    )
+    p.add_argument(
+        "--pooling",
+        action="append",
+        dest="poolings",
+        metavar="MODE",
+        help="avg (default), max, avgmax, gem or cls; repeat for several",
+    )
     p.add_argument("--image-size", type=int, help="crop size (default: the weights' own, e.g. 224)")
     p.add_argument("--resize-size", type=int, help="resize before the crop (default: the weights' ratio)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
@@ -65,14 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
     p.set_defaults(run=_cmd_embed)
 
-    p = sub.add_parser("fit", help="fit a head on an embedding table and print its test metrics",
-                       description="Fit HEAD on the train split (choosing grid parameters on val, then refitting on "
-                                   "train+val), score it on test, save it to MODEL_DIR and print the metrics as JSON.")
+    p = sub.add_parser(
+        "fit",
+        help="fit a head on an embedding table and print its test metrics",
+        description="Fit HEAD on the train split (choosing grid parameters on val, then refitting on "
+        "train+val), score it on test, save it to MODEL_DIR and print the metrics as JSON.",
+    )
     p.add_argument("embeddings", help="an embedding table written by `headstart embed` or the embed stage")
     p.add_argument("--head", required=True, help="knn, logreg, svm or ncm (`headstart heads`)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="head parameter, YAML value: k=10, C=[0.1,1,10], C={logspace: [-4, 2, 13]}")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="head parameter, YAML value: k=10, C=[0.1,1,10], C={logspace: [-4, 2, 13]}",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds for seeded heads and few-shot subsets (default 1)")
     p.add_argument("--few-shot", default="", help="comma-separated labels per class, e.g. 1,5,10,all (default: none)")
     p.add_argument("--seed", type=int, default=0)
@@ -104,8 +133,12 @@ def _embed_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", default="auto", help="images per batch (default auto: 16 on a CPU, 64 on a GPU)")
     p.add_argument("--workers", default="auto", help="decoding processes (default auto)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--on-error", default="skip", choices=["skip", "raise"],
-                   help="skip: list unreadable images in a failures table; raise: stop at the first")
+    p.add_argument(
+        "--on-error",
+        default="skip",
+        choices=["skip", "raise"],
+        help="skip: list unreadable images in a failures table; raise: stop at the first",
+    )
     p.add_argument("--cache-dir", default=".headstart/cache", help="per-image embedding cache (resume, reuse)")
     p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
 
@@ -115,8 +148,13 @@ def _options(args: argparse.Namespace) -> Any:
 
     workers: Any = args.workers if args.workers == "auto" else int(args.workers)
     batch: Any = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
-    return EmbedOptions(batch_size=batch, num_workers=workers, device=args.device, on_error=args.on_error,
-                        cache_dir=None if args.no_cache else args.cache_dir)
+    return EmbedOptions(
+        batch_size=batch,
+        num_workers=workers,
+        device=args.device,
+        on_error=args.on_error,
+        cache_dir=None if args.no_cache else args.cache_dir,
+    )
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -127,19 +165,42 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     weights = args.weights
     if weights is None:
         weights = None if args.backbone == "pixels" else "IMAGENET1K_V1"
-    spec = BackboneSpec(arch=args.backbone, weights=weights, layers=tuple(args.layers or ["default"]),
-                        pooling=tuple(args.poolings) if args.poolings and len(args.poolings) > 1 else
-                        (args.poolings[0] if args.poolings else "avg"),
-                        image_size=args.image_size, resize_size=args.resize_size, precision=args.precision)
+    spec = BackboneSpec(
+        arch=args.backbone,
+        weights=weights,
+        layers=tuple(args.layers or ["default"]),
+        pooling=tuple(args.poolings)
+        if args.poolings and len(args.poolings) > 1
+        else (args.poolings[0] if args.poolings else "avg"),
+        image_size=args.image_size,
+        resize_size=args.resize_size,
+        precision=args.precision,
+    )
     name = Path(args.source).name if Path(args.source).exists() else args.source
-    prepared = prepare_dataset(args.source, name=name, val=args.val, test=args.test, seed=args.seed, shift=args.shift,
-                               limit=args.limit, root=args.root, progress=tqdm_progress)
+    prepared = prepare_dataset(
+        args.source,
+        name=name,
+        val=args.val,
+        test=args.test,
+        seed=args.seed,
+        shift=args.shift,
+        limit=args.limit,
+        root=args.root,
+        progress=tqdm_progress,
+    )
     meta = prepared.attrs["headstart"]
     dataset = {"name": name, "source": meta["source"], "shift": meta["shift"]}
     output = Path(args.output)
     single = output.suffix == ".parquet"
-    result = embed(prepared, spec, None if single else output, single_file=output if single else None,
-                   dataset=dataset, options=_options(args), progress=tqdm_progress)
+    result = embed(
+        prepared,
+        spec,
+        None if single else output,
+        single_file=output if single else None,
+        dataset=dataset,
+        options=_options(args),
+        progress=tqdm_progress,
+    )
     print(result.summary(), file=sys.stderr)
     for layer, path in result.tables.items():
         print(f"{layer}: {path} ({result.provenance[layer]['dim']}-d)")
@@ -170,10 +231,22 @@ def _parse_few_shot(text: str) -> tuple[int | str, ...]:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from headstart.heads.workflow import compact_metrics, fit_table
 
-    evaluation, _ = fit_table(args.embeddings, args.head, _parse_sets(args.set), args.output, seeds=args.seeds,
-                              few_shot=_parse_few_shot(args.few_shot), seed=args.seed, progress=tqdm_progress)
-    payload = {"head": args.head, "params": evaluation.params, "test": compact_metrics(evaluation),
-               "model": str(Path(args.output) / "model.joblib")}
+    evaluation, _ = fit_table(
+        args.embeddings,
+        args.head,
+        _parse_sets(args.set),
+        args.output,
+        seeds=args.seeds,
+        few_shot=_parse_few_shot(args.few_shot),
+        seed=args.seed,
+        progress=tqdm_progress,
+    )
+    payload = {
+        "head": args.head,
+        "params": evaluation.params,
+        "test": compact_metrics(evaluation),
+        "model": str(Path(args.output) / "model.joblib"),
+    }
     print(json.dumps(payload, indent=2, default=str))
     return 0
 
@@ -198,15 +271,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         text = rows.to_json(orient="records", indent=2)
     else:
         flat = rows.copy()
-        flat[top] = [";".join(f"{t['label']}:{t['probability']:.4f}" for t in value) if isinstance(value, list)
-                     else "" for value in flat[top]]
+        flat[top] = [
+            ";".join(f"{t['label']}:{t['probability']:.4f}" for t in value) if isinstance(value, list) else ""
+            for value in flat[top]
+        ]
         text = flat.to_csv(index=False)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
         errors = int(pd.notna(rows["error"]).sum()) if "error" in rows else 0
-        print(f"{len(rows)} predictions -> {args.output}" + (f" ({errors} unreadable images)" if errors else ""),
-              file=sys.stderr)
+        print(
+            f"{len(rows)} predictions -> {args.output}" + (f" ({errors} unreadable images)" if errors else ""),
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(text)
     return 0

@@ -21,8 +21,9 @@ def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
 
 
-def digit_images(n_per_class: int = 12, classes: tuple[int, ...] = (0, 1, 2), size: int = 32,
-                 seed: int = 0) -> list[tuple[int, np.ndarray]]:
+def digit_images(
+    n_per_class: int = 12, classes: tuple[int, ...] = (0, 1, 2), size: int = 32, seed: int = 0
+) -> list[tuple[int, np.ndarray]]:
     """Digits upscaled to ``size`` px, as (label, uint8 HxW) pairs."""
     from sklearn.datasets import load_digits
 
@@ -57,12 +58,12 @@ def image_folder(tmp_path: Path) -> Path:
 
 def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A valid PNG header claiming width x height pixels (a decompression bomb), with a tiny IDAT."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def broken_files(root: Path) -> dict[str, Path]:
@@ -84,7 +85,7 @@ def broken_files(root: Path) -> dict[str, Path]:
     made["cmyk"] = cls / "cmyk.jpg"
     rgb.convert("CMYK").save(made["cmyk"], format="JPEG")
     made["grey16"] = cls / "grey16.png"
-    Image.fromarray((np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40)).save(made["grey16"])
+    Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40).save(made["grey16"])
     return made
 
 

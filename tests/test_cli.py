@@ -12,11 +12,29 @@ from headstart.cli import main
 from tests.conftest import broken_files
 
 
-def test_embed_fit_predict_on_an_image_folder(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embed_fit_predict_on_an_image_folder(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["embed", str(image_folder), "-o", "emb.parquet", "--weights", "none", "--layer", "features.6",
-                 "--image-size", "32", "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(image_folder),
+                "-o",
+                "emb.parquet",
+                "--weights",
+                "none",
+                "--layer",
+                "features.6",
+                "--image-size",
+                "32",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "features.6: emb.parquet (32-d)" in capsys.readouterr().out
     assert main(["fit", "emb.parquet", "--head", "knn", "-o", "model", "--set", "k=[1,3]"]) == 0
     payload = json.loads(capsys.readouterr().out)
@@ -40,8 +58,9 @@ def test_embed_fit_predict_on_an_image_folder(image_folder: Path, tmp_path: Path
     assert [r["error"] for r in records if r["predicted"] is None][0].startswith("not an image")
 
 
-def test_predict_refuses_embeddings_of_another_layer(image_folder: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
+def test_predict_refuses_embeddings_of_another_layer(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     base = ["--weights", "none", "--image-size", "32", "--workers", "0", "--cache-dir", str(tmp_path / "c")]
     assert main(["embed", str(image_folder), "-o", str(tmp_path / "a.parquet"), "--layer", "features.6", *base]) == 0
     assert main(["embed", str(image_folder), "-o", str(tmp_path / "b.parquet"), "--layer", "features.10", *base]) == 0
@@ -75,11 +94,29 @@ def test_listings(capsys: pytest.CaptureFixture) -> None:
     assert "default layer = flatten (1280-d)" in capsys.readouterr().out
 
 
-def test_broken_images_in_a_cli_embed_go_to_the_failures_table(image_folder: Path, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture) -> None:
+def test_broken_images_in_a_cli_embed_go_to_the_failures_table(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     broken_files(image_folder)
     out = tmp_path / "e.parquet"
-    assert main(["embed", str(image_folder), "-o", str(out), "--weights", "none", "--layer", "features.6",
-                 "--image-size", "32", "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(image_folder),
+                "-o",
+                str(out),
+                "--weights",
+                "none",
+                "--layer",
+                "features.6",
+                "--image-size",
+                "32",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "failures: " in capsys.readouterr().out
     assert len(pd.read_parquet(tmp_path / "e.failures.parquet")) == 4

@@ -10,14 +10,26 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "BUILTIN_DATASETS": "builtin", "DatasetNotFound": "builtin",
-    "UnreadableImage": "images", "decode_image": "images",
-    "DatasetError": "prepare", "prepare_dataset": "prepare",
-    "SourceError": "sources", "scan_source": "sources", "source_kind": "sources",
-    "assign_splits": "splits", "few_shot_indices": "splits",
-    "EmbeddingTable": "tables", "EmbeddingWriter": "tables", "TableError": "tables", "load_embeddings": "tables",
-    "read_embedding_metadata": "tables", "read_failures": "tables", "read_prepared": "tables",
-    "write_failures": "tables", "write_prepared": "tables",
+    "BUILTIN_DATASETS": "builtin",
+    "DatasetNotFound": "builtin",
+    "UnreadableImage": "images",
+    "decode_image": "images",
+    "DatasetError": "prepare",
+    "prepare_dataset": "prepare",
+    "SourceError": "sources",
+    "scan_source": "sources",
+    "source_kind": "sources",
+    "assign_splits": "splits",
+    "few_shot_indices": "splits",
+    "EmbeddingTable": "tables",
+    "EmbeddingWriter": "tables",
+    "TableError": "tables",
+    "load_embeddings": "tables",
+    "read_embedding_metadata": "tables",
+    "read_failures": "tables",
+    "read_prepared": "tables",
+    "write_failures": "tables",
+    "write_prepared": "tables",
 }
 __all__ = sorted(_WHERE)
 

@@ -58,8 +58,12 @@ def _digits_locate(root: str | None = None) -> str | None:
 # Where the IDX files of MNIST-like datasets are looked for, in this order (after `root:` in params.yaml).
 IDX_SEARCH_PATH = {
     "mnist": ["{data_home}/mnist", "{data_home}/MNIST/raw", "data/MNIST/raw", "/usr/share/datasets/mnist"],
-    "fashion-mnist": ["{data_home}/fashion-mnist", "{data_home}/FashionMNIST/raw", "data/FashionMNIST/raw",
-                      "/usr/share/datasets/fashion-mnist"],
+    "fashion-mnist": [
+        "{data_home}/fashion-mnist",
+        "{data_home}/FashionMNIST/raw",
+        "data/FashionMNIST/raw",
+        "/usr/share/datasets/fashion-mnist",
+    ],
 }
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -67,8 +71,18 @@ _IDX_FILES = {
 }
 _CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
 }
 
 
@@ -98,7 +112,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
         raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
@@ -115,18 +129,24 @@ def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
         if directory is None:
             where = [root] if root else [p.format(data_home=_data_home()) for p in IDX_SEARCH_PATH[name]]
             files = ", ".join(f"{stem}[.gz]" for pair in _IDX_FILES.values() for stem in pair)
-            hint = (" On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`." if name == "fashion-mnist" else
-                    " Copy them from a machine where torchvision.datasets.MNIST(root, download=True) fetched them.")
+            hint = (
+                " On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`."
+                if name == "fashion-mnist"
+                else " Copy them from a machine where torchvision.datasets.MNIST(root, download=True) fetched them."
+            )
             tried = f" (torchvision's download failed: {download_error})" if download_error else ""
-            raise DatasetNotFound(f"built-in dataset '{name}' needs the IDX files {files} in one of: "
-                                  f"{', '.join(where)} (or set `root:` for the dataset in params.yaml){tried}.{hint}")
+            raise DatasetNotFound(
+                f"built-in dataset '{name}' needs the IDX files {files} in one of: "
+                f"{', '.join(where)} (or set `root:` for the dataset in params.yaml){tried}.{hint}"
+            )
         frames = []
         for split, (images_stem, labels_stem) in _IDX_FILES.items():
             images = _read_idx(_idx_file(Path(directory), images_stem))  # type: ignore[arg-type]
             targets = _read_idx(_idx_file(Path(directory), labels_stem))  # type: ignore[arg-type]
             if len(images) != len(targets):
-                raise ValueError(f"{directory}: {images_stem} has {len(images)} images but {labels_stem} "
-                                 f"has {len(targets)} labels")
+                raise ValueError(
+                    f"{directory}: {images_stem} has {len(images)} images but {labels_stem} has {len(targets)} labels"
+                )
             labels = [_CLASS_NAMES[name][t] for t in targets]
             frames.append(_frame(images, labels, ["test" if split == "test" else None] * len(labels)))
         log.info("loaded %s from %s", name, directory)
@@ -149,22 +169,33 @@ def _torchvision_download(name: str) -> str | None:
 
 
 def _frame(images: np.ndarray, labels: list[str], splits: list[str | None]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": [content_id(img.tobytes(), prefix=f"array:{img.dtype}:{img.shape}") for img in images],
-        "label": labels,
-        "split": splits,
-        "path": [None] * len(labels),
-        "image": [encode_png(img) for img in images],
-    })
+    return pd.DataFrame(
+        {
+            "id": [content_id(img.tobytes(), prefix=f"array:{img.dtype}:{img.shape}") for img in images],
+            "label": labels,
+            "split": splits,
+            "path": [None] * len(labels),
+            "image": [encode_png(img) for img in images],
+        }
+    )
 
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
-    "digits": BuiltinDataset("digits", "scikit-learn's handwritten digits: 1,797 grey 8x8 images, 10 classes",
-                             _digits, _digits_locate),
-    "mnist": BuiltinDataset("mnist", "MNIST handwritten digits, 70,000 grey 28x28 images (IDX files)",
-                            _idx_loader("mnist"), lambda root=None: _find_idx("mnist", root)),
-    "fashion-mnist": BuiltinDataset("fashion-mnist", "Zalando's Fashion-MNIST, 70,000 grey 28x28 images (IDX files)",
-                                    _idx_loader("fashion-mnist"), lambda root=None: _find_idx("fashion-mnist", root)),
+    "digits": BuiltinDataset(
+        "digits", "scikit-learn's handwritten digits: 1,797 grey 8x8 images, 10 classes", _digits, _digits_locate
+    ),
+    "mnist": BuiltinDataset(
+        "mnist",
+        "MNIST handwritten digits, 70,000 grey 28x28 images (IDX files)",
+        _idx_loader("mnist"),
+        lambda root=None: _find_idx("mnist", root),
+    ),
+    "fashion-mnist": BuiltinDataset(
+        "fashion-mnist",
+        "Zalando's Fashion-MNIST, 70,000 grey 28x28 images (IDX files)",
+        _idx_loader("fashion-mnist"),
+        lambda root=None: _find_idx("fashion-mnist", root),
+    ),
 }
 
 

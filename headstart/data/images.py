@@ -43,9 +43,11 @@ def decode_image(source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXEL
             image = Image.open(stream)
             width, height = image.size
             if width * height > max_pixels:
-                raise UnreadableImage(f"{width}x{height} pixels is more than max_image_pixels={max_pixels} "
-                                      "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
-                                      "if it is genuine")
+                raise UnreadableImage(
+                    f"{width}x{height} pixels is more than max_image_pixels={max_pixels} "
+                    "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
+                    "if it is genuine"
+                )
             image.load()
         except UnreadableImage:
             raise

@@ -31,9 +31,18 @@ class DatasetError(SourceError):
     """A dataset cannot be used for classification as it is (empty, one class, ...)."""
 
 
-def prepare_dataset(source: str, *, name: str | None = None, val: float = 0.15, test: float = 0.30, seed: int = 0,
-                    shift: str | None = None, limit: int | None = None, root: str | None = None,
-                    progress: ProgressFactory = null_progress) -> pd.DataFrame:
+def prepare_dataset(
+    source: str,
+    *,
+    name: str | None = None,
+    val: float = 0.15,
+    test: float = 0.30,
+    seed: int = 0,
+    shift: str | None = None,
+    limit: int | None = None,
+    root: str | None = None,
+    progress: ProgressFactory = null_progress,
+) -> pd.DataFrame:
     """Build the prepared table of a dataset.
 
     Parameters
@@ -76,27 +85,41 @@ def prepare_dataset(source: str, *, name: str | None = None, val: float = 0.15, 
         frame = frame.iloc[keep].reset_index(drop=True)
     classes = sorted(frame["label"].unique())
     if len(classes) < 2:
-        raise DatasetError(f"dataset '{name}' ({source}) has only one class ({classes[0]!r}); a classifier needs at "
-                           "least two. For an image folder, put each class in its own sub-folder: root/<class>/<image>")
+        raise DatasetError(
+            f"dataset '{name}' ({source}) has only one class ({classes[0]!r}); a classifier needs at "
+            "least two. For an image folder, put each class in its own sub-folder: root/<class>/<image>"
+        )
     _warn_duplicates(frame, name)
     # Split by the original image, before any shift: a shifted copy puts every image in the same split as
     # its original, so nothing of one domain's test set is ever trained on through the other domain.
-    frame["split"] = assign_splits(frame["id"].tolist(), frame["label"].tolist(),
-                                   [None if pd.isna(s) else s for s in frame["split"]], val=val, test=test, seed=seed)
+    frame["split"] = assign_splits(
+        frame["id"].tolist(),
+        frame["label"].tolist(),
+        [None if pd.isna(s) else s for s in frame["split"]],
+        val=val,
+        test=test,
+        seed=seed,
+    )
     if shift:
         frame = _apply_shift(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
     counts = frame["split"].value_counts()
     for split in ("train", "test"):
         if counts.get(split, 0) == 0:
-            raise DatasetError(f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
-                               f"(val={val}, test={test}); add images or change datasets.{name}.split")
+            raise DatasetError(
+                f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
+                f"(val={val}, test={test}); add images or change datasets.{name}.split"
+            )
     per_class = frame.groupby("label")["split"].agg(lambda s: (s == "test").sum())
     if (per_class == 0).any():
-        log.warning("dataset %s: class(es) %s have no test images (too few images per class)", name,
-                    ", ".join(map(str, per_class.index[per_class == 0][:5])))
-    frame.attrs["headstart"] = _describe(frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed,
-                                         shift=shift, limit=limit)
+        log.warning(
+            "dataset %s: class(es) %s have no test images (too few images per class)",
+            name,
+            ", ".join(map(str, per_class.index[per_class == 0][:5])),
+        )
+    frame.attrs["headstart"] = _describe(
+        frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit
+    )
     return frame[["id", "label", "split", "path", "image"]]
 
 
@@ -156,9 +179,12 @@ def _warn_duplicates(frame: pd.DataFrame, name: str) -> None:
     dup = frame["id"].duplicated(keep=False)
     if dup.any():
         conflicting = frame[dup].groupby("id")["label"].nunique()
-        log.warning("dataset %s: %d images are byte-identical copies of others (kept in the same split)%s", name,
-                    int(dup.sum()), f"; {int((conflicting > 1).sum())} of them carry different labels"
-                    if (conflicting > 1).any() else "")
+        log.warning(
+            "dataset %s: %d images are byte-identical copies of others (kept in the same split)%s",
+            name,
+            int(dup.sum()),
+            f"; {int((conflicting > 1).sum())} of them carry different labels" if (conflicting > 1).any() else "",
+        )
 
 
 def _describe(frame: pd.DataFrame, **info: Any) -> dict[str, Any]:

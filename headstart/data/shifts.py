@@ -48,7 +48,12 @@ def _noise(image: Image.Image, arg: float | None) -> Image.Image:
 
 
 SHIFTS: dict[str, Callable[[Image.Image, float | None], Image.Image]] = {
-    "invert": _invert, "rotate": _rotate, "blur": _blur, "noise": _noise, "contrast": _contrast, "grey": _grey,
+    "invert": _invert,
+    "rotate": _rotate,
+    "blur": _blur,
+    "noise": _noise,
+    "contrast": _contrast,
+    "grey": _grey,
 }
 
 
@@ -62,8 +67,10 @@ def parse_shift(spec: str) -> Callable[[Image.Image], Image.Image]:
     for part in spec.split("+"):
         name, _, arg = part.strip().partition(":")
         if name not in SHIFTS:
-            raise ShiftError(f"unknown shift '{name}' in '{spec}'; known shifts: {', '.join(SHIFTS)} "
-                             "(name[:argument], chained with +)")
+            raise ShiftError(
+                f"unknown shift '{name}' in '{spec}'; known shifts: {', '.join(SHIFTS)} "
+                "(name[:argument], chained with +)"
+            )
         try:
             value = float(arg) if arg else None
         except ValueError:

@@ -37,10 +37,14 @@ def source_kind(source: str) -> str:
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         return "manifest"
     if path.is_file():
-        raise SourceError(f"{source} is a file but not a manifest; a manifest is a .csv or .parquet file "
-                          "with columns path,label[,split]")
-    raise SourceError(f"dataset source '{source}' is neither a built-in dataset ({', '.join(BUILTIN_DATASETS)}), "
-                      "nor an existing image folder, nor a .csv/.parquet manifest")
+        raise SourceError(
+            f"{source} is a file but not a manifest; a manifest is a .csv or .parquet file "
+            "with columns path,label[,split]"
+        )
+    raise SourceError(
+        f"dataset source '{source}' is neither a built-in dataset ({', '.join(BUILTIN_DATASETS)}), "
+        "nor an existing image folder, nor a .csv/.parquet manifest"
+    )
 
 
 def scan_source(source: str, root: str | None = None) -> pd.DataFrame:
@@ -58,8 +62,10 @@ def scan_folder(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise SourceError(f"image folder {root} has no class sub-folders; expected {root}/<class>/<image> "
-                          "(the torchvision ImageFolder layout)")
+        raise SourceError(
+            f"image folder {root} has no class sub-folders; expected {root}/<class>/<image> "
+            "(the torchvision ImageFolder layout)"
+        )
     rows = []
     for label in classes:
         found = 0
@@ -71,11 +77,13 @@ def scan_folder(root: str | Path) -> pd.DataFrame:
                 rows.append({"label": label, "split": None, "path": os.path.join(dirpath, name), "image": None})
                 found += 1
         if not found:
-            log.warning("class folder %s holds no image files (%s); it is left out", root / label,
-                        " ".join(IMAGE_EXTENSIONS))
+            log.warning(
+                "class folder %s holds no image files (%s); it is left out", root / label, " ".join(IMAGE_EXTENSIONS)
+            )
     if not rows:
-        raise SourceError(f"image folder {root} holds no image files ({' '.join(IMAGE_EXTENSIONS)}) "
-                          "in its class folders")
+        raise SourceError(
+            f"image folder {root} holds no image files ({' '.join(IMAGE_EXTENSIONS)}) in its class folders"
+        )
     return pd.DataFrame(rows, columns=["label", "split", "path", "image"])
 
 
@@ -94,15 +102,19 @@ def scan_manifest(manifest: str | Path) -> pd.DataFrame:
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("path", "label") if c not in frame.columns]
     if missing:
-        raise SourceError(f"manifest {manifest} lacks the column(s) {', '.join(missing)}; it has "
-                          f"{', '.join(frame.columns) or 'no columns'}. A manifest needs path,label and may have split")
+        raise SourceError(
+            f"manifest {manifest} lacks the column(s) {', '.join(missing)}; it has "
+            f"{', '.join(frame.columns) or 'no columns'}. A manifest needs path,label and may have split"
+        )
     if frame.empty:
         raise SourceError(f"manifest {manifest} has no rows")
     for column in ("path", "label"):
         empty = frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]
         if len(empty):
-            raise SourceError(f"manifest {manifest} has an empty '{column}' on row(s) "
-                              f"{', '.join(str(i + 2) for i in empty[:5])} (line numbers, header = 1)")
+            raise SourceError(
+                f"manifest {manifest} has an empty '{column}' on row(s) "
+                f"{', '.join(str(i + 2) for i in empty[:5])} (line numbers, header = 1)"
+            )
     if "split" in frame.columns:
         split = frame["split"].astype("string").str.strip().str.lower()
         split = split.mask(split == "", pd.NA)
@@ -116,7 +128,15 @@ def scan_manifest(manifest: str | Path) -> pd.DataFrame:
     paths = [os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p)) for p in frame["path"].astype(str)]
     missing_files = [p for p in paths if not os.path.isfile(p)]
     if missing_files:
-        raise SourceError(f"manifest {manifest} lists {len(missing_files)} image file(s) that do not exist, e.g. "
-                          f"{', '.join(missing_files[:3])}; paths are relative to the manifest's folder {base}")
-    return pd.DataFrame({"label": frame["label"].astype(str).str.strip().tolist(), "split": splits,
-                         "path": paths, "image": [None] * len(paths)})
+        raise SourceError(
+            f"manifest {manifest} lists {len(missing_files)} image file(s) that do not exist, e.g. "
+            f"{', '.join(missing_files[:3])}; paths are relative to the manifest's folder {base}"
+        )
+    return pd.DataFrame(
+        {
+            "label": frame["label"].astype(str).str.strip().tolist(),
+            "split": splits,
+            "path": paths,
+            "image": [None] * len(paths),
+        }
+    )

@@ -19,8 +19,9 @@ def _order_key(seed: int, item_id: str) -> bytes:
     return hashlib.blake2b(f"{seed}:{item_id}".encode(), digest_size=8).digest()
 
 
-def assign_splits(ids: Sequence[str], labels: Sequence[str], preset: Sequence[str | None], *, val: float,
-                  test: float, seed: int) -> np.ndarray:
+def assign_splits(
+    ids: Sequence[str], labels: Sequence[str], preset: Sequence[str | None], *, val: float, test: float, seed: int
+) -> np.ndarray:
     """Give every row a split (``train``, ``val`` or ``test``).
 
     Rows whose ``preset`` split is set keep it (a manifest's own ``split`` column wins). If the preset names

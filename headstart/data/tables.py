@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -98,8 +98,10 @@ def embedding_schema(dim: int, provenance: Mapping[str, Any]) -> pa.Schema:
     """Schema of an embedding table of width ``dim``, with its provenance in the metadata."""
     if dim < 1:
         raise TableError(f"embedding dim must be positive, got {dim}")
-    fields = [*_BASE_FIELDS, pa.field("embedding", pa.list_(pa.field("element", pa.float32(), nullable=False), dim),
-                                      nullable=False)]
+    fields = [
+        *_BASE_FIELDS,
+        pa.field("embedding", pa.list_(pa.field("element", pa.float32(), nullable=False), dim), nullable=False),
+    ]
     return pa.schema(fields, metadata=_metadata("embeddings", {**provenance, "dim": dim}))
 
 
@@ -133,8 +135,9 @@ class EmbeddingWriter:
     ...     w.write(ids, labels, splits, paths, vectors)
     """
 
-    def __init__(self, path: str | Path, dim: int, provenance: Mapping[str, Any],
-                 row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(
+        self, path: str | Path, dim: int, provenance: Mapping[str, Any], row_group_rows: int = ROW_GROUP_ROWS
+    ) -> None:
         self.path = Path(path)
         self.dim = dim
         self.schema = embedding_schema(dim, provenance)
@@ -151,8 +154,14 @@ class EmbeddingWriter:
         self._stack.callback(self._writer.close)
         return self
 
-    def write(self, ids: Sequence[str], labels: Sequence[str], splits: Sequence[str],
-              paths: Sequence[str | None], vectors: np.ndarray) -> None:
+    def write(
+        self,
+        ids: Sequence[str],
+        labels: Sequence[str],
+        splits: Sequence[str],
+        paths: Sequence[str | None],
+        vectors: np.ndarray,
+    ) -> None:
         """Append rows; ``vectors`` is ``(len(ids), dim)``."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -178,10 +187,14 @@ class EmbeddingWriter:
             c_ids, c_labels, c_splits, c_paths, c_vecs = self._pending.pop(0)
             room = n - len(ids)
             if len(c_ids) > room:
-                self._pending.insert(0, (c_ids[room:], c_labels[room:], c_splits[room:], c_paths[room:],
-                                         c_vecs[room:]))
+                self._pending.insert(0, (c_ids[room:], c_labels[room:], c_splits[room:], c_paths[room:], c_vecs[room:]))
                 c_ids, c_labels, c_splits, c_paths, c_vecs = (
-                    c_ids[:room], c_labels[:room], c_splits[:room], c_paths[:room], c_vecs[:room])
+                    c_ids[:room],
+                    c_labels[:room],
+                    c_splits[:room],
+                    c_paths[:room],
+                    c_vecs[:room],
+                )
             ids += c_ids
             labels += c_labels
             splits += c_splits
@@ -191,8 +204,15 @@ class EmbeddingWriter:
         flat = pa.array(np.concatenate(chunks).reshape(-1), type=pa.float32())
         embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
         batch = pa.RecordBatch.from_arrays(
-            [pa.array(ids, pa.string()), pa.array(labels, pa.string()), pa.array(splits, pa.string()),
-             pa.array(paths, pa.string()), embedding], schema=self.schema)
+            [
+                pa.array(ids, pa.string()),
+                pa.array(labels, pa.string()),
+                pa.array(splits, pa.string()),
+                pa.array(paths, pa.string()),
+                embedding,
+            ],
+            schema=self.schema,
+        )
         if self._writer is None:
             raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
         self._writer.write_batch(batch, row_group_size=n)
@@ -224,8 +244,10 @@ def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
         raise TableError(f"{path} is {what}, expected a '{kind}' table")
     version = meta.get(_VERSION_KEY, b"").decode()
     if version != SCHEMA_VERSION:
-        raise TableError(f"{path} has schema version {version!r}; this headstart reads {SCHEMA_VERSION!r}. "
-                         "Re-create it with this version (`dvc repro` or `headstart embed`).")
+        raise TableError(
+            f"{path} has schema version {version!r}; this headstart reads {SCHEMA_VERSION!r}. "
+            "Re-create it with this version (`dvc repro` or `headstart embed`)."
+        )
     payload = json.loads(meta[_PROVENANCE_KEY]) if _PROVENANCE_KEY in meta else {}
     return schema, payload
 
@@ -256,15 +278,17 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
     field_type = schema.field("embedding").type
     dim = field_type.list_size
     if provenance.get("dim") != dim:
-        raise TableError(f"{path}: the embedding column has width {dim} but the metadata says {provenance.get('dim')}; "
-                         "the file was altered after headstart wrote it. Re-create it.")
+        raise TableError(
+            f"{path}: the embedding column has width {dim} but the metadata says {provenance.get('dim')}; "
+            "the file was altered after headstart wrote it. Re-create it."
+        )
     filters = [("split", "in", list(splits))] if splits is not None else None
     table = pq.read_table(path, filters=filters, use_threads=True)
     X = np.empty((table.num_rows, dim), dtype=np.float32)
     row = 0
     for chunk in table.column("embedding").chunks:
         values = chunk.flatten().to_numpy(zero_copy_only=False)
-        X[row:row + len(chunk)] = values.reshape(len(chunk), dim)
+        X[row : row + len(chunk)] = values.reshape(len(chunk), dim)
         row += len(chunk)
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance

@@ -104,13 +104,23 @@ class EmbeddingCache:
             magic, header_len, payload_len, header_crc, payload_crc = _PREFIX.unpack(prefix)
             header_bytes = handle.read(header_len) if magic == _MAGIC else b""
             end = position + _PREFIX.size + header_len + payload_len
-            if (magic != _MAGIC or len(header_bytes) < header_len or zlib.crc32(header_bytes) != header_crc
-                    or end > size):
+            if (
+                magic != _MAGIC
+                or len(header_bytes) < header_len
+                or zlib.crc32(header_bytes) != header_crc
+                or end > size
+            ):
                 self.torn.append(f"{segment.name}@{position}")
                 return  # a torn or damaged tail: everything before it is good
             header = json.loads(header_bytes)
-            record = _Record(segment, position + _PREFIX.size + header_len, payload_len, payload_crc,
-                             tuple(header["ids"]), tuple((k, int(d)) for k, d in header["layers"]))
+            record = _Record(
+                segment,
+                position + _PREFIX.size + header_len,
+                payload_len,
+                payload_crc,
+                tuple(header["ids"]),
+                tuple((k, int(d)) for k, d in header["layers"]),
+            )
             index = len(self._records)
             self._records.append(record)
             for key, _ in record.layers:
@@ -160,8 +170,10 @@ class EmbeddingCache:
             handle.seek(record.payload_offset)
             data = handle.read(record.payload_len)
         if len(data) != record.payload_len or zlib.crc32(data) != record.payload_crc:
-            raise CacheError(f"cache segment {record.segment} is damaged (payload checksum mismatch); delete that "
-                             "file and run again: only the images it held are embedded again")
+            raise CacheError(
+                f"cache segment {record.segment} is damaged (payload checksum mismatch); delete that "
+                "file and run again: only the images it held are embedded again"
+            )
         arrays, offset, n = {}, 0, len(record.ids)
         for key, dim in record.layers:
             arrays[key] = np.frombuffer(data, dtype="<f4", count=n * dim, offset=offset).reshape(n, dim)
@@ -185,8 +197,9 @@ class SegmentWriter:
         self._handle: BinaryIO | None = None
         self.records = 0
 
-    def append(self, ids: Sequence[str], arrays: Mapping[str, np.ndarray],
-               failures: Sequence[tuple[str, str]] = ()) -> None:
+    def append(
+        self, ids: Sequence[str], arrays: Mapping[str, np.ndarray], failures: Sequence[tuple[str, str]] = ()
+    ) -> None:
         """Write one record: ``arrays[key]`` is ``(len(ids), dim)`` float32."""
         if not ids and not failures:
             return
@@ -198,15 +211,16 @@ class SegmentWriter:
                 raise ValueError(f"layer {key}: {array.shape[0]} vectors for {len(ids)} ids")
             layers.append([key, int(array.shape[1])])
             chunks.append(array.tobytes())
-        header = json.dumps({"ids": list(ids), "layers": layers, "failures": [list(f) for f in failures]},
-                            separators=(",", ":")).encode()
+        header = json.dumps(
+            {"ids": list(ids), "layers": layers, "failures": [list(f) for f in failures]}, separators=(",", ":")
+        ).encode()
         payload = b"".join(chunks)
         record = _PREFIX.pack(_MAGIC, len(header), len(payload), zlib.crc32(header), zlib.crc32(payload))
         if self._handle is None:
             self._handle = open(self.path, "ab", buffering=0)
         view = memoryview(record + header + payload)
         while view:  # one write call in practice; a kill leaves a whole record or a torn tail
-            view = view[self._handle.write(view):]
+            view = view[self._handle.write(view) :]
         self.records += 1
 
     def close(self) -> None:

@@ -80,20 +80,37 @@ class EmbedResult:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        head = (f"{self.images} images: {self.from_cache} from the cache, {self.stats.computed} embedded now, "
-                f"{len(self.failures)} failed" + (f" (listed in {self.failures_path})" if self.failures else ""))
-        return head + (f"\n{self.stats.summary()}" if self.stats.computed or self.stats.failed else "") + \
-            f"\nassembling the tables took {self.assemble_seconds:.1f} s"
+        head = (
+            f"{self.images} images: {self.from_cache} from the cache, {self.stats.computed} embedded now, "
+            f"{len(self.failures)} failed" + (f" (listed in {self.failures_path})" if self.failures else "")
+        )
+        return (
+            head
+            + (f"\n{self.stats.summary()}" if self.stats.computed or self.stats.failed else "")
+            + f"\nassembling the tables took {self.assemble_seconds:.1f} s"
+        )
 
     def metrics(self) -> dict[str, Any]:
-        return {"images": self.images, "embedded": self.images - len(self.failures), "failed": len(self.failures),
-                "from_cache": self.from_cache, **{f"run_{k}": v for k, v in self.stats.as_dict().items()},
-                "assemble_seconds": round(self.assemble_seconds, 3)}
+        return {
+            "images": self.images,
+            "embedded": self.images - len(self.failures),
+            "failed": len(self.failures),
+            "from_cache": self.from_cache,
+            **{f"run_{k}": v for k, v in self.stats.as_dict().items()},
+            "assemble_seconds": round(self.assemble_seconds, 3),
+        }
 
 
-def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None = None, *,
-          single_file: str | Path | None = None, dataset: Mapping[str, Any] | None = None,
-          options: EmbedOptions = EmbedOptions(), progress: ProgressFactory = null_progress) -> EmbedResult:
+def embed(
+    prepared: pd.DataFrame,
+    spec: BackboneSpec,
+    out_dir: str | Path | None = None,
+    *,
+    single_file: str | Path | None = None,
+    dataset: Mapping[str, Any] | None = None,
+    options: EmbedOptions = EmbedOptions(),
+    progress: ProgressFactory = null_progress,
+) -> EmbedResult:
     """Embed every image of ``prepared`` (a prepared table, sorted by id) with ``spec``.
 
     Writes ``<out_dir>/<layer>.parquet`` per layer (``<layer>-<pooling>`` with several poolings) and
@@ -115,8 +132,10 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
     labels = {(node, mode): node if len(poolings) == 1 else f"{node}-{mode}" for node, mode in keys}
     if single_file is not None:
         if len(keys) != 1:
-            raise EmbedError(f"{len(keys)} tables ({', '.join(labels.values())}) cannot go into one file "
-                             f"{single_file}; give an output directory instead")
+            raise EmbedError(
+                f"{len(keys)} tables ({', '.join(labels.values())}) cannot go into one file "
+                f"{single_file}; give an output directory instead"
+            )
         single_file = Path(single_file)
         paths = {k: single_file for k in keys}
         failures_path = single_file.with_name(single_file.stem + ".failures.parquet")
@@ -139,8 +158,10 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
             for item_id in dict.fromkeys(ids):
                 error = cache.failure(item_id)
                 if error is not None:
-                    raise EmbedError(f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
-                                     "an earlier run). Set `embed.on_error: skip` to list it in the failures table")
+                    raise EmbedError(
+                        f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
+                        "an earlier run). Set `embed.on_error: skip` to list it in the failures table"
+                    )
         todo = cache.missing(ids, list(keys.values()))
         unique = len(set(ids))
         from_cache = unique - len(todo)
@@ -148,25 +169,54 @@ def embed(prepared: pd.DataFrame, spec: BackboneSpec, out_dir: str | Path | None
             log.info("%d of %d images are in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
         stats = RunStats()
         if todo:
-            stats = _run(prepared, todo, backbone, extractor, keys, device, spec.precision, cache, options, progress,
-                         name=f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " "))
+            stats = _run(
+                prepared,
+                todo,
+                backbone,
+                extractor,
+                keys,
+                device,
+                spec.precision,
+                cache,
+                options,
+                progress,
+                name=f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " "),
+            )
             cache.scan()
         start = time.perf_counter()
         tables = []
         provenance = {}
         for key, cache_key in keys.items():
             node, mode = key
-            prov = {**base, "versions": versions, "engine_version": ENGINE_VERSION, "node": node, "pooling": mode, "pooling_applied": applied[key],
-                    "dim": dims[key], "default_node": default_node, "base_fingerprint": fingerprint,
-                    "fingerprint": layer_fingerprint(fingerprint, node, mode), "dataset": dict(dataset or {})}
+            prov = {
+                **base,
+                "versions": versions,
+                "engine_version": ENGINE_VERSION,
+                "node": node,
+                "pooling": mode,
+                "pooling_applied": applied[key],
+                "dim": dims[key],
+                "default_node": default_node,
+                "base_fingerprint": fingerprint,
+                "fingerprint": layer_fingerprint(fingerprint, node, mode),
+                "dataset": dict(dataset or {}),
+            }
             provenance[labels[key]] = prov
             tables.append(TableOut(cache_key, paths[key], dims[key], prov))
-        failures = assemble_tables(prepared, cache, tables, failures_path,
-                                   {**base, "versions": versions, "dataset": dict(dataset or {})})
+        failures = assemble_tables(
+            prepared, cache, tables, failures_path, {**base, "versions": versions, "dataset": dict(dataset or {})}
+        )
         assemble_seconds = time.perf_counter() - start
-    return EmbedResult(tables={labels[k]: paths[k] for k in keys}, failures_path=failures_path, failures=failures,
-                       images=len(prepared), from_cache=from_cache, stats=stats, assemble_seconds=assemble_seconds,
-                       provenance=provenance)
+    return EmbedResult(
+        tables={labels[k]: paths[k] for k in keys},
+        failures_path=failures_path,
+        failures=failures,
+        images=len(prepared),
+        from_cache=from_cache,
+        stats=stats,
+        assemble_seconds=assemble_seconds,
+        provenance=provenance,
+    )
 
 
 def _probe(extractor: Any, backbone: Any, device: Any, precision: str) -> tuple[dict, dict]:
@@ -190,12 +240,24 @@ def _describe(prepared: pd.DataFrame, item_id: str) -> str:
     return f"{path} (id {item_id})" if isinstance(path, str) else f"id {item_id}"
 
 
-def _run(prepared: pd.DataFrame, todo: list[str], backbone: Any, extractor: Any, keys: dict, device: Any,
-         precision: str, cache: EmbeddingCache, options: EmbedOptions, progress: ProgressFactory,
-         name: str) -> RunStats:
+def _run(
+    prepared: pd.DataFrame,
+    todo: list[str],
+    backbone: Any,
+    extractor: Any,
+    keys: dict,
+    device: Any,
+    precision: str,
+    cache: EmbeddingCache,
+    options: EmbedOptions,
+    progress: ProgressFactory,
+    name: str,
+) -> RunStats:
     first = prepared.drop_duplicates("id").set_index("id")
-    items = [Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if "image" in first.columns else None)
-             for i in todo]
+    items = [
+        Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if "image" in first.columns else None)
+        for i in todo
+    ]
     dataset = ImageDataset(items, backbone.transform, options.max_image_pixels)
     batch_size = options.batch_size_for(device)
     batches = -(-len(items) // batch_size)
@@ -204,13 +266,26 @@ def _run(prepared: pd.DataFrame, todo: list[str], backbone: Any, extractor: Any,
     bar = progress(total=len(items), desc=name, unit="img")
     threads = torch.get_num_threads()
     torch.set_num_threads(forward_threads(device, workers))
-    log.debug("embedding %d images: batch %d, %d decoding workers, %d forward threads", len(items), batch_size,
-              workers, torch.get_num_threads())
+    log.debug(
+        "embedding %d images: batch %d, %d decoding workers, %d forward threads",
+        len(items),
+        batch_size,
+        workers,
+        torch.get_num_threads(),
+    )
     try:
         with cache.open_segment() as segment:
-            return run_batches(extractor, loader, keys=keys, device=device, precision=precision, sink=segment.append,
-                               strict=options.on_error == "raise", describe=lambda i: _describe(prepared, i),
-                               progress=bar)
+            return run_batches(
+                extractor,
+                loader,
+                keys=keys,
+                device=device,
+                precision=precision,
+                sink=segment.append,
+                strict=options.on_error == "raise",
+                describe=lambda i: _describe(prepared, i),
+                progress=bar,
+            )
     finally:
         torch.set_num_threads(threads)
         bar.close()

@@ -4,7 +4,8 @@ The network is the backbone with its classifier replaced by a new linear layer i
 that the fit stage already trained on the cached embeddings (its standardisation folded into the weights), so
 training starts where the frozen features left off. The last ``unfreeze`` blocks (or all) learn at
 ``head_lr * backbone_lr_factor``, the head at ``head_lr``; linear warm-up then cosine schedule, gradients
-clipped at norm 5, light augmentation, early stopping on val accuracy (ties: val loss), a fixed seed. BatchNorm statistics stay frozen unless ``update_bn``.
+clipped at norm 5, light augmentation, early stopping on val accuracy (ties: val loss), a fixed seed.
+BatchNorm statistics stay frozen unless ``update_bn``.
 
 The best epoch is saved as a headstart checkpoint: the full architecture's state dict (its original classifier
 put back, so it loads exactly like the base weights), the new head, the config and the history. Point a
@@ -27,9 +28,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from headstart._files import atomic_path
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import UnreadableImage, decode_image
-from headstart._files import atomic_path
 from headstart.features.registry import Backbone, BackboneSpec, load_backbone
 from headstart.features.runner import autocast, select_device
 from headstart.features.weights import CHECKPOINT_FORMAT, file_sha256
@@ -95,11 +96,19 @@ class FinetuneResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"test_accuracy": self.test_accuracy, "val_accuracy": self.val_accuracy,
-                "probe_test_accuracy": self.probe_test_accuracy, "best_epoch": self.best_epoch,
-                "epochs": self.epochs, "train_seconds": round(self.train_seconds, 1),
-                "unfrozen_blocks": len(self.unfrozen), "unfrozen_names": self.unfrozen, "checkpoint": str(self.checkpoint),
-                "sha256": self.sha256, "history": self.history}
+        return {
+            "test_accuracy": self.test_accuracy,
+            "val_accuracy": self.val_accuracy,
+            "probe_test_accuracy": self.probe_test_accuracy,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs,
+            "train_seconds": round(self.train_seconds, 1),
+            "unfrozen_blocks": len(self.unfrozen),
+            "unfrozen_names": self.unfrozen,
+            "checkpoint": str(self.checkpoint),
+            "sha256": self.sha256,
+            "history": self.history,
+        }
 
 
 def _head_name(model: nn.Module) -> str:
@@ -123,8 +132,9 @@ def blocks(model: nn.Module, head: str | None = None) -> list[tuple[str, nn.Modu
                 continue
             if not any(True for _ in child.parameters()):
                 continue
-            opens = type(child) in (nn.Sequential, nn.ModuleList) or isinstance(getattr(child, "layers", None),
-                                                                                  (nn.Sequential, nn.ModuleList))
+            opens = type(child) in (nn.Sequential, nn.ModuleList) or isinstance(
+                getattr(child, "layers", None), (nn.Sequential, nn.ModuleList)
+            )
             out += expand(qualified + ".", child) if opens else [(qualified, child)]
         return out
 
@@ -179,8 +189,12 @@ def _augmentation() -> Any:
     from torchvision.transforms import v2
 
     # light: small shifts, rotations, scale and lighting changes; no flips (they change digits and text)
-    return v2.Compose([v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),
-                       v2.ColorJitter(brightness=0.2, contrast=0.2)])
+    return v2.Compose(
+        [
+            v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    )
 
 
 def _usable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -197,8 +211,14 @@ def _usable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep]
 
 
-def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: str | Path,
-             settings: FinetuneSettings = FinetuneSettings(), progress: ProgressFactory = null_progress) -> FinetuneResult:
+def finetune(
+    spec: BackboneSpec,
+    prepared: pd.DataFrame,
+    init: LinearInit,
+    out: str | Path,
+    settings: FinetuneSettings = FinetuneSettings(),
+    progress: ProgressFactory = null_progress,
+) -> FinetuneResult:
     """Fine-tune ``spec``'s backbone on ``prepared`` (train; early stopping on val; scored on test)."""
     torch.manual_seed(settings.seed)
     np.random.seed(settings.seed)
@@ -210,7 +230,7 @@ def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: 
     n = len(all_blocks) if settings.unfreeze == "all" else int(settings.unfreeze)
     if n < 0 or n > len(all_blocks):
         raise ValueError(f"finetune.unfreeze must be between 0 and {len(all_blocks)} (or all) for {spec.arch}, got {n}")
-    trainable = all_blocks[len(all_blocks) - n:]
+    trainable = all_blocks[len(all_blocks) - n :]
     for p in model.parameters():
         p.requires_grad_(False)
     for _, block in trainable:
@@ -221,8 +241,10 @@ def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: 
         head.weight.copy_(torch.from_numpy(init.weight))
         head.bias.copy_(torch.from_numpy(init.bias))
     d = init.weight.shape[1]
-    standardize = _Standardize(init.mean if init.mean is not None else np.zeros(d, np.float32),
-                               init.scale if init.scale is not None else np.ones(d, np.float32))
+    standardize = _Standardize(
+        init.mean if init.mean is not None else np.zeros(d, np.float32),
+        init.scale if init.scale is not None else np.ones(d, np.float32),
+    )
     net = _Net(model, head_name, head, standardize).to(device).to(memory_format=torch.channels_last)
 
     labels = {c: i for i, c in enumerate(init.classes)}
@@ -233,13 +255,19 @@ def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: 
 
     for split in ("train", "val", "test"):
         part = frame[frame["split"] == split]
-        dataset = _Images(part, labels, backbone.transform,
-                          _augmentation() if split == "train" and settings.augment else None)
+        dataset = _Images(
+            part, labels, backbone.transform, _augmentation() if split == "train" and settings.augment else None
+        )
         batches = -(-len(part) // settings.batch_size)
         workers = auto_workers(device, batches) if settings.num_workers == "auto" else int(settings.num_workers)
-        loaders[split] = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=split == "train",
-                                                     num_workers=workers, generator=generator,
-                                                     worker_init_fn=_seed_worker if workers else None)
+        loaders[split] = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=settings.batch_size,
+            shuffle=split == "train",
+            num_workers=workers,
+            generator=generator,
+            worker_init_fn=_seed_worker if workers else None,
+        )
     if not len(loaders["train"].dataset) or not len(loaders["val"].dataset):
         raise ValueError("fine-tuning needs train and val images; give the dataset a val split")
 
@@ -269,15 +297,22 @@ def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: 
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_epoch, waited = 0, 0
     history = [{"epoch": 0, "loss": float("nan"), "val_accuracy": best_val, "val_loss": best_val_loss}]
-    log.info("fine-tuning %s: %d of %d blocks unfrozen (%s...), probe val accuracy %.4f", spec.arch, n,
-             len(all_blocks), ", ".join(name for name, _ in trainable[:2]), best_val)
+    log.info(
+        "fine-tuning %s: %d of %d blocks unfrozen (%s...), probe val accuracy %.4f",
+        spec.arch,
+        n,
+        len(all_blocks),
+        ", ".join(name for name, _ in trainable[:2]),
+        best_val,
+    )
     start = time.perf_counter()
     epochs_run = 0
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
         _train_mode(net, trainable, settings.update_bn)
-        bar = progress(total=len(loaders["train"].dataset), desc=f"finetune epoch {epoch}/{settings.epochs}",
-                       unit="img")
+        bar = progress(
+            total=len(loaders["train"].dataset), desc=f"finetune epoch {epoch}/{settings.epochs}", unit="img"
+        )
         total, seen = 0.0, 0
         try:
             for x, y in loaders["train"]:
@@ -317,24 +352,46 @@ def finetune(spec: BackboneSpec, prepared: pd.DataFrame, init: LinearInit, out: 
 
     base = resolve_weights(spec.arch, spec.weights)
     checkpoint = {
-        "format": CHECKPOINT_FORMAT, "arch": spec.arch, "base_weights": base.name,
+        "format": CHECKPOINT_FORMAT,
+        "arch": spec.arch,
+        "base_weights": base.name,
         "num_classes": int(getattr(net.original_head, "out_features", 0) or _out_features(net.original_head)),
         "state_dict": net.cpu().restored_state_dict(),
-        "head": {"weight": head.weight.detach().cpu().clone(), "bias": head.bias.detach().cpu().clone(),
-                 "mean": standardize.mean.cpu().clone(), "scale": standardize.scale.cpu().clone(),
-                 "classes": list(init.classes)},
-        "config": {**asdict(settings), "image_size": spec.image_size, "resize_size": spec.resize_size,
-                   "precision": spec.precision, "unfrozen": [name for name, _ in trainable]},
-        "history": history, "best_epoch": best_epoch, "test_accuracy": test,
+        "head": {
+            "weight": head.weight.detach().cpu().clone(),
+            "bias": head.bias.detach().cpu().clone(),
+            "mean": standardize.mean.cpu().clone(),
+            "scale": standardize.scale.cpu().clone(),
+            "classes": list(init.classes),
+        },
+        "config": {
+            **asdict(settings),
+            "image_size": spec.image_size,
+            "resize_size": spec.resize_size,
+            "precision": spec.precision,
+            "unfrozen": [name for name, _ in trainable],
+        },
+        "history": history,
+        "best_epoch": best_epoch,
+        "test_accuracy": test,
     }
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.save(checkpoint, tmp)
     sha256 = file_sha256(out)
     out.with_name(out.name + ".sha256").write_text(f"{sha256}  {out.name}\n")
-    return FinetuneResult(checkpoint=out, sha256=sha256, test_accuracy=test, val_accuracy=best_val,
-                          probe_test_accuracy=probe_test, best_epoch=best_epoch, epochs=epochs_run,
-                          train_seconds=train_seconds, unfrozen=[name for name, _ in trainable], history=history)
+    return FinetuneResult(
+        checkpoint=out,
+        sha256=sha256,
+        test_accuracy=test,
+        val_accuracy=best_val,
+        probe_test_accuracy=probe_test,
+        best_epoch=best_epoch,
+        epochs=epochs_run,
+        train_seconds=train_seconds,
+        unfrozen=[name for name, _ in trainable],
+        history=history,
+    )
 
 
 def _out_features(head: nn.Module) -> int:

@@ -24,8 +24,11 @@ def library_versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    return {"torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0],
-            "pillow": PIL.__version__}
+    return {
+        "torch": torch.__version__.split("+")[0],
+        "torchvision": torchvision.__version__.split("+")[0],
+        "pillow": PIL.__version__,
+    }
 
 
 def _digest(payload: Any) -> str:

@@ -72,8 +72,20 @@ def _build(spec: BackboneSpec) -> Backbone:
     if spec.weights not in (None, "none"):
         raise BackboneError(f"the pixels backbone has no weights; remove `weights: {spec.weights}`")
     size = spec.image_size or DEFAULT_SIZE
-    preprocessing = {"transform": "resize_flatten", "crop_size": size, "resize_size": size,
-                     "interpolation": "bilinear", "antialias": True, "scale": "0..1",
-                     "decode": "PIL, EXIF-transposed, 8-bit RGB (16-bit grey rescaled)"}
-    return PixelsBackbone(spec=spec, model=nn.Identity(), transform=_PixelTransform(size),
-                          preprocessing=preprocessing, weights=ResolvedWeights("none", None), weights_sha256=None)
+    preprocessing = {
+        "transform": "resize_flatten",
+        "crop_size": size,
+        "resize_size": size,
+        "interpolation": "bilinear",
+        "antialias": True,
+        "scale": "0..1",
+        "decode": "PIL, EXIF-transposed, 8-bit RGB (16-bit grey rescaled)",
+    }
+    return PixelsBackbone(
+        spec=spec,
+        model=nn.Identity(),
+        transform=_PixelTransform(size),
+        preprocessing=preprocessing,
+        weights=ResolvedWeights("none", None),
+        weights_sha256=None,
+    )

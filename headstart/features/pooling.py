@@ -23,8 +23,10 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
     if x.ndim == 4:
         dims: tuple[int, ...] = (2, 3)
         if mode == "cls":
-            raise ValueError("pooling 'cls' needs a token sequence (N, T, C), but this node outputs a feature map "
-                             f"{tuple(x.shape)}; use avg, max, avgmax or gem")
+            raise ValueError(
+                "pooling 'cls' needs a token sequence (N, T, C), but this node outputs a feature map "
+                f"{tuple(x.shape)}; use avg, max, avgmax or gem"
+            )
     elif x.ndim == 3:
         dims = (1,)
         if mode == "cls":

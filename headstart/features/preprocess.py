@@ -11,8 +11,9 @@ __all__ = ["build_transform"]
 log = logging.getLogger(__name__)
 
 
-def build_transform(arch: str, enum: Any, image_size: int | None,
-                    resize_size: int | None) -> tuple[Callable[[Any], Any], dict[str, Any]]:
+def build_transform(
+    arch: str, enum: Any, image_size: int | None, resize_size: int | None
+) -> tuple[Callable[[Any], Any], dict[str, Any]]:
     """The weights' ``transforms()``, optionally at another crop size, and a description of it.
 
     ``image_size`` is the crop; ``resize_size`` defaults to the weights' own resize/crop ratio (256/224 for
@@ -40,8 +41,11 @@ def build_transform(arch: str, enum: Any, image_size: int | None,
         resize = resize_size
     if resize < crop:
         raise ValueError(f"resize_size {resize} is smaller than image_size {crop}; the crop would not fit")
-    transform = source.transforms(crop_size=crop, resize_size=resize) if source is not None else \
-        ImageClassification(crop_size=crop, resize_size=resize)
+    transform = (
+        source.transforms(crop_size=crop, resize_size=resize)
+        if source is not None
+        else ImageClassification(crop_size=crop, resize_size=resize)
+    )
     info = {
         "transform": type(transform).__name__,
         "from_weights": str(source) if source is not None else None,

@@ -67,8 +67,12 @@ def collate(samples: list[tuple[str, torch.Tensor | None, str | None, float]]) -
     ids = [s[0] for s in samples if s[1] is not None]
     tensors = [s[1] for s in samples if s[1] is not None]
     failures = [(s[0], s[2] or "unknown error") for s in samples if s[1] is None]
-    return Batch(ids=ids, pixels=torch.stack(tensors) if tensors else None, failures=failures,
-                 decode_seconds=sum(s[3] for s in samples))
+    return Batch(
+        ids=ids,
+        pixels=torch.stack(tensors) if tensors else None,
+        failures=failures,
+        decode_seconds=sum(s[3] for s in samples),
+    )
 
 
 def auto_workers(device: torch.device, batches: int) -> int:
@@ -104,5 +108,12 @@ def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int, pin_me
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs.update(prefetch_factor=4, persistent_workers=False)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
-                      pin_memory=pin_memory, **kwargs)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        **kwargs,
+    )

@@ -181,8 +181,9 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
         return _CUSTOM[spec.arch](spec)
     names = _torchvision_names()
     if spec.arch not in names:
-        raise BackboneError(f"unknown backbone '{spec.arch}'; known: {', '.join(sorted(_CUSTOM))} and torchvision's "
-                            f"{', '.join(names)}")
+        raise BackboneError(
+            f"unknown backbone '{spec.arch}'; known: {', '.join(sorted(_CUSTOM))} and torchvision's {', '.join(names)}"
+        )
     return _load_torchvision(spec)
 
 
@@ -212,16 +213,24 @@ def _load_torchvision(spec: BackboneSpec) -> Backbone:
             model = tvm.get_model(spec.arch, weights=None)
     model.eval()
     transform, preprocessing = build_transform(spec.arch, base_enum, spec.image_size, spec.resize_size)
-    return Backbone(spec=spec, model=model, transform=transform, preprocessing=preprocessing, weights=resolved,
-                    weights_sha256=sha256)
+    return Backbone(
+        spec=spec,
+        model=model,
+        transform=transform,
+        preprocessing=preprocessing,
+        weights=resolved,
+        weights_sha256=sha256,
+    )
 
 
 def _verified_sha256(path: Any) -> str:
     digest = file_sha256(path)
     match = re.search(r"-([a-f0-9]{8,})\.", path.name)
     if match and not digest.startswith(match.group(1)):
-        raise WeightsError(f"{path} is corrupt: its sha256 {digest[:12]}... does not start with {match.group(1)} "
-                           "as its name promises; delete it and run again")
+        raise WeightsError(
+            f"{path} is corrupt: its sha256 {digest[:12]}... does not start with {match.group(1)} "
+            "as its name promises; delete it and run again"
+        )
     return digest
 
 
@@ -243,8 +252,10 @@ def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
     base_enum = None
     if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
         if state["arch"] != arch:
-            raise WeightsError(f"checkpoint {path} is a fine-tuned '{state['arch']}', but the backbone's arch is "
-                               f"'{arch}'; set `arch: {state['arch']}`")
+            raise WeightsError(
+                f"checkpoint {path} is a fine-tuned '{state['arch']}', but the backbone's arch is "
+                f"'{arch}'; set `arch: {state['arch']}`"
+            )
         if state.get("base_weights"):
             base_enum = resolve_weights(arch, state["base_weights"]).enum
         model = tvm.get_model(arch, weights=None, num_classes=int(state["num_classes"]))

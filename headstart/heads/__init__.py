@@ -9,13 +9,25 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "HeadEvaluation": "evaluate", "SplitData": "evaluate", "evaluate_head": "evaluate",
-    "KNNClassifier": "knn", "NearestClassMean": "ncm",
-    "HeadBundle": "persist", "ProvenanceMismatch": "persist", "check_provenance": "persist", "load_head": "persist",
+    "HeadEvaluation": "evaluate",
+    "SplitData": "evaluate",
+    "evaluate_head": "evaluate",
+    "KNNClassifier": "knn",
+    "NearestClassMean": "ncm",
+    "HeadBundle": "persist",
+    "ProvenanceMismatch": "persist",
+    "check_provenance": "persist",
+    "load_head": "persist",
     "save_head": "persist",
-    "HeadError": "registry", "HeadType": "registry", "build_head": "registry", "get_head": "registry",
-    "list_heads": "registry", "register_head": "registry",
-    "Selection": "selection", "select": "selection", "sweep_logreg_C": "selection",
+    "HeadError": "registry",
+    "HeadType": "registry",
+    "build_head": "registry",
+    "get_head": "registry",
+    "list_heads": "registry",
+    "register_head": "registry",
+    "Selection": "selection",
+    "select": "selection",
+    "sweep_logreg_C": "selection",
     "transfer_table": "transfer",
 }
 __all__ = sorted(_WHERE)

@@ -83,14 +83,29 @@ class HeadEvaluation:
         for n in dict.fromkeys(r["n"] for r in self.few_shot):
             runs = [r for r in self.few_shot if r["n"] == n]
             stats = mean_ci95([r["accuracy"] for r in runs])
-            out.append({"n": n, "per_class": runs[0]["per_class"], "train_images": runs[0]["train_images"],
-                        "accuracy_mean": stats["mean"], "accuracy_std": stats["std"], "seeds": len(runs)})
+            out.append(
+                {
+                    "n": n,
+                    "per_class": runs[0]["per_class"],
+                    "train_images": runs[0]["train_images"],
+                    "accuracy_mean": stats["mean"],
+                    "accuracy_std": stats["std"],
+                    "seeds": len(runs),
+                }
+            )
         return out
 
 
-def evaluate_head(head: str, params: Mapping[str, Any], data: SplitData, *, seeds: int = 5,
-                  few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"), seed: int = 0,
-                  progress: ProgressFactory = null_progress) -> HeadEvaluation:
+def evaluate_head(
+    head: str,
+    params: Mapping[str, Any],
+    data: SplitData,
+    *,
+    seeds: int = 5,
+    few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"),
+    seed: int = 0,
+    progress: ProgressFactory = null_progress,
+) -> HeadEvaluation:
     """Run the whole protocol for ``head`` (a registered head kind) with ``params``."""
     kind = get_head(head)
     fixed, grid = resolve_params(head, params)
@@ -122,7 +137,7 @@ def evaluate_head(head: str, params: Mapping[str, Any], data: SplitData, *, seed
             bar.update(1)
         few = []
         for n in shots:
-            for s in (seed_list if n == "all" else [seed + i for i in range(seeds)]):
+            for s in seed_list if n == "all" else [seed + i for i in range(seeds)]:
                 if n == "all":
                     idx = np.arange(len(data.y_train))
                 else:
@@ -130,8 +145,15 @@ def evaluate_head(head: str, params: Mapping[str, Any], data: SplitData, *, seed
                 estimator = build_head(head, best, s)
                 _fit(estimator, data.X_train[idx], data.y_train[idx])
                 accuracy = float(np.mean(estimator.predict(data.X_test) == data.y_test))
-                few.append({"n": n, "seed": s, "accuracy": accuracy, "train_images": int(len(idx)),
-                            "per_class": "all" if n == "all" else int(n)})
+                few.append(
+                    {
+                        "n": n,
+                        "seed": s,
+                        "accuracy": accuracy,
+                        "train_images": int(len(idx)),
+                        "per_class": "all" if n == "all" else int(n),
+                    }
+                )
                 bar.update(1)
     finally:
         bar.close()
@@ -141,10 +163,21 @@ def evaluate_head(head: str, params: Mapping[str, Any], data: SplitData, *, seed
     metrics = {k: float(np.mean([r[k] for r in per_seed])) for k in keys}
     intervals = {k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))}
     labels = [str(c) for c in classes]
-    return HeadEvaluation(head=head, params=_plain(best), selection=selection, model=model, metrics=metrics,
-                          intervals=intervals, per_seed=per_seed, per_class=per_class(data.y_test, y_pred, labels),
-                          confusion=confusion(data.y_test, y_pred, labels), classes=labels, y_true=data.y_test,
-                          y_pred=y_pred, few_shot=few)
+    return HeadEvaluation(
+        head=head,
+        params=_plain(best),
+        selection=selection,
+        model=model,
+        metrics=metrics,
+        intervals=intervals,
+        per_seed=per_seed,
+        per_class=per_class(data.y_test, y_pred, labels),
+        confusion=confusion(data.y_test, y_pred, labels),
+        classes=labels,
+        y_true=data.y_test,
+        y_pred=y_pred,
+        few_shot=few,
+    )
 
 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> None:

@@ -25,7 +25,8 @@ class BatchedIVF:
 
     >>> rng = np.random.default_rng(0)
     >>> index = BatchedIVF(dim=8, nlist=4, metric="ip")
-    >>> index.train(rng.standard_normal((400, 8), dtype=np.float32)); index.add(rng.standard_normal((400, 8), dtype=np.float32))
+    >>> vectors = rng.standard_normal((400, 8), dtype=np.float32)
+    >>> index.train(vectors); index.add(vectors)
     >>> index.search(rng.standard_normal((3, 8), dtype=np.float32), k=5, nprobe=4)[1].shape
     (3, 5)
     """
@@ -52,8 +53,15 @@ class BatchedIVF:
         if n > _SAMPLE_PER_CELL * self.nlist:
             rows = np.random.default_rng(seed).choice(n, _SAMPLE_PER_CELL * self.nlist, replace=False)
             sample = vectors[np.sort(rows)]
-        kmeans = faiss.Kmeans(self.dim, self.nlist, niter=10, seed=seed, spherical=self.metric == "ip",
-                              min_points_per_centroid=1, max_points_per_centroid=_SAMPLE_PER_CELL)
+        kmeans = faiss.Kmeans(
+            self.dim,
+            self.nlist,
+            niter=10,
+            seed=seed,
+            spherical=self.metric == "ip",
+            min_points_per_centroid=1,
+            max_points_per_centroid=_SAMPLE_PER_CELL,
+        )
         kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
         self.centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
@@ -65,8 +73,7 @@ class BatchedIVF:
     def add(self, vectors: np.ndarray) -> None:
         """Append vectors (their ids continue from :attr:`ntotal`)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        cells = np.concatenate([np.repeat(np.arange(self.nlist), np.diff(self.offsets)),
-                                self._cells(vectors, 1)[:, 0]])
+        cells = np.concatenate([np.repeat(np.arange(self.nlist), np.diff(self.offsets)), self._cells(vectors, 1)[:, 0]])
         ids = np.concatenate([self.ids, np.arange(self.ntotal, self.ntotal + len(vectors))])
         stacked = np.concatenate([self.vectors, vectors])
         order = np.argsort(cells, kind="stable")
@@ -88,7 +95,7 @@ class BatchedIVF:
         squared = (queries * queries).sum(1) if self.metric == "l2" else None
         for cell in range(self.nlist):
             lo, hi = self.offsets[cell], self.offsets[cell + 1]
-            chosen = pairs[bounds[cell]:bounds[cell + 1]]
+            chosen = pairs[bounds[cell] : bounds[cell + 1]]
             if hi == lo or len(chosen) == 0:
                 continue
             rows, slots = chosen // nprobe, chosen % nprobe

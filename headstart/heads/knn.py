@@ -52,9 +52,16 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         of predictions agree with the exact search. It can be changed after fitting.
     """
 
-    def __init__(self, k: int = 20, metric: str = "cosine", weighting: str = "temperature",
-                 temperature: float = 0.07, index: str = "flat", nlist: int | None = None,
-                 nprobe: int | None = None) -> None:
+    def __init__(
+        self,
+        k: int = 20,
+        metric: str = "cosine",
+        weighting: str = "temperature",
+        temperature: float = 0.07,
+        index: str = "flat",
+        nlist: int | None = None,
+        nprobe: int | None = None,
+    ) -> None:
         self.k = k
         self.metric = metric
         self.weighting = weighting

@@ -40,8 +40,9 @@ def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray, 
     return float(hits.any(axis=1).mean())
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None,
-                           classes: np.ndarray | None = None) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None, classes: np.ndarray | None = None
+) -> dict[str, float]:
     """Top-1 accuracy, balanced accuracy, macro-F1 and, with more than 5 classes, top-5 accuracy."""
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -54,10 +55,13 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.nd
 
 
 def per_class(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float]]:
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=list(classes),
-                                                                     zero_division=0)
-    return {str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)}
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(classes), zero_division=0
+    )
+    return {
+        str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
+    }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> list[list[int]]:

@@ -43,27 +43,47 @@ class HeadBundle:
 
 
 def _describe(p: Mapping[str, Any]) -> str:
-    return (f"{p.get('backbone')} {p.get('weights')} node {p.get('node')} pooling {p.get('pooling')}, dim {p.get('dim')}"
-            f", {p.get('precision')}, {p.get('image_size') or (p.get('preprocessing') or {}).get('crop_size')} px")
+    return (
+        f"{p.get('backbone')} {p.get('weights')} node {p.get('node')} pooling {p.get('pooling')}, dim {p.get('dim')}"
+        f", {p.get('precision')}, {p.get('image_size') or (p.get('preprocessing') or {}).get('crop_size')} px"
+    )
 
 
-def check_provenance(fitted: Mapping[str, Any], given: Mapping[str, Any], *, fitted_where: str = "",
-                     given_where: str = "the embeddings") -> None:
+def check_provenance(
+    fitted: Mapping[str, Any], given: Mapping[str, Any], *, fitted_where: str = "", given_where: str = "the embeddings"
+) -> None:
     """Raise :class:`ProvenanceMismatch` naming both sides if ``given`` is not the space ``fitted`` knows."""
     differ = [k for k in _IDENTITY if fitted.get(k) != given.get(k)]
     if differ:
         raise ProvenanceMismatch(
             f"{given_where} has embeddings of {_describe(given)}, but the head {fitted_where} was fitted on "
             f"{_describe(fitted)} (they differ in: {', '.join(differ)}). Embed with the head's backbone settings "
-            "(`headstart predict` does this itself) or fit a head on these embeddings (`headstart fit`)")
+            "(`headstart predict` does this itself) or fit a head on these embeddings (`headstart fit`)"
+        )
 
 
-def save_head(model_dir: str | Path, estimator: Any, *, head: str, name: str, params: Mapping[str, Any],
-              classes: list[str], provenance: Mapping[str, Any]) -> Path:
+def save_head(
+    model_dir: str | Path,
+    estimator: Any,
+    *,
+    head: str,
+    name: str,
+    params: Mapping[str, Any],
+    classes: list[str],
+    provenance: Mapping[str, Any],
+) -> Path:
     """Write ``model_dir/model.joblib`` atomically and return its path."""
     path = Path(model_dir) / MODEL_FILE
-    bundle = {"format": HEAD_FORMAT, "estimator": estimator, "head": head, "name": name, "params": dict(params),
-              "classes": list(classes), "provenance": dict(provenance), "sklearn": sklearn.__version__}
+    bundle = {
+        "format": HEAD_FORMAT,
+        "estimator": estimator,
+        "head": head,
+        "name": name,
+        "params": dict(params),
+        "classes": list(classes),
+        "provenance": dict(provenance),
+        "sklearn": sklearn.__version__,
+    }
     with atomic_path(path) as tmp:
         joblib.dump(bundle, tmp)
     return path
@@ -75,10 +95,19 @@ def load_head(model: str | Path) -> HeadBundle:
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no fitted head at {model}: expected {path} (written by `headstart fit` or the "
-                                "fit stage, under models/<dataset>/<backbone>/<head>/<layer>/)")
+        raise FileNotFoundError(
+            f"no fitted head at {model}: expected {path} (written by `headstart fit` or the "
+            "fit stage, under models/<dataset>/<backbone>/<head>/<layer>/)"
+        )
     bundle = joblib.load(path)
     if not isinstance(bundle, dict) or bundle.get("format") != HEAD_FORMAT:
         raise ValueError(f"{path} is not a headstart head (format {HEAD_FORMAT})")
-    return HeadBundle(estimator=bundle["estimator"], head=bundle["head"], name=bundle["name"],
-                      params=bundle["params"], classes=bundle["classes"], provenance=bundle["provenance"], path=path)
+    return HeadBundle(
+        estimator=bundle["estimator"],
+        head=bundle["head"],
+        name=bundle["name"],
+        params=bundle["params"],
+        classes=bundle["classes"],
+        provenance=bundle["provenance"],
+        path=path,
+    )

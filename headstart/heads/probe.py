@@ -33,9 +33,16 @@ def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return weight.astype(np.float32), bias.astype(np.float32), [str(c) for c in clf.classes_]
 
 
-def finetuning_probe(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-                     Cs: list[float], *, scale_floor: float = 0.1, max_iter: int = 1000
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], float, float]:
+def finetuning_probe(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    Cs: list[float],
+    *,
+    scale_floor: float = 0.1,
+    max_iter: int = 1000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], float, float]:
     """The linear probe a network is fine-tuned from: ``(mean, scale, weight, bias, classes, C, val_accuracy)``.
 
     Like the logreg head (centred, scaled features; C chosen on val with a warm-started sweep; fitted on train
@@ -67,5 +74,12 @@ def finetuning_probe(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray
     if coef.shape[0] == 1:
         coef = np.vstack([np.zeros_like(coef), coef])
         intercept = np.array([0.0, intercept[0]])
-    return (mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), intercept.astype(np.float32),
-            [str(c) for c in clf.classes_], float(C), accuracy)
+    return (
+        mean.astype(np.float32),
+        scale.astype(np.float32),
+        coef.astype(np.float32),
+        intercept.astype(np.float32),
+        [str(c) for c in clf.classes_],
+        float(C),
+        accuracy,
+    )

@@ -26,8 +26,16 @@ from sklearn.svm import SVC, LinearSVC
 from headstart.heads.knn import KNNClassifier
 from headstart.heads.ncm import NearestClassMean
 
-__all__ = ["HeadError", "HeadType", "build_head", "expand_grid", "get_head", "list_heads", "register_head",
-           "resolve_params"]
+__all__ = [
+    "HeadError",
+    "HeadType",
+    "build_head",
+    "expand_grid",
+    "get_head",
+    "list_heads",
+    "register_head",
+    "resolve_params",
+]
 
 
 class HeadError(ValueError):
@@ -79,7 +87,7 @@ def expand_grid(value: Any, where: str = "") -> list[Any] | None:
             if not (isinstance(args, (list, tuple)) and len(args) == 3):
                 raise HeadError(f"{where}: {kind} takes [start, stop, num], got {args!r}")
             points = np.linspace(float(args[0]), float(args[1]), int(args[2]))
-            return [float(v) for v in (10.0 ** points if kind == "logspace" else points)]
+            return [float(v) for v in (10.0**points if kind == "logspace" else points)]
         raise HeadError(f"{where} must be a value, a list or {{logspace: [a, b, n]}}, got {dict(value)!r}")
     return None
 
@@ -89,8 +97,10 @@ def resolve_params(name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any]
     head = get_head(name)
     unknown = sorted(set(params) - set(head.defaults))
     if unknown:
-        raise HeadError(f"head '{name}' has no parameter(s) {', '.join(unknown)}; its parameters: "
-                        f"{', '.join(f'{k} (default {v!r})' for k, v in head.defaults.items())}")
+        raise HeadError(
+            f"head '{name}' has no parameter(s) {', '.join(unknown)}; its parameters: "
+            f"{', '.join(f'{k} (default {v!r})' for k, v in head.defaults.items())}"
+        )
     fixed, grid = {}, {}
     for key, value in {**head.defaults, **params}.items():
         values = expand_grid(value, f"heads.{name}.{key}")
@@ -120,16 +130,26 @@ def build_head(name: str, params: Mapping[str, Any], seed: int = 0) -> Any:
 
 # ---- the built-in heads ------------------------------------------------------------------------------
 
+
 def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
-    return KNNClassifier(k=int(p["k"]), metric=p["metric"], weighting=p["weighting"],
-                         temperature=float(p["temperature"]), index=p["index"],
-                         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
-                         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]))
+    return KNNClassifier(
+        k=int(p["k"]),
+        metric=p["metric"],
+        weighting=p["weighting"],
+        temperature=float(p["temperature"]),
+        index=p["index"],
+        nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
+        nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
+    )
 
 
 def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
-    return Pipeline([("scale", StandardScaler()),
-                     ("clf", LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"])))])
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"]))),
+        ]
+    )
 
 
 def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
@@ -147,20 +167,39 @@ def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
     return NearestClassMean(temperature=float(p["temperature"]))
 
 
-register_head(HeadType(
-    "knn", "faiss k-NN, cosine by default, DINO temperature-weighted votes (k=20, T=0.07)",
-    {"k": 20, "metric": "cosine", "weighting": "temperature", "temperature": 0.07, "index": "flat",
-     "nlist": None, "nprobe": None},
-    _knn))
-register_head(HeadType(
-    "logreg", "L-BFGS multinomial logistic regression on standardised features, C swept on val",
-    {"C": {"logspace": [-6, 5, 45]}, "max_iter": 1000, "tol": 1e-4},
-    _logreg))
-register_head(HeadType(
-    "svm", "SVM on standardised features (linear by default, or rbf), C (and gamma) chosen on val",
-    {"kernel": "linear", "C": {"logspace": [-4, 2, 7]}, "gamma": "scale", "max_iter": 5000},
-    _svm, randomized=True))
-register_head(HeadType(
-    "ncm", "nearest class mean on L2-normalised features (the few-shot baseline)",
-    {"temperature": 0.1},
-    _ncm))
+register_head(
+    HeadType(
+        "knn",
+        "faiss k-NN, cosine by default, DINO temperature-weighted votes (k=20, T=0.07)",
+        {
+            "k": 20,
+            "metric": "cosine",
+            "weighting": "temperature",
+            "temperature": 0.07,
+            "index": "flat",
+            "nlist": None,
+            "nprobe": None,
+        },
+        _knn,
+    )
+)
+register_head(
+    HeadType(
+        "logreg",
+        "L-BFGS multinomial logistic regression on standardised features, C swept on val",
+        {"C": {"logspace": [-6, 5, 45]}, "max_iter": 1000, "tol": 1e-4},
+        _logreg,
+    )
+)
+register_head(
+    HeadType(
+        "svm",
+        "SVM on standardised features (linear by default, or rbf), C (and gamma) chosen on val",
+        {"kernel": "linear", "C": {"logspace": [-4, 2, 7]}, "gamma": "scale", "max_iter": 5000},
+        _svm,
+        randomized=True,
+    )
+)
+register_head(
+    HeadType("ncm", "nearest class mean on L2-normalised features (the few-shot baseline)", {"temperature": 0.1}, _ncm)
+)

@@ -114,35 +114,62 @@ def markdown_table(rows: Sequence[ReportRow]) -> str:
     return "\n".join(lines)
 
 
-def render_report(rows: Sequence[ReportRow], out_dir: str | Path, *, finetune: Sequence[Mapping[str, Any]] = (),
-                  transfer: Sequence[Mapping[str, Any]] = (), protocol: Mapping[str, Any] | None = None) -> str:
+def render_report(
+    rows: Sequence[ReportRow],
+    out_dir: str | Path,
+    *,
+    finetune: Sequence[Mapping[str, Any]] = (),
+    transfer: Sequence[Mapping[str, Any]] = (),
+    protocol: Mapping[str, Any] | None = None,
+) -> str:
     """Write ``heads.md``, ``fewshot.png``, ``confusion.png`` and ``plots/fewshot.csv`` into ``out_dir``."""
     out_dir = Path(out_dir)
     datasets = list(dict.fromkeys(r.dataset for r in rows))
-    parts = ["# Head comparison", "",
-             "Test-split scores of every head on every embedding table (dataset x backbone x layer). Hyper-parameters "
-             "were chosen on the val split, then each head was refitted on train+val. "
-             + (f"Seeded heads ran {protocol['seeds']} seeds (± is the 95% confidence interval of the mean). "
-                if protocol else "")
-             + "*k*-shot: mean test accuracy when trained on *k* labelled images per class. Best value per column "
-               "and dataset in **bold**.", ""]
+    parts = [
+        "# Head comparison",
+        "",
+        "Test-split scores of every head on every embedding table (dataset x backbone x layer). Hyper-parameters "
+        "were chosen on the val split, then each head was refitted on train+val. "
+        + (
+            f"Seeded heads ran {protocol['seeds']} seeds (± is the 95% confidence interval of the mean). "
+            if protocol
+            else ""
+        )
+        + "*k*-shot: mean test accuracy when trained on *k* labelled images per class. Best value per column "
+        "and dataset in **bold**.",
+        "",
+    ]
     for dataset in datasets:
         subset = [r for r in rows if r.dataset == dataset]
         parts += [f"## {dataset}", "", markdown_table(subset), ""]
         best = max(subset, key=lambda r: r.metric("accuracy") or 0.0)
-        parts += [f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}. Its scores per class:",
-                  "", _per_class_table(best), ""]
+        parts += [
+            f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}. Its scores per class:",
+            "",
+            _per_class_table(best),
+            "",
+        ]
     if rows:
         _fewshot_figure(rows, out_dir / "fewshot.png")
         _confusion_figure(rows, out_dir / "confusion.png")
         _fewshot_csv(rows, out_dir / "plots" / "fewshot.csv")
-        parts += ["![Few-shot curves: test accuracy against labelled images per class](fewshot.png)", "",
-                  "![Confusion matrix of the best head per dataset](confusion.png)", ""]
+        parts += [
+            "![Few-shot curves: test accuracy against labelled images per class](fewshot.png)",
+            "",
+            "![Confusion matrix of the best head per dataset](confusion.png)",
+            "",
+        ]
     if finetune:
         parts += ["## Fine-tuning", "", _finetune_table(finetune, rows), ""]
     for table in transfer:
-        parts += [f"## Domain shift: {table['title']}", "", "Accuracy on each domain's test split.", "",
-                  table["markdown"], ""]
+        parts += [
+            f"## Domain shift: {table['title']}",
+            "",
+            "Accuracy on each domain's test split.",
+            "",
+            table["markdown"],
+            "",
+        ]
     text = "\n".join(parts).rstrip() + "\n"
     with atomic_path(out_dir / "heads.md") as tmp:
         tmp.write_text(text)
@@ -152,22 +179,31 @@ def render_report(rows: Sequence[ReportRow], out_dir: str | Path, *, finetune: S
 def _per_class_table(row: ReportRow) -> str:
     lines = ["| class | precision | recall | F1 | test images |", "|---|---:|---:|---:|---:|"]
     for label, scores in row.record["per_class"].items():
-        lines.append(f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | "
-                     f"{scores['support']} |")
+        lines.append(
+            f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | "
+            f"{scores['support']} |"
+        )
     return "\n".join(lines)
 
 
 def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[ReportRow]) -> str:
-    lines = ["| dataset | backbone | blocks unfrozen | test accuracy | its linear probe | best frozen head | "
-             "training s | epochs (best) |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| dataset | backbone | blocks unfrozen | test accuracy | its linear probe | best frozen head | "
+        "training s | epochs (best) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for ft in finetune:
         frozen = [r for r in rows if r.dataset == ft["dataset"] and r.backbone == ft["backbone"]]
         best = max(frozen, key=lambda r: r.metric("accuracy") or 0.0) if frozen else None
         best_text = f"{best.metric('accuracy'):.4f} ({best.layer}/{best.head})" if best else "n/a"
-        unfrozen = f"{ft['unfrozen_blocks']} ({ft['unfrozen']})" if ft["unfrozen"] == "all" else str(ft["unfrozen_blocks"])
-        lines.append(f"| {ft['dataset']} | {ft['backbone']} | {unfrozen} | **{ft['test_accuracy']:.4f}** | "
-                     f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['train_seconds']:.0f} | "
-                     f"{ft['epochs']} ({ft['best_epoch']}) |")
+        unfrozen = (
+            f"{ft['unfrozen_blocks']} ({ft['unfrozen']})" if ft["unfrozen"] == "all" else str(ft["unfrozen_blocks"])
+        )
+        lines.append(
+            f"| {ft['dataset']} | {ft['backbone']} | {unfrozen} | **{ft['test_accuracy']:.4f}** | "
+            f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['train_seconds']:.0f} | "
+            f"{ft['epochs']} ({ft['best_epoch']}) |"
+        )
     return "\n".join(lines)
 
 
@@ -178,15 +214,36 @@ def _x(row: Mapping[str, Any], n_classes: int) -> float:
 def _fewshot_csv(rows: Sequence[ReportRow], path: Path) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["curve", "dataset", "backbone", "layer", "head", "labels_per_class", "accuracy_mean",
-                         "accuracy_low", "accuracy_high"])
+        writer.writerow(
+            [
+                "curve",
+                "dataset",
+                "backbone",
+                "layer",
+                "head",
+                "labels_per_class",
+                "accuracy_mean",
+                "accuracy_low",
+                "accuracy_high",
+            ]
+        )
         for row in rows:
             n_classes = len(row.record["confusion"]["classes"])
             for point in row.record.get("few_shot", []):
                 mean, std = point["accuracy_mean"], point["accuracy_std"]
-                writer.writerow([f"{row.dataset}/{row.label}", row.dataset, row.backbone, row.layer, row.head,
-                                 f"{_x(point, n_classes):.2f}", f"{mean:.4f}", f"{mean - std:.4f}",
-                                 f"{mean + std:.4f}"])
+                writer.writerow(
+                    [
+                        f"{row.dataset}/{row.label}",
+                        row.dataset,
+                        row.backbone,
+                        row.layer,
+                        row.head,
+                        f"{_x(point, n_classes):.2f}",
+                        f"{mean:.4f}",
+                        f"{mean - std:.4f}",
+                        f"{mean + std:.4f}",
+                    ]
+                )
 
 
 def _pyplot() -> Any:
@@ -218,8 +275,14 @@ def _fewshot_figure(rows: Sequence[ReportRow], path: Path) -> None:
             color = colors[heads.index(row.head) % len(colors)]
             style = styles[features.index((row.backbone, row.layer)) % len(styles)]
             ax.plot(xs, mean, style, marker="o", ms=3, color=color, label=f"{row.backbone}/{row.layer} {row.head}")
-            ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=True)],
-                            [m + s for m, s in zip(mean, std, strict=True)], color=color, alpha=0.12, lw=0)
+            ax.fill_between(
+                xs,
+                [m - s for m, s in zip(mean, std, strict=True)],
+                [m + s for m, s in zip(mean, std, strict=True)],
+                color=color,
+                alpha=0.12,
+                lw=0,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("labelled training images per class (log scale; last point: all)")
         ax.set_ylabel("test accuracy")
@@ -251,8 +314,15 @@ def _confusion_figure(rows: Sequence[ReportRow], path: Path) -> None:
             for i, line in enumerate(matrix):
                 for j, count in enumerate(line):
                     if count:
-                        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                                color="white" if count > top / 2 else "black")
+                        ax.text(
+                            j,
+                            i,
+                            str(count),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if count > top / 2 else "black",
+                        )
         ax.set_title(f"{dataset}: {best.label}\ntest accuracy {best.metric('accuracy'):.4f}")
     fig.tight_layout()
     with atomic_path(path) as tmp:

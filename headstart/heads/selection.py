@@ -41,20 +41,39 @@ class Selection:
         return max(s for _, s in self.scores) if self.scores else None
 
 
-def select(head: str, fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: np.ndarray,
-           y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, seed: int = 0) -> Selection:
+def select(
+    head: str,
+    fixed: Mapping[str, Any],
+    grid: Mapping[str, list[Any]],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int = 0,
+) -> Selection:
     """Pick the grid point with the best val accuracy (``fixed`` holds the other parameters)."""
     if not grid:
         return Selection(best=dict(fixed))
     if len(X_val) == 0:
-        raise HeadError(f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
-                        "give the dataset a val fraction or fix the parameter to one value")
+        raise HeadError(
+            f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
+            "give the dataset a val fraction or fix the parameter to one value"
+        )
     start = time.perf_counter()
     tiebreak: list[float] | None = None
     if head == "logreg" and set(grid) == {"C"}:
         Cs = sorted(grid["C"])
-        accuracies, tiebreak = sweep_logreg_C(X_train, y_train, X_val, y_val, Cs, max_iter=int(fixed["max_iter"]),
-                                              tol=float(fixed["tol"]), warm_start=True, with_loss=True)
+        accuracies, tiebreak = sweep_logreg_C(
+            X_train,
+            y_train,
+            X_val,
+            y_val,
+            Cs,
+            max_iter=int(fixed["max_iter"]),
+            tol=float(fixed["tol"]),
+            warm_start=True,
+            with_loss=True,
+        )
         points = [{"C": c} for c in Cs]
     elif head == "knn" and set(grid) == {"k"}:
         points = [{"k": int(k)} for k in grid["k"]]
@@ -79,9 +98,18 @@ def select(head: str, fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X
     return Selection(best={**fixed, **points[best]}, scores=scores, seconds=time.perf_counter() - start)
 
 
-def sweep_logreg_C(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-                   Cs: list[float], *, max_iter: int = 1000, tol: float = 1e-4, warm_start: bool = True,
-                   with_loss: bool = False) -> Any:
+def sweep_logreg_C(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    Cs: list[float],
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+    warm_start: bool = True,
+    with_loss: bool = False,
+) -> Any:
     """Val accuracy of L-BFGS logistic regression on standardised features for each C (ascending).
 
     With ``warm_start`` each fit starts from the previous C's solution, which is what makes a 45-point sweep
@@ -107,13 +135,23 @@ def sweep_logreg_C(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, 
         if with_loss:
             losses.append(float(log_loss(y_val, clf.predict_proba(Xv), labels=clf.classes_)))
     if unconverged:
-        log.info("logreg sweep: %d of %d fits stopped at max_iter=%d before converging (large C)", unconverged,
-                 len(Cs), max_iter)
+        log.info(
+            "logreg sweep: %d of %d fits stopped at max_iter=%d before converging (large C)",
+            unconverged,
+            len(Cs),
+            max_iter,
+        )
     return (accuracies, losses) if with_loss else accuracies
 
 
-def _sweep_knn_k(fixed: Mapping[str, Any], ks: list[int], X_train: np.ndarray, y_train: np.ndarray,
-                 X_val: np.ndarray, y_val: np.ndarray) -> list[float]:
+def _sweep_knn_k(
+    fixed: Mapping[str, Any],
+    ks: list[int],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+) -> list[float]:
     estimator = build_head("knn", {**fixed, "k": max(ks)}).fit(X_train, y_train)
     scores, idx = estimator.kneighbors(X_val, max(ks))
     accuracies = []

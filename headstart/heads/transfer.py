@@ -44,8 +44,15 @@ def _stack(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate([p for p in parts if len(p)])
 
 
-def _train(kind: str, params: Mapping[str, Any], X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray,
-           y_val: np.ndarray, seed: int) -> tuple[Any, dict[str, Any]]:
+def _train(
+    kind: str,
+    params: Mapping[str, Any],
+    X_tr: np.ndarray,
+    y_tr: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
     fixed, grid = resolve_params(kind, params)
     best = select(kind, fixed, grid, X_tr, y_tr, X_val, y_val, seed).best
     estimator = build_head(kind, best, seed)
@@ -55,8 +62,9 @@ def _train(kind: str, params: Mapping[str, Any], X_tr: np.ndarray, y_tr: np.ndar
     return estimator, best
 
 
-def _adapt(kind: str, estimator: Any, best: Mapping[str, Any], X: np.ndarray, y: np.ndarray, steps: int,
-           seed: int) -> Any | None:
+def _adapt(
+    kind: str, estimator: Any, best: Mapping[str, Any], X: np.ndarray, y: np.ndarray, steps: int, seed: int
+) -> Any | None:
     adapted = copy.deepcopy(estimator)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -68,8 +76,9 @@ def _adapt(kind: str, estimator: Any, best: Mapping[str, Any], X: np.ndarray, y:
         Xs = adapted.named_steps["scale"].transform(X)  # keep the source's standardisation
         loss = {"logreg": "log_loss", "svm": "hinge"}.get(kind)
         if loss is not None and hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
-            sgd = SGDClassifier(loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None,
-                                random_state=seed)
+            sgd = SGDClassifier(
+                loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None, random_state=seed
+            )
             sgd.fit(Xs, y, coef_init=clf.coef_, intercept_init=clf.intercept_)
             return Pipeline([("scale", adapted.named_steps["scale"]), ("clf", sgd)])
     return None
@@ -85,36 +94,68 @@ def check_disjoint(source_ids: Mapping[str, Sequence[str]], target_ids: Mapping[
     for domain, ids in (("source", source_ids), ("target", target_ids)):
         shared = train & set(ids["test"])
         if shared:
-            raise TransferError(f"{len(shared)} image(s) of the {domain} test split are also training images "
-                                f"(e.g. id {sorted(shared)[0]}); the regimes would not be tested on unseen data")
+            raise TransferError(
+                f"{len(shared)} image(s) of the {domain} test split are also training images "
+                f"(e.g. id {sorted(shared)[0]}); the regimes would not be tested on unseen data"
+            )
 
 
-def transfer_table(source: SplitData, target: SplitData, heads: Sequence[tuple[str, str, Mapping[str, Any]]], *,
-                   adapt_steps: int = 1, seed: int = 0) -> list[dict[str, Any]]:
+def transfer_table(
+    source: SplitData,
+    target: SplitData,
+    heads: Sequence[tuple[str, str, Mapping[str, Any]]],
+    *,
+    adapt_steps: int = 1,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """One row per head and regime: ``head, regime, source_test, target_test, train_images``."""
     if set(source.classes) != set(target.classes):
-        raise TransferError(f"source and target need the same labels; source has {sorted(source.classes)[:10]}, "
-                            f"target {sorted(target.classes)[:10]}")
+        raise TransferError(
+            f"source and target need the same labels; source has {sorted(source.classes)[:10]}, "
+            f"target {sorted(target.classes)[:10]}"
+        )
     rows = []
     for name, kind, params in heads:
         src, best = _train(kind, params, source.X_train, source.y_train, source.X_val, source.y_val, seed)
         tgt, _ = _train(kind, params, target.X_train, target.y_train, target.X_val, target.y_val, seed)
-        both, _ = _train(kind, params, _stack(source.X_train, target.X_train), _stack(source.y_train, target.y_train),
-                         _stack(source.X_val, target.X_val), _stack(source.y_val, target.y_val), seed)
-        adapted = _adapt(kind, src, best, _stack(target.X_train, target.X_val), _stack(target.y_train, target.y_val),
-                         adapt_steps, seed)
+        both, _ = _train(
+            kind,
+            params,
+            _stack(source.X_train, target.X_train),
+            _stack(source.y_train, target.y_train),
+            _stack(source.X_val, target.X_val),
+            _stack(source.y_val, target.y_val),
+            seed,
+        )
+        adapted = _adapt(
+            kind,
+            src,
+            best,
+            _stack(target.X_train, target.X_val),
+            _stack(target.y_train, target.y_val),
+            adapt_steps,
+            seed,
+        )
         n_src = len(source.y_train) + len(source.y_val)
         n_tgt = len(target.y_train) + len(target.y_val)
-        for regime, model, n in zip(REGIMES, (src, tgt, both, adapted), (n_src, n_tgt, n_src + n_tgt, n_src + n_tgt),
-                                    strict=True):
-            rows.append({"head": name, "regime": regime, "train_images": n,
-                         "source_test": None if model is None else _accuracy(model, source.X_test, source.y_test),
-                         "target_test": None if model is None else _accuracy(model, target.X_test, target.y_test)})
+        for regime, model, n in zip(
+            REGIMES, (src, tgt, both, adapted), (n_src, n_tgt, n_src + n_tgt, n_src + n_tgt), strict=True
+        ):
+            rows.append(
+                {
+                    "head": name,
+                    "regime": regime,
+                    "train_images": n,
+                    "source_test": None if model is None else _accuracy(model, source.X_test, source.y_test),
+                    "target_test": None if model is None else _accuracy(model, target.X_test, target.y_test),
+                }
+            )
     return rows
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], source: str, target: str, adapt_steps: int) -> str:
     """The table as Markdown, with the forgetting of the adapted regime spelled out."""
+
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -131,6 +172,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], source: str, target: str, adapt_
         mine = {r["regime"]: r for r in rows if r["head"] == head}
         before, after = mine["source only"]["source_test"], mine["source -> target"]["source_test"]
         if before is not None and after is not None:
-            notes.append(f"{head} forgets {100 * (before - after):.1f} points of {source} when adapted "
-                         f"({pct(before)} -> {pct(after)}) and gains {100 * ((mine['source -> target']['target_test'] or 0) - (mine['source only']['target_test'] or 0)):.1f} on {target}")
+            gain = (mine["source -> target"]["target_test"] or 0) - (mine["source only"]["target_test"] or 0)
+            notes.append(
+                f"{head} forgets {100 * (before - after):.1f} points of {source} when adapted "
+                f"({pct(before)} -> {pct(after)}) and gains {100 * gain:.1f} on {target}"
+            )
     return "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")

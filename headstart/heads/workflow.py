@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from headstart._progress import ProgressFactory, null_progress
 from headstart._files import atomic_path, write_json
+from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
 from headstart.heads.metrics import class_scores
@@ -26,9 +26,18 @@ __all__ = ["compact_metrics", "evaluation_record", "fit_table"]
 log = logging.getLogger(__name__)
 
 
-def fit_table(table_path: str | Path, head: str, params: Mapping[str, Any], model_dir: str | Path, *,
-              name: str | None = None, seeds: int = 5, few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"),
-              seed: int = 0, progress: ProgressFactory = null_progress) -> tuple[HeadEvaluation, dict[str, Any]]:
+def fit_table(
+    table_path: str | Path,
+    head: str,
+    params: Mapping[str, Any],
+    model_dir: str | Path,
+    *,
+    name: str | None = None,
+    seeds: int = 5,
+    few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"),
+    seed: int = 0,
+    progress: ProgressFactory = null_progress,
+) -> tuple[HeadEvaluation, dict[str, Any]]:
     """Run the evaluation protocol for ``head`` on ``table_path`` and save the head into ``model_dir``.
 
     Returns the evaluation and its JSON-ready record (what the report reads).
@@ -37,11 +46,22 @@ def fit_table(table_path: str | Path, head: str, params: Mapping[str, Any], mode
     data = SplitData.from_table(table)
     evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
     model_dir = Path(model_dir)
-    save_head(model_dir, evaluation.model, head=head, name=name or head, params=evaluation.params,
-              classes=evaluation.classes, provenance=table.provenance)
+    save_head(
+        model_dir,
+        evaluation.model,
+        head=head,
+        name=name or head,
+        params=evaluation.params,
+        classes=evaluation.classes,
+        provenance=table.provenance,
+    )
     test = table.frame["split"].to_numpy() == "test"
-    _write_predictions(model_dir / "predictions.csv", table.frame["id"].to_numpy()[test], evaluation,
-                       class_scores(evaluation.model, data.X_test))
+    _write_predictions(
+        model_dir / "predictions.csv",
+        table.frame["id"].to_numpy()[test],
+        evaluation,
+        class_scores(evaluation.model, data.X_test),
+    )
     record = evaluation_record(evaluation, table.provenance)
     write_json(model_dir / "metrics.json", compact_metrics(evaluation))
     return evaluation, record

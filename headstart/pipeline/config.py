@@ -223,9 +223,13 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         for role in ("source", "target"):
             ds = getattr(transfer[name], role)
             if ds not in datasets:
-                raise ConfigError(f"transfer.{name}.{role} names dataset '{ds}', which is not in datasets: {sorted(datasets)}")
+                raise ConfigError(
+                    f"transfer.{name}.{role} names dataset '{ds}', which is not in datasets: {sorted(datasets)}"
+                )
         if transfer[name].backbone not in backbones:
-            raise ConfigError(f"transfer.{name}.backbone names '{transfer[name].backbone}', not in backbones: {sorted(backbones)}")
+            raise ConfigError(
+                f"transfer.{name}.backbone names '{transfer[name].backbone}', not in backbones: {sorted(backbones)}"
+            )
 
     finetune = _build(FinetuneConfig, raw.get("finetune") or {}, "finetune")
     for ds in finetune.datasets:
@@ -264,7 +268,9 @@ def _reject_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None
     for key in raw:
         if key not in known:
             prefix = f"{where}." if where else ""
-            raise ConfigError(f"unknown key '{prefix}{key}' in params.yaml; valid keys here: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown key '{prefix}{key}' in params.yaml; valid keys here: {', '.join(sorted(known))}"
+            )
 
 
 _T = typing.TypeVar("_T")
@@ -287,8 +293,11 @@ def _build(cls: type[_T], raw: Any, where: str, **given: Any) -> _T:
     try:
         return cls(**kwargs)
     except TypeError as err:
-        missing = [f for f, fd in fields.items() if fd.default is dataclasses.MISSING
-                   and fd.default_factory is dataclasses.MISSING and f not in kwargs]
+        missing = [
+            f
+            for f, fd in fields.items()
+            if fd.default is dataclasses.MISSING and fd.default_factory is dataclasses.MISSING and f not in kwargs
+        ]
         raise ConfigError(f"{where} is missing required key(s): {', '.join(missing)}") from err
 
 

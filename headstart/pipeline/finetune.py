@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+from headstart._files import write_json
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.tables import load_embeddings, read_prepared
 from headstart.features.finetune import FinetuneSettings, LinearInit, finetune
 from headstart.heads.evaluate import SplitData
 from headstart.heads.persist import check_provenance, load_head
-from headstart.heads.registry import resolve_params
 from headstart.heads.probe import finetuning_probe
-from headstart._files import write_json
+from headstart.heads.registry import resolve_params
 from headstart.pipeline import layout
 from headstart.pipeline.config import ConfigError, load_config
 from headstart.pipeline.embed import backbone_spec
@@ -47,24 +47,55 @@ def main(argv: list[str] | None = None) -> int:
     data = SplitData.from_table(embeddings)
     _, grid = resolve_params(bundle.head, probes[0].params)
     Cs = grid.get("C") or [float(bundle.params["C"])]
-    mean, scale, weight, bias, classes, C, val_accuracy = finetuning_probe(data.X_train, data.y_train, data.X_val,
-                                                                           data.y_val, Cs)
+    mean, scale, weight, bias, classes, C, val_accuracy = finetuning_probe(
+        data.X_train, data.y_train, data.X_val, data.y_val, Cs
+    )
     log.info("probe to fine-tune from: C=%.3g, val accuracy %.4f", C, val_accuracy)
-    settings = FinetuneSettings(unfreeze=ft.unfreeze, optimizer=ft.optimizer, head_lr=ft.head_lr,
-                                backbone_lr_factor=ft.backbone_lr_factor, weight_decay=ft.weight_decay,
-                                epochs=ft.epochs, patience=ft.patience, batch_size=ft.batch_size,
-                                update_bn=ft.update_bn, augment=ft.augment, device=ft.device, seed=cfg.seed)
+    settings = FinetuneSettings(
+        unfreeze=ft.unfreeze,
+        optimizer=ft.optimizer,
+        head_lr=ft.head_lr,
+        backbone_lr_factor=ft.backbone_lr_factor,
+        weight_decay=ft.weight_decay,
+        epochs=ft.epochs,
+        patience=ft.patience,
+        batch_size=ft.batch_size,
+        update_bn=ft.update_bn,
+        augment=ft.augment,
+        device=ft.device,
+        seed=cfg.seed,
+    )
     out = layout.finetune_dir(ds.name, bb.name) / "model.pt"
-    result = finetune(backbone_spec(bb), read_prepared(layout.prepared(ds.name)), LinearInit(weight, bias, classes, mean, scale),
-                      out, settings, progress=tqdm_progress)
+    result = finetune(
+        backbone_spec(bb),
+        read_prepared(layout.prepared(ds.name)),
+        LinearInit(weight, bias, classes, mean, scale),
+        out,
+        settings,
+        progress=tqdm_progress,
+    )
     summary = {"dataset": ds.name, "backbone": bb.name, "unfrozen": ft.unfreeze, **result.summary()}
     write_json(layout.finetune_results(ds.name, bb.name), summary)
-    write_json(layout.finetune_metrics(ds.name, bb.name),
-               {k: summary[k] for k in ("test_accuracy", "probe_test_accuracy", "val_accuracy", "train_seconds",
-                                        "epochs", "best_epoch", "unfrozen_blocks")})
-    print(f"{ds.name} x {bb.name} fine-tuned ({ft.unfreeze} blocks unfrozen): test accuracy "
-          f"{result.test_accuracy:.4f} (linear probe {result.probe_test_accuracy:.4f}), best epoch "
-          f"{result.best_epoch} of {result.epochs}, {result.train_seconds:.0f} s; {out} sha256 {result.sha256[:12]}...")
+    write_json(
+        layout.finetune_metrics(ds.name, bb.name),
+        {
+            k: summary[k]
+            for k in (
+                "test_accuracy",
+                "probe_test_accuracy",
+                "val_accuracy",
+                "train_seconds",
+                "epochs",
+                "best_epoch",
+                "unfrozen_blocks",
+            )
+        },
+    )
+    print(
+        f"{ds.name} x {bb.name} fine-tuned ({ft.unfreeze} blocks unfrozen): test accuracy "
+        f"{result.test_accuracy:.4f} (linear probe {result.probe_test_accuracy:.4f}), best epoch "
+        f"{result.best_epoch} of {result.epochs}, {result.train_seconds:.0f} s; {out} sha256 {result.sha256[:12]}..."
+    )
     return 0
 
 

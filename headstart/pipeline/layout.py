@@ -96,5 +96,7 @@ def default_table(dataset: str, backbone: str) -> Path:
         meta = read_embedding_metadata(path)
         if meta.get("node") == meta.get("default_node"):
             return path
-    raise FileNotFoundError(f"no table of the default layer in {embeddings_dir(dataset, backbone)} (found "
-                            f"{', '.join(tables) or 'none'}); add `default` to backbones.{backbone}.layers")
+    raise FileNotFoundError(
+        f"no table of the default layer in {embeddings_dir(dataset, backbone)} (found "
+        f"{', '.join(tables) or 'none'}); add `default` to backbones.{backbone}.layers"
+    )

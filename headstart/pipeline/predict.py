@@ -30,10 +30,15 @@ __all__ = ["list_images", "predict_images", "predict_table", "spec_from_provenan
 def spec_from_provenance(provenance: dict[str, Any]) -> BackboneSpec:
     """The backbone settings an embedding table was made with."""
     weights = provenance.get("weights")
-    return BackboneSpec(arch=provenance["backbone"], weights=None if weights in (None, "none") else weights,
-                        layers=(provenance["node"],), pooling=provenance["pooling"],
-                        image_size=provenance.get("image_size"), resize_size=provenance.get("resize_size"),
-                        precision=provenance.get("precision", "fp32"))
+    return BackboneSpec(
+        arch=provenance["backbone"],
+        weights=None if weights in (None, "none") else weights,
+        layers=(provenance["node"],),
+        pooling=provenance["pooling"],
+        image_size=provenance.get("image_size"),
+        resize_size=provenance.get("resize_size"),
+        precision=provenance.get("precision", "fp32"),
+    )
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[str]:
@@ -44,8 +49,11 @@ def list_images(inputs: Sequence[str | Path]) -> list[str]:
         if path.is_dir():
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                found += [os.path.join(dirpath, f) for f in sorted(filenames)
-                          if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+                found += [
+                    os.path.join(dirpath, f)
+                    for f in sorted(filenames)
+                    if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+                ]
         elif path.is_file():
             found.append(str(path))
         else:
@@ -62,34 +70,55 @@ def predict_table(bundle: HeadBundle, table: EmbeddingTable, source: str, top: i
     classes = np.asarray(bundle.estimator.classes_).astype(str)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     best = order[:, 0]
-    return pd.DataFrame({
-        "id": table.frame["id"].to_numpy(),
-        "path": table.frame["path"].to_numpy(),
-        "predicted": classes[best],
-        "probability": scores[np.arange(len(best)), best].round(6),
-        f"top{top}": [[{"label": classes[j], "probability": round(float(s[j]), 6)} for j in row]
-                      for row, s in zip(order, scores, strict=True)],
-    })
+    return pd.DataFrame(
+        {
+            "id": table.frame["id"].to_numpy(),
+            "path": table.frame["path"].to_numpy(),
+            "predicted": classes[best],
+            "probability": scores[np.arange(len(best)), best].round(6),
+            f"top{top}": [
+                [{"label": classes[j], "probability": round(float(s[j]), 6)} for j in row]
+                for row, s in zip(order, scores, strict=True)
+            ],
+        }
+    )
 
 
-def predict_images(model: str | Path, inputs: Sequence[str | Path], *, options: EmbedOptions = EmbedOptions(),
-                   top: int = 5, progress: ProgressFactory = null_progress) -> pd.DataFrame:
+def predict_images(
+    model: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    options: EmbedOptions = EmbedOptions(),
+    top: int = 5,
+    progress: ProgressFactory = null_progress,
+) -> pd.DataFrame:
     """Embed ``inputs`` with the head's backbone settings and classify them; one row per image.
 
     Images that cannot be read get a row with an ``error`` and no prediction.
     """
     bundle = load_head(model)
     paths = list_images(inputs)
-    frame = pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths,
-                          "image": None}).sort_values(["id", "path"], kind="stable").reset_index(drop=True)
+    frame = (
+        pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths, "image": None})
+        .sort_values(["id", "path"], kind="stable")
+        .reset_index(drop=True)
+    )
     with tempfile.TemporaryDirectory(prefix="headstart-predict-") as tmp:
         out = Path(tmp) / "embeddings.parquet"
-        result = embed(frame, spec_from_provenance(bundle.provenance), single_file=out, options=options,
-                       dataset={"name": "predict"}, progress=progress)
+        result = embed(
+            frame,
+            spec_from_provenance(bundle.provenance),
+            single_file=out,
+            options=options,
+            dataset={"name": "predict"},
+            progress=progress,
+        )
         table = load_embeddings(out)
     predictions = predict_table(bundle, table, source=", ".join(map(str, inputs)), top=top)
-    failures = pd.DataFrame([{"id": f["id"], "path": f["path"], "error": f["error"]} for f in result.failures],
-                            columns=["id", "path", "error"])
+    failures = pd.DataFrame(
+        [{"id": f["id"], "path": f["path"], "error": f["error"]} for f in result.failures],
+        columns=["id", "path", "error"],
+    )
     rows = pd.concat([predictions.assign(error=None), failures], ignore_index=True)
     order = {p: i for i, p in enumerate(paths)}
     rows = rows.iloc[np.argsort([order[p] for p in rows["path"]], kind="stable")].reset_index(drop=True)

@@ -22,13 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = load_config(args.params)
     ds = cfg.dataset(args.dataset)
-    frame = prepare_dataset(ds.source, name=ds.name, val=ds.split.val, test=ds.split.test, seed=cfg.seed,
-                            shift=ds.shift, limit=ds.limit, root=ds.root, progress=tqdm_progress)
+    frame = prepare_dataset(
+        ds.source,
+        name=ds.name,
+        val=ds.split.val,
+        test=ds.split.test,
+        seed=cfg.seed,
+        shift=ds.shift,
+        limit=ds.limit,
+        root=ds.root,
+        progress=tqdm_progress,
+    )
     out = layout.prepared(ds.name)
     write_prepared(out, frame, frame.attrs["headstart"])
     meta = frame.attrs["headstart"]
-    log.info("%s: %d images, %d classes, splits %s -> %s", ds.name, meta["images"], len(meta["classes"]),
-             meta["splits"], out)
+    log.info(
+        "%s: %d images, %d classes, splits %s -> %s", ds.name, meta["images"], len(meta["classes"]), meta["splits"], out
+    )
     return 0
 
 

@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                 if path.exists():
                     results.append(json.loads(path.read_text()))
     if missing:
-        raise FileNotFoundError(f"missing results {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
-                                "run `dvc repro` (the fit stages write them)")
+        raise FileNotFoundError(
+            f"missing results {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+            "run `dvc repro` (the fit stages write them)"
+        )
     finetune = []
     for ds in cfg.finetune.datasets:
         for bb in cfg.finetune.backbones:
@@ -50,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         path = layout.transfer_results(name)
         if path.exists():
             transfer.append(json.loads(path.read_text()))
-    text = render_report(rows_from_results(results), layout.REPORT_DIR, finetune=finetune, transfer=transfer,
-                         protocol={"seeds": cfg.evaluate.seeds})
+    text = render_report(
+        rows_from_results(results),
+        layout.REPORT_DIR,
+        finetune=finetune,
+        transfer=transfer,
+        protocol={"seeds": cfg.evaluate.seeds},
+    )
     if not args.quiet:
         print(text)
     log.info("wrote %s", layout.REPORT)

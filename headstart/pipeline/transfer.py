@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from headstart._files import atomic_path, write_json
 from headstart._terminal import run_main, setup_logging
 from headstart.data.tables import load_embeddings
-from headstart._files import atomic_path
 from headstart.heads.evaluate import SplitData
 from headstart.heads.transfer import check_disjoint, markdown, transfer_table
-from headstart._files import write_json
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 
@@ -24,8 +23,10 @@ def _table(dataset: str, backbone: str, layer: str):  # noqa: ANN202
         return load_embeddings(layout.default_table(dataset, backbone))
     tables = layout.layer_tables(dataset, backbone)
     if layer not in tables:
-        raise FileNotFoundError(f"no table for layer {layer} in {layout.embeddings_dir(dataset, backbone)} "
-                                f"(there are: {', '.join(tables) or 'none'})")
+        raise FileNotFoundError(
+            f"no table for layer {layer} in {layout.embeddings_dir(dataset, backbone)} "
+            f"(there are: {', '.join(tables) or 'none'})"
+        )
     return load_embeddings(tables[layer])
 
 
@@ -40,11 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"transfer.{args.name} is not in {args.params}; known: {', '.join(cfg.transfer)}")
     tr = cfg.transfer[args.name]
     source, target = _table(tr.source, tr.backbone, tr.layer), _table(tr.target, tr.backbone, tr.layer)
-    check_disjoint({s: source.frame.loc[source.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")},
-                   {s: target.frame.loc[target.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")})
+    check_disjoint(
+        {s: source.frame.loc[source.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")},
+        {s: target.frame.loc[target.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")},
+    )
     heads = [(name, cfg.head(name).head, cfg.head(name).params) for name in tr.heads]
-    rows = transfer_table(SplitData.from_table(source), SplitData.from_table(target), heads,
-                          adapt_steps=tr.adapt_steps, seed=cfg.seed)
+    rows = transfer_table(
+        SplitData.from_table(source), SplitData.from_table(target), heads, adapt_steps=tr.adapt_steps, seed=cfg.seed
+    )
     text = markdown(rows, tr.source, tr.target, tr.adapt_steps)
     layer = source.provenance["node"]
     title = f"{tr.source} -> {tr.target} ({tr.backbone}, layer {layer})"
@@ -52,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     compact: dict = {}
     for row in rows:
         regime = row["regime"].replace(" ", "_").replace("->", "then").replace("+", "and")
-        compact.setdefault(row["head"], {})[regime] = {"source_test": row["source_test"],
-                                                      "target_test": row["target_test"]}
+        compact.setdefault(row["head"], {})[regime] = {
+            "source_test": row["source_test"],
+            "target_test": row["target_test"],
+        }
     write_json(layout.transfer_metrics(tr.name), compact)
     with atomic_path(layout.REPORT_DIR / "transfer" / f"{tr.name}.md") as tmp:
         tmp.write_text(f"# Domain shift: {title}\n\nAccuracy on each domain's test split.\n\n{text}\n")

@@ -16,12 +16,15 @@ def broken(tmp_path: Path) -> dict[str, Path]:
     return broken_files(tmp_path)
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("truncated", "cannot decode"),
-    ("empty", "not an image file"),
-    ("text", "not an image file"),
-    ("bomb", "decompression bomb"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("truncated", "cannot decode"),
+        ("empty", "not an image file"),
+        ("text", "not an image file"),
+        ("bomb", "decompression bomb"),
+    ],
+)
 def test_broken_images_raise_with_the_reason(broken: dict[str, Path], name: str, reason: str) -> None:
     with pytest.raises(UnreadableImage, match=reason):
         decode_image(broken[name])

@@ -35,8 +35,10 @@ def test_same_input_same_split_other_seed_other_split(image_folder: Path) -> Non
 def test_manifest_paths_are_relative_to_it_and_its_split_wins(tmp_path: Path, image_folder: Path) -> None:
     files = sorted(image_folder.rglob("*.png"))
     manifest = image_folder / "manifest.csv"
-    rows = [{"path": str(p.relative_to(image_folder)), "label": p.parent.name,
-             "split": "test" if i % 4 == 0 else ""} for i, p in enumerate(files)]
+    rows = [
+        {"path": str(p.relative_to(image_folder)), "label": p.parent.name, "split": "test" if i % 4 == 0 else ""}
+        for i, p in enumerate(files)
+    ]
     pd.DataFrame(rows).to_csv(manifest, index=False)
     frame = prepare_dataset(str(manifest))
     assert len(frame) == len(files)
@@ -51,18 +53,22 @@ def test_manifest_paths_are_relative_to_it_and_its_split_wins(tmp_path: Path, im
 def test_parquet_manifest(tmp_path: Path, image_folder: Path) -> None:
     files = sorted(image_folder.rglob("*.png"))
     pd.DataFrame({"path": [str(p) for p in files], "label": [p.parent.name for p in files]}).to_parquet(
-        tmp_path / "m.parquet")
+        tmp_path / "m.parquet"
+    )
     assert len(prepare_dataset(str(tmp_path / "m.parquet"))) == len(files)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("file,label\na.png,x\n", "lacks the column\\(s\\) path"),
-    ("path,klass\na.png,x\n", "lacks the column\\(s\\) label"),
-    ("path,label\n", "has no rows"),
-    ("path,label\nmissing.png,x\n", "1 image file\\(s\\) that do not exist, e.g. .*missing.png"),
-    ("path,label\n,x\n", "empty 'path' on row\\(s\\) 2"),
-    ("path,label,split\na.png,x,training\n", "split value\\(s\\) \\['training'\\]"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("file,label\na.png,x\n", "lacks the column\\(s\\) path"),
+        ("path,klass\na.png,x\n", "lacks the column\\(s\\) label"),
+        ("path,label\n", "has no rows"),
+        ("path,label\nmissing.png,x\n", "1 image file\\(s\\) that do not exist, e.g. .*missing.png"),
+        ("path,label\n,x\n", "empty 'path' on row\\(s\\) 2"),
+        ("path,label,split\na.png,x,training\n", "split value\\(s\\) \\['training'\\]"),
+    ],
+)
 def test_bad_manifests_are_named_with_the_fix(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
     manifest = tmp_path / "manifest.csv"

@@ -97,8 +97,9 @@ def test_adding_images_embeds_only_them_and_removing_drops_rows(image_folder: Pa
 
 def test_several_layers_and_poolings_from_one_pass_equal_separate_runs(image_folder: Path, tmp_path: Path) -> None:
     prepared = prepare_dataset(str(image_folder))
-    multi = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), pooling=("avg", "gem"),
-                         image_size=32)
+    multi = BackboneSpec(
+        "mobilenet_v2", weights=None, layers=("features.6", "default"), pooling=("avg", "gem"), image_size=32
+    )
     both = embed(prepared, multi, tmp_path / "multi", options=_options(tmp_path / "c1"))
     assert sorted(both.tables) == ["features.6-avg", "features.6-gem", "flatten-avg", "flatten-gem"]
     for node in ("features.6", "default"):
@@ -119,8 +120,12 @@ def test_pooling_modes_and_their_widths(image_folder: Path, tmp_path: Path) -> N
     assert result.provenance["features.6-max"]["dim"] == 32
     assert result.provenance["features.6-avgmax"]["dim"] == 64
     with pytest.raises(ValueError, match="pooling 'cls' needs a token sequence"):
-        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), pooling="cls",
-                                     image_size=32), tmp_path / "x", options=_options(tmp_path / "c"))
+        embed(
+            prepared,
+            BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), pooling="cls", image_size=32),
+            tmp_path / "x",
+            options=_options(tmp_path / "c"),
+        )
 
 
 def test_bf16_embeddings_stay_close_to_fp32(image_folder: Path, tmp_path: Path) -> None:
@@ -147,11 +152,19 @@ def test_bad_run_options_are_clear(image_folder: Path, tmp_path: Path) -> None:
         with pytest.raises(EmbedError, match="CUDA is not available"):
             embed(prepared, SMALL, tmp_path / "o", options=_options(tmp_path / "c", device="cuda"))
     with pytest.raises(EmbedError, match="fp16 needs CUDA"):
-        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32,
-                                     precision="fp16"), tmp_path / "o", options=_options(tmp_path / "c", device="cpu"))
+        embed(
+            prepared,
+            BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32, precision="fp16"),
+            tmp_path / "o",
+            options=_options(tmp_path / "c", device="cpu"),
+        )
     with pytest.raises(EmbedError, match="2 tables .* cannot go into one file"):
-        embed(prepared, BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), image_size=32),
-              single_file=tmp_path / "one.parquet", options=_options(tmp_path / "c"))
+        embed(
+            prepared,
+            BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), image_size=32),
+            single_file=tmp_path / "one.parquet",
+            options=_options(tmp_path / "c"),
+        )
 
 
 _RUN = textwrap.dedent("""
@@ -167,8 +180,12 @@ _RUN = textwrap.dedent("""
 
 def _run(folder: Path, out: Path, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", _RUN, str(folder), str(out), str(cache)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(folder), str(out), str(cache)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -189,9 +206,12 @@ def test_a_run_killed_with_sigkill_resumes_and_writes_identical_bytes(tmp_path: 
     assert victim.wait(timeout=30) == -signal.SIGKILL
     assert not (tmp_path / "out" / "flatten.parquet").exists()
 
-    resumed = embed(prepare_dataset(str(folder)),
-                    BackboneSpec("mobilenet_v2", weights=None, layers=("features.13", "default"), image_size=96),
-                    tmp_path / "out", options=EmbedOptions(batch_size=4, num_workers=1, cache_dir=tmp_path / "cache"))
+    resumed = embed(
+        prepare_dataset(str(folder)),
+        BackboneSpec("mobilenet_v2", weights=None, layers=("features.13", "default"), image_size=96),
+        tmp_path / "out",
+        options=EmbedOptions(batch_size=4, num_workers=1, cache_dir=tmp_path / "cache"),
+    )
     assert 0 < resumed.from_cache < 200 and resumed.stats.computed == 200 - resumed.from_cache
     for name in ("features.13.parquet", "flatten.parquet", "failures.parquet"):
         assert filecmp.cmp(tmp_path / "reference" / name, tmp_path / "out" / name, shallow=False), name

@@ -26,12 +26,15 @@ def tuned(image_folder: Path, tmp_path: Path, mobilenet_weights: Path) -> tuple[
     prepared = prepare_dataset(str(image_folder), val=0.25, test=0.25)
     table = embed(prepared, SPEC, tmp_path / "emb", options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"))
     data = SplitData.from_table(load_embeddings(table.tables["flatten"]))
-    mean, scale, weight, bias, classes, _, _ = finetuning_probe(data.X_train, data.y_train, data.X_val, data.y_val,
-                                                                [0.01, 0.1, 1.0])
-    settings = FinetuneSettings(unfreeze=2, epochs=2, patience=5, batch_size=8, num_workers=0, optimizer="sgd",
-                                head_lr=0.01)
-    result = finetune(SPEC, prepared, LinearInit(weight, bias, classes, mean, scale), tmp_path / "ft" / "model.pt",
-                      settings)
+    mean, scale, weight, bias, classes, _, _ = finetuning_probe(
+        data.X_train, data.y_train, data.X_val, data.y_val, [0.01, 0.1, 1.0]
+    )
+    settings = FinetuneSettings(
+        unfreeze=2, epochs=2, patience=5, batch_size=8, num_workers=0, optimizer="sgd", head_lr=0.01
+    )
+    result = finetune(
+        SPEC, prepared, LinearInit(weight, bias, classes, mean, scale), tmp_path / "ft" / "model.pt", settings
+    )
     return tmp_path / "ft" / "model.pt", result
 
 
@@ -49,17 +52,26 @@ def test_only_the_unfrozen_blocks_change(tuned: tuple[Path, object]) -> None:
     assert not any(k.endswith(("running_mean", "running_var")) for k in changed)
 
 
-def test_checkpoint_loads_as_a_backbone_and_names_its_sha256(tuned: tuple[Path, object], image_folder: Path,
-                                                             tmp_path: Path) -> None:
+def test_checkpoint_loads_as_a_backbone_and_names_its_sha256(
+    tuned: tuple[Path, object], image_folder: Path, tmp_path: Path
+) -> None:
     path, result = tuned
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert result.sha256 == digest
     assert path.with_name("model.pt.sha256").read_text().split()[0] == digest
     spec = BackboneSpec("mobilenet_v2", weights=str(path), layers=("default",), image_size=32)
-    base = embed(prepare_dataset(str(image_folder)), SPEC, tmp_path / "emb1",
-                 options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"))
-    out = embed(prepare_dataset(str(image_folder)), spec, tmp_path / "emb2",
-                options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"))
+    base = embed(
+        prepare_dataset(str(image_folder)),
+        SPEC,
+        tmp_path / "emb1",
+        options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"),
+    )
+    out = embed(
+        prepare_dataset(str(image_folder)),
+        spec,
+        tmp_path / "emb2",
+        options=EmbedOptions(num_workers=0, cache_dir=tmp_path / "c"),
+    )
     provenance = out.provenance["flatten"]
     assert provenance["weights_sha256"] == digest and provenance["weights"] == str(path)
     assert provenance["base_fingerprint"] != base.provenance["flatten"]["base_fingerprint"]

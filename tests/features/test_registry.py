@@ -11,8 +11,18 @@ from headstart.features.truncate import NodeError
 from headstart.features.weights import WeightsError
 
 # one architecture per family: convnets, depthwise nets, transformers, the raw-pixel baseline
-FAMILIES = ["pixels", "mobilenet_v2", "mobilenet_v3_small", "resnet18", "efficientnet_b0", "regnet_y_400mf",
-            "densenet121", "convnext_tiny", "swin_t", "vit_b_16"]
+FAMILIES = [
+    "pixels",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "resnet18",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "densenet121",
+    "convnext_tiny",
+    "swin_t",
+    "vit_b_16",
+]
 
 
 @pytest.mark.parametrize("arch", FAMILIES)

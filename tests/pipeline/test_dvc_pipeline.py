@@ -18,19 +18,33 @@ pytestmark = pytest.mark.slow
 
 SMALL_PARAMS = {
     "seed": 0,
-    "datasets": {"digits": {"source": "digits", "limit": 400},
-                 "digits_inverted": {"source": "digits", "limit": 400, "shift": "invert"}},
+    "datasets": {
+        "digits": {"source": "digits", "limit": 400},
+        "digits_inverted": {"source": "digits", "limit": 400, "shift": "invert"},
+    },
     "backbones": {
-        "mobilenet_v2": {"arch": "mobilenet_v2", "weights": "IMAGENET1K_V1", "layers": ["features.13", "default"],
-                         "image_size": 32},
+        "mobilenet_v2": {
+            "arch": "mobilenet_v2",
+            "weights": "IMAGENET1K_V1",
+            "layers": ["features.13", "default"],
+            "image_size": 32,
+        },
         "pixels": {"arch": "pixels", "image_size": 8},
     },
     "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
     "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
     "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
     "finetune": {"datasets": ["digits"], "backbones": ["mobilenet_v2"], "unfreeze": 1, "epochs": 1, "batch_size": 32},
-    "transfer": {"shift": {"source": "digits", "target": "digits_inverted", "backbone": "mobilenet_v2",
-                           "layer": "default", "heads": ["logreg", "knn"], "adapt_steps": 3}},
+    "transfer": {
+        "shift": {
+            "source": "digits",
+            "target": "digits_inverted",
+            "backbone": "mobilenet_v2",
+            "layer": "default",
+            "heads": ["logreg", "knn"],
+            "adapt_steps": 3,
+        }
+    },
 }
 
 
@@ -42,8 +56,9 @@ def _dvc(repo: Path, *args: str) -> str:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +85,15 @@ def _ran(output: str) -> set[str]:
 
 def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     output = _dvc(repo, "repro")
-    assert {"prepare@digits", "embed@digits-mobilenet_v2", "embed@digits-pixels", "finetune@digits-mobilenet_v2",
-            "embed_finetuned@digits-mobilenet_v2", "transfer@shift", "report"} <= _ran(output)
+    assert {
+        "prepare@digits",
+        "embed@digits-mobilenet_v2",
+        "embed@digits-pixels",
+        "finetune@digits-mobilenet_v2",
+        "embed_finetuned@digits-mobilenet_v2",
+        "transfer@shift",
+        "report",
+    } <= _ran(output)
     metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
     files = next(iter(metrics.values()))["data"]  # keyed by revision ("" or "workspace")
     for head in ("knn", "logreg", "svm"):
@@ -104,8 +126,13 @@ def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
     output = _dvc(repo, "repro")
     ran = _ran(output)
     assert not {s for s in ran if s.startswith("embed@")}, output
-    assert {"fit@digits-mobilenet_v2-knn", "fit@digits-pixels-knn", "fit_finetuned@digits-mobilenet_v2-knn",
-            "transfer@shift", "report"} <= ran  # transfer uses the knn head too
+    assert {
+        "fit@digits-mobilenet_v2-knn",
+        "fit@digits-pixels-knn",
+        "fit_finetuned@digits-mobilenet_v2-knn",
+        "transfer@shift",
+        "report",
+    } <= ran  # transfer uses the knn head too
     assert not {s for s in ran if "logreg" in s or "svm" in s or s.startswith(("finetune@", "embed_finetuned@"))}
     lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
@@ -120,5 +147,7 @@ def test_dvc_exp_run_with_a_set_parameter(repo: Path) -> None:
     assert not {s for s in _ran(output) if s.startswith("embed@")}, output
     metrics = json.loads((repo / "metrics/heads/digits/mobilenet_v2/knn.json").read_text())
     assert metrics["flatten"]["accuracy"] > 0.5
-    assert "k=3" in (repo / "reports" / "heads.md").read_text() or yaml.safe_load(
-        (repo / "params.yaml").read_text())["heads"]["knn"]["k"] == 3
+    assert (
+        "k=3" in (repo / "reports" / "heads.md").read_text()
+        or yaml.safe_load((repo / "params.yaml").read_text())["heads"]["knn"]["k"] == 3
+    )

@@ -42,8 +42,11 @@ def test_outputs_are_where_the_layout_says() -> None:
 
 
 def test_every_stage_param_exists_in_params_yaml() -> None:
-    names = {"${item.dataset}": next(iter(PARAMS["datasets"])), "${item.backbone}": next(iter(PARAMS["backbones"])),
-             "${item.head}": next(iter(PARAMS["heads"]))}
+    names = {
+        "${item.dataset}": next(iter(PARAMS["datasets"])),
+        "${item.backbone}": next(iter(PARAMS["backbones"])),
+        "${item.head}": next(iter(PARAMS["heads"])),
+    }
     for name in DVC["stages"]:
         foreach = DVC["stages"][name].get("foreach", "")
         names["${key}"] = next(iter(PARAMS[foreach.strip("${}")])) if foreach else ""
@@ -62,19 +65,27 @@ def test_embed_stage_does_not_depend_on_run_only_settings() -> None:
 
 
 # modules a stage imports only while it runs (backbones are registered and built on first use)
-_RUNTIME = {"headstart.pipeline.embed": ["headstart.features.pixels", "headstart.features.preprocess",
-                                         "headstart.features.truncate", "headstart.features.pooling"]}
+_RUNTIME = {
+    "headstart.pipeline.embed": [
+        "headstart.features.pixels",
+        "headstart.features.preprocess",
+        "headstart.features.truncate",
+        "headstart.features.pooling",
+    ]
+}
 
 
 def _imported(module: str) -> set[str]:
     import subprocess
     import sys
 
-    code = ("import importlib, sys\n"
-            f"importlib.import_module({module!r})\n"
-            f"for extra in {_RUNTIME.get(module, [])!r}: importlib.import_module(extra)\n"
-            "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() "
-            "if n.startswith('headstart') and getattr(m, '__file__', None))))")
+    code = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"for extra in {_RUNTIME.get(module, [])!r}: importlib.import_module(extra)\n"
+        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() "
+        "if n.startswith('headstart') and getattr(m, '__file__', None))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     return {str(__import__("pathlib").Path(f).resolve().relative_to(REPO)) for f in out.split()}
 
