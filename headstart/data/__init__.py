@@ -6,8 +6,7 @@ modules it needs (and dvc.yaml can list exactly those as the stage's code depend
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import lazy_exports
 
 _WHERE = {
     "BUILTIN_DATASETS": "builtin",
@@ -33,12 +32,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"headstart.data.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'headstart.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

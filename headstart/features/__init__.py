@@ -7,32 +7,17 @@ together. Importing this package does not import torch; its functions do.
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = [
-    "BackboneSpec",
-    "EmbedOptions",
-    "EmbedResult",
-    "embed",
-    "list_backbones",
-    "load_backbone",
-    "register_backbone",
-]
+from headstart._lazy import lazy_exports
 
 _WHERE = {
-    "BackboneSpec": "headstart.features.registry",
-    "list_backbones": "headstart.features.registry",
-    "load_backbone": "headstart.features.registry",
-    "register_backbone": "headstart.features.registry",
-    "EmbedOptions": "headstart.features.embed",
-    "EmbedResult": "headstart.features.embed",
-    "embed": "headstart.features.embed",
+    "BackboneSpec": "registry",
+    "list_backbones": "registry",
+    "load_backbone": "registry",
+    "register_backbone": "registry",
+    "EmbedOptions": "embed",
+    "EmbedResult": "embed",
+    "embed": "embed",
 }
+__all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'headstart.features' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -75,6 +75,7 @@ class EmbeddingCache:
         self._records: list[_Record] = []
         self._where: dict[str, dict[str, tuple[int, int]]] = {}
         self._failures: dict[str, str] = {}
+        self._dims: dict[str, int] = {}
         self._payloads: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.torn: list[str] = []
         self.scan()
@@ -87,6 +88,7 @@ class EmbeddingCache:
         """(Re)build the index from the segment files; torn or corrupt tails are skipped."""
         self._records.clear()
         self._where.clear()
+        self._dims.clear()
         self._failures.clear()
         self._payloads.clear()
         self.torn.clear()
@@ -123,7 +125,8 @@ class EmbeddingCache:
             )
             index = len(self._records)
             self._records.append(record)
-            for key, _ in record.layers:
+            for key, dim in record.layers:
+                self._dims.setdefault(key, dim)
                 where = self._where.setdefault(key, {})
                 for row, item_id in enumerate(record.ids):
                     where.setdefault(item_id, (index, row))
@@ -143,11 +146,7 @@ class EmbeddingCache:
         return sorted({i for i in ids if i not in self._failures and not self.has(i, keys)})
 
     def dim(self, key: str) -> int | None:
-        for record in self._records:
-            for k, d in record.layers:
-                if k == key:
-                    return d
-        return None
+        return self._dims.get(key)
 
     def vectors(self, key: str, ids: Sequence[str]) -> np.ndarray:
         """The cached vectors of ``ids`` for layer ``key``, stacked in the order of ``ids``."""

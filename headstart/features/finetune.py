@@ -33,13 +33,12 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.features.registry import Backbone, BackboneSpec, load_backbone
 from headstart.features.runner import autocast, select_device
+from headstart.features.truncate import classifier_name
 from headstart.features.weights import CHECKPOINT_FORMAT, file_sha256
 
 __all__ = ["FinetuneResult", "FinetuneSettings", "LinearInit", "blocks", "finetune"]
 
 log = logging.getLogger(__name__)
-
-_HEAD_NAMES = ("fc", "classifier", "head", "heads", "last_linear")
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,10 @@ class FinetuneResult:
 
 
 def _head_name(model: nn.Module) -> str:
-    children = [name for name, _ in model.named_children()]
-    for name in reversed(children):
-        if name in _HEAD_NAMES:
-            return name
-    raise ValueError(f"cannot find the classifier of {type(model).__name__} (one of {', '.join(_HEAD_NAMES)})")
+    head = classifier_name(model)
+    if head is None:
+        raise ValueError(f"cannot find the classifier of {type(model).__name__}: it has no linear layer")
+    return head
 
 
 def blocks(model: nn.Module, head: str | None = None) -> list[tuple[str, nn.Module]]:

@@ -119,14 +119,13 @@ class Backbone:
         """The width the architecture declares for ``node``: the classifier's input for the default node."""
         from torch import nn
 
-        if node != self.default_node():
+        from headstart.features.truncate import classifier_name
+
+        head = classifier_name(self.model)
+        if node != self.default_node() or head is None:
             return None
-        children = dict(self.model.named_children())
-        for name in ("fc", "classifier", "head", "heads", "last_linear"):
-            if name in children:
-                linears = [m for m in children[name].modules() if isinstance(m, nn.Linear)]
-                return linears[0].in_features if linears else None
-        return None
+        linears = [m for m in self.model.get_submodule(head).modules() if isinstance(m, nn.Linear)]
+        return linears[0].in_features if linears else None
 
     def provenance(self) -> dict[str, Any]:
         """What went into the output, minus the node and pooling (see :mod:`headstart.features.fingerprint`)."""

@@ -20,6 +20,7 @@ from headstart.features.pooling import pool
 
 __all__ = [
     "Extractor",
+    "classifier_name",
     "NodeError",
     "build_extractor",
     "default_node",
@@ -50,13 +51,19 @@ def graph_nodes(model: nn.Module) -> list[str]:
         return [name for name, _ in model.named_modules() if name]
 
 
-def default_node(model: nn.Module, nodes: list[str]) -> str:
-    """The last node before the classifier: the pooled features the classifier reads."""
+def classifier_name(model: nn.Module) -> str | None:
+    """The top-level child that holds the classifier (``fc``, ``classifier``, ``heads``, ...), or ``None``."""
     children = [name for name, _ in model.named_children()]
     head = next((name for name in reversed(children) if name in _HEAD_NAMES), None)
     if head is None:
         linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
         head = linears[-1].split(".")[0] if linears else None
+    return head
+
+
+def default_node(model: nn.Module, nodes: list[str]) -> str:
+    """The last node before the classifier: the pooled features the classifier reads."""
+    head = classifier_name(model)
     if head is not None:
         modules = dict(model.named_modules())
         for i, node in enumerate(nodes):

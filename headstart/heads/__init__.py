@@ -5,8 +5,7 @@ names load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import lazy_exports
 
 _WHERE = {
     "HeadEvaluation": "evaluate",
@@ -32,12 +31,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"headstart.heads.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'headstart.heads' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

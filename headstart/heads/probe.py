@@ -9,6 +9,15 @@ import numpy as np
 __all__ = ["as_linear_layer", "finetuning_probe"]
 
 
+def _one_row_per_class(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A binary classifier's single row ``w`` becomes ``[0, w]``: a softmax over them is the sigmoid of ``w``."""
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64)
+    if coef.shape[0] == 1:
+        return np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+    return coef, intercept
+
+
 def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(weight, bias, classes)`` with ``logits = x @ weight.T + bias`` on unscaled features.
 
@@ -20,11 +29,7 @@ def as_linear_layer(estimator: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not steps or "clf" not in steps or not hasattr(steps["clf"], "coef_"):
         raise ValueError(f"{type(estimator).__name__} is not a fitted linear head (logreg or linear svm)")
     scaler, clf = steps.get("scale"), steps["clf"]
-    coef = np.asarray(clf.coef_, dtype=np.float64)
-    intercept = np.asarray(clf.intercept_, dtype=np.float64)
-    if coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.array([0.0, intercept[0]])
+    coef, intercept = _one_row_per_class(clf.coef_, clf.intercept_)
     if scaler is not None:
         weight = coef / np.asarray(scaler.scale_, dtype=np.float64)
         bias = intercept - weight @ np.asarray(scaler.mean_, dtype=np.float64)
@@ -71,9 +76,7 @@ def finetuning_probe(
             if accuracy > best[0]:
                 best = (accuracy, C, (clf.coef_.copy(), clf.intercept_.copy()))
     accuracy, C, (coef, intercept) = best
-    if coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.array([0.0, intercept[0]])
+    coef, intercept = _one_row_per_class(coef, intercept)
     return (
         mean.astype(np.float32),
         scale.astype(np.float32),

@@ -7,6 +7,7 @@ report reads) and metrics/finetune/<dataset>/<backbone>.json (the numbers, for `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 from headstart._files import write_json
@@ -51,20 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         data.X_train, data.y_train, data.X_val, data.y_val, Cs
     )
     log.info("probe to fine-tune from: C=%.3g, val accuracy %.4f", C, val_accuracy)
-    settings = FinetuneSettings(
-        unfreeze=ft.unfreeze,
-        optimizer=ft.optimizer,
-        head_lr=ft.head_lr,
-        backbone_lr_factor=ft.backbone_lr_factor,
-        weight_decay=ft.weight_decay,
-        epochs=ft.epochs,
-        patience=ft.patience,
-        batch_size=ft.batch_size,
-        update_bn=ft.update_bn,
-        augment=ft.augment,
-        device=ft.device,
-        seed=cfg.seed,
-    )
+    training = {f.name for f in dataclasses.fields(FinetuneSettings)}
+    settings = FinetuneSettings(**{k: v for k, v in dataclasses.asdict(ft).items() if k in training}, seed=cfg.seed)
     out = layout.finetune_dir(ds.name, bb.name) / "model.pt"
     result = finetune(
         backbone_spec(bb),
