@@ -31,7 +31,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, base_fingerprint, layer_fingerprint, library_versions
-from headstart.features.reader import ImageDataset, Item, auto_workers, forward_threads, make_loader
+from headstart.features.reader import Item, auto_workers, forward_threads
 from headstart.features.registry import BackboneSpec, load_backbone
 from headstart.features.runner import EmbedError, RunStats, autocast, run_batches, select_device
 from headstart.features.writer import TableOut, assemble_tables
@@ -222,13 +222,12 @@ def embed(
 def _probe(extractor: Any, backbone: Any, device: Any, precision: str) -> tuple[dict, dict]:
     """One forward pass on a blank image: the width of every output and the pooling actually applied."""
     import torch
-    from PIL import Image
 
-    size = backbone.preprocessing["crop_size"]
-    pixels = backbone.transform(Image.new("RGB", (size, size)))[None]
+    from headstart.features.runner import to_device
+
     extractor.to(device)
     with torch.inference_mode(), autocast(device, precision):
-        outputs = extractor(pixels.to(device))
+        outputs = extractor(to_device(backbone.example_input(), device))
     dims = {k: int(v.shape[1]) for k, v in outputs.items()}
     applied = dict(getattr(extractor, "applied", {})) or {k: "none" for k in outputs}
     return dims, applied
@@ -258,11 +257,10 @@ def _run(
         Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if "image" in first.columns else None)
         for i in todo
     ]
-    dataset = ImageDataset(items, backbone.transform, options.max_image_pixels)
     batch_size = options.batch_size_for(device)
     batches = -(-len(items) // batch_size)
     workers = auto_workers(device, batches) if options.num_workers == "auto" else int(options.num_workers)
-    loader = make_loader(dataset, batch_size, workers, pin_memory=device.type == "cuda")
+    loader = backbone.make_loader(items, batch_size, workers, options.max_image_pixels, device.type == "cuda")
     bar = progress(total=len(items), desc=name, unit="img")
     threads = torch.get_num_threads()
     torch.set_num_threads(forward_threads(device, workers))

@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["POOLINGS", "pool"]
 
-POOLINGS = ("avg", "max", "avgmax", "gem", "cls")
+POOLINGS = ("avg", "max", "avgmax", "gem", "cls", "clsavg")
 GEM_P = 3.0
 
 
@@ -14,7 +14,8 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
     """Pool ``x`` to ``(N, D)``; returns the vectors and the pooling actually applied.
 
     4-D ``(N, C, H, W)`` maps pool over H and W; 3-D ``(N, T, C)`` token sequences (vision transformers)
-    pool over T, with ``cls`` taking token 0; 2-D input is already a vector (pooling ``"none"``).
+    pool over T, with ``cls`` taking token 0 (``clsavg``: token 0 and the mean of the others, concatenated, as in
+    DINOv2's linear evaluation); 2-D input is already a vector (pooling ``"none"``).
     """
     import torch
 
@@ -22,7 +23,7 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
         return x, "none"
     if x.ndim == 4:
         dims: tuple[int, ...] = (2, 3)
-        if mode == "cls":
+        if mode in ("cls", "clsavg"):
             raise ValueError(
                 "pooling 'cls' needs a token sequence (N, T, C), but this node outputs a feature map "
                 f"{tuple(x.shape)}; use avg, max, avgmax or gem"
@@ -31,6 +32,8 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
         dims = (1,)
         if mode == "cls":
             return x[:, 0], "cls"
+        if mode == "clsavg":
+            return torch.cat([x[:, 0].float(), x[:, 1:].float().mean(dim=1)], dim=1), "clsavg"
     else:
         return x.flatten(1), "flatten"
     x = x.float()

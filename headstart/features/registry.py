@@ -127,6 +127,19 @@ class Backbone:
         linears = [m for m in self.model.get_submodule(head).modules() if isinstance(m, nn.Linear)]
         return linears[0].in_features if linears else None
 
+    def example_input(self) -> Any:
+        """One input batch for the width probe: a blank image through the preprocessing."""
+        from PIL import Image
+
+        size = self.preprocessing["crop_size"]
+        return self.transform(Image.new("RGB", (size, size)))[None]
+
+    def make_loader(self, items: list[Any], batch_size: int, workers: int, max_pixels: int, pin_memory: bool) -> Any:
+        """Batches of decoded, preprocessed ``items`` (see :mod:`headstart.features.reader`)."""
+        from headstart.features.reader import ImageDataset, make_loader
+
+        return make_loader(ImageDataset(items, self.transform, max_pixels), batch_size, workers, pin_memory)
+
     def provenance(self) -> dict[str, Any]:
         """What went into the output, minus the node and pooling (see :mod:`headstart.features.fingerprint`)."""
         return {
@@ -176,6 +189,10 @@ def _import_builtin_backbones() -> None:
 def load_backbone(spec: BackboneSpec) -> Backbone:
     """Build the model of ``spec`` with its weights and preprocessing (on the CPU, eval mode)."""
     _import_builtin_backbones()
+    if ":" in spec.arch:  # `prefix:model` names go to a provider (timm, hf, open_clip, sentence-transformers)
+        from headstart.features.providers import get_provider
+
+        return get_provider(spec.arch).load(spec)
     if spec.arch in _CUSTOM:
         return _CUSTOM[spec.arch](spec)
     names = _torchvision_names()

@@ -17,7 +17,7 @@ import torch
 
 from headstart._progress import Progress
 
-__all__ = ["EmbedError", "RunStats", "autocast", "run_batches", "select_device"]
+__all__ = ["EmbedError", "RunStats", "autocast", "run_batches", "select_device", "to_device"]
 
 
 class EmbedError(RuntimeError):
@@ -89,6 +89,15 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     raise EmbedError(f"unknown precision '{precision}'; use fp32, bf16 or fp16")
 
 
+def to_device(inputs: Any, device: torch.device) -> Any:
+    """A batch on ``device``: images (N, C, H, W) channels-last; a mapping of tensors (tokens) entry by entry."""
+    if isinstance(inputs, Mapping):
+        return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    if inputs.ndim == 4:
+        return inputs.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return inputs.to(device, non_blocking=True)
+
+
 Sink = Callable[[Sequence[str], Mapping[str, np.ndarray], Sequence[tuple[str, str]]], None]
 
 
@@ -132,9 +141,8 @@ def run_batches(
                 )
             arrays: dict[str, np.ndarray] = {}
             if batch.pixels is not None:
-                pixels = batch.pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 with autocast(device, precision):
-                    outputs = extractor(pixels)
+                    outputs = extractor(to_device(batch.pixels, device))
                 arrays = {keys[k]: v.float().cpu().numpy() for k, v in outputs.items()}
             t2 = time.perf_counter()
             stats.forward_seconds += t2 - t1
