@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", help="domain shift, e.g. invert, rotate:30, blur:1.5 (chain with +)")
     p.add_argument("--limit", type=int, help="keep a stratified subset of this many images")
     p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
+    p.add_argument("--text-column", help="SOURCE is a text table (.csv/.parquet); this column holds the texts")
     p.set_defaults(run=_cmd_embed)
 
     p = sub.add_parser(
@@ -109,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify new images (or an embedding table) with a fitted head")
     p.add_argument("model", help="MODEL_DIR written by `headstart fit` or models/<dataset>/<backbone>/<head>/<layer>")
-    p.add_argument("inputs", nargs="*", help="image files and/or folders")
+    p.add_argument("inputs", nargs="*", help="image files and/or folders (text heads: .txt, a text per line, or tables)")
     p.add_argument("--embeddings", help="classify the rows of this embedding table instead of images")
     p.add_argument("-o", "--output", help="predictions.csv or predictions.json (default: CSV on stdout)")
     p.add_argument("--top", type=int, default=5, help="how many classes to list per image (default 5)")
@@ -164,7 +165,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     weights = args.weights
     if weights is None:
-        weights = None if args.backbone == "pixels" else "IMAGENET1K_V1"
+        weights = None if args.backbone == "pixels" else "pretrained" if ":" in args.backbone else "IMAGENET1K_V1"
     spec = BackboneSpec(
         arch=args.backbone,
         weights=weights,
@@ -186,6 +187,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         shift=args.shift,
         limit=args.limit,
         root=args.root,
+        text_column=args.text_column,
         progress=tqdm_progress,
     )
     meta = prepared.attrs["headstart"]
@@ -293,6 +295,11 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     from headstart.features.registry import BackboneSpec, list_backbones, load_backbone
     from headstart.features.weights import OFFLINE_SOURCES, checkpoint_path
 
+    if args.name and ":" in args.name or not args.name:
+        from headstart.features.providers.listing import print_providers
+
+        if print_providers(args.name):
+            return 0
     if args.name:
         backbone = load_backbone(BackboneSpec(args.name, weights=None))
         default = backbone.default_node()

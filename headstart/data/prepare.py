@@ -41,6 +41,7 @@ def prepare_dataset(
     shift: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    text_column: str | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
     """Build the prepared table of a dataset.
@@ -59,6 +60,9 @@ def prepare_dataset(
         Optional domain shift, e.g. ``"invert"`` (see :mod:`headstart.data.shifts`).
     limit
         Keep a stratified subset of at most this many images.
+    text_column
+        For a text dataset: ``source`` is a CSV/Parquet table and this column holds the texts
+        (see :mod:`headstart.data.text`).
 
     Returns
     -------
@@ -72,8 +76,15 @@ def prepare_dataset(
     {'train': 989, 'test': 539, 'val': 269}
     """
     name = name or source
-    kind = source_kind(source)
-    frame = scan_source(source, root)
+    if text_column is not None:
+        from headstart.data.text import scan_text_table
+
+        if shift:
+            raise DatasetError(f"datasets.{name}.shift applies to images; '{source}' is a text dataset")
+        kind, frame = "text", scan_text_table(source, text_column)
+    else:
+        kind = source_kind(source)
+        frame = scan_source(source, root)
     if frame.empty:
         raise DatasetError(f"dataset '{name}' ({source}) has no images")
     if "id" not in frame.columns:
@@ -120,6 +131,8 @@ def prepare_dataset(
     frame.attrs["headstart"] = _describe(
         frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit
     )
+    if text_column is not None:
+        frame.attrs["headstart"].update(modality="text", text_column=text_column)
     return frame[["id", "label", "split", "path", "image"]]
 
 

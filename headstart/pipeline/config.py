@@ -67,6 +67,7 @@ class DatasetConfig:
     shift: str | None = None
     limit: int | None = None
     root: str | None = None
+    text_column: str | None = None  # a text dataset: a CSV/Parquet table whose texts are in this column
 
 
 @dataclasses.dataclass(frozen=True)

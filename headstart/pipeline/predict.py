@@ -97,12 +97,15 @@ def predict_images(
     Images that cannot be read get a row with an ``error`` and no prediction.
     """
     bundle = load_head(model)
-    paths = list_images(inputs)
-    frame = (
-        pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths, "image": None})
-        .sort_values(["id", "path"], kind="stable")
-        .reset_index(drop=True)
-    )
+    if bundle.provenance.get("modality") == "text":  # a text head: .txt files (a text per line) or tables
+        from headstart.data.text import read_texts
+
+        frame = read_texts(list(inputs))
+        paths = frame["path"].tolist()
+    else:
+        paths = list_images(inputs)
+        frame = pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths, "image": None})
+    frame = frame.sort_values(["id", "path"], kind="stable").reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="headstart-predict-") as tmp:
         out = Path(tmp) / "embeddings.parquet"
         result = embed(

@@ -113,7 +113,8 @@ class TextBackbone(ProviderBackbone):
         return self._tokenize(["headstart"])
 
     def _tokenize(self, texts: list[str]) -> dict[str, Any]:
-        features = self.model.preprocess(texts)
+        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
+        features = prepare(texts)
         return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
 
     def make_loader(self, items: list[Any], batch_size: int, workers: int, max_pixels: int, pin_memory: bool) -> Any:
@@ -182,7 +183,7 @@ def load(spec: BackboneSpec) -> TextBackbone:
         files = {k: v for k, v in files.items() if not k.endswith((".safetensors", ".bin"))}
     model.eval()
     layers = _block_names(model)
-    hidden = int(model.get_sentence_embedding_dimension())
+    hidden = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
     width = int(getattr(getattr(model[0], "model", None) or model[0].auto_model, "config").hidden_size)
     pooling = model[1]
     normalize = any(type(m).__name__ == "Normalize" for m in model)
