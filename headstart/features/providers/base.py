@@ -132,6 +132,8 @@ def hub_file(repo: str, candidates: list[str] | tuple[str, ...], name: str) -> P
             return Path(hf_hub_download(repo, candidate, etag_timeout=10))
         except Exception as err:  # noqa: BLE001 - offline or no such file: try the next name, then explain
             errors.append(f"{type(err).__name__}")
+            if "EntryNotFound" not in type(err).__name__:
+                break  # no connection: the other names would fail the same way, after the same retries
     raise WeightsError(
         f"the weights of {name} ({repo}/{' or '.join(candidates)}) are not on this machine and cannot be "
         f"downloaded ({errors[-1]}); put them in the Hugging Face cache ({HF_HUB_CACHE}, `huggingface-cli download "
@@ -243,10 +245,11 @@ class ProviderBackbone(Backbone):
         for layer in layers:
             node = self.default_layer if layer == "default" else layer
             if node not in self.graph_nodes():
-                names = self.graph_nodes()
+                names = self.graph_nodes()[1:]
+                some = ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])} ... {', '.join(names[-3:])}"
                 raise BackboneError(
                     f"{self.spec.arch} has no layer '{layer}'; its layers are default ({self.default_layer}), "
-                    f"{', '.join(names[1:4])} ... {', '.join(names[-3:])} (all: `headstart backbones {self.spec.arch}`)"
+                    f"{some} (all: `headstart backbones {self.spec.arch}`)"
                 )
             if node not in resolved:
                 resolved.append(node)

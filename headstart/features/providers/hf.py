@@ -46,7 +46,8 @@ def load(spec: BackboneSpec) -> ProviderBackbone:
         config = config.vision_config
     if mode == "none":
         with seeded():
-            model = cls._from_config(config, dtype=torch.float32) if hasattr(cls, "_from_config") else cls(config)
+            build = cls.from_config if cls is transformers.AutoModel else cls._from_config
+            model = build(config).float()
         files, commit = {}, None
     else:
         model = _fetch(lambda **kw: cls.from_pretrained(source, dtype=torch.float32, **options, **kw), name, "weights")
