@@ -143,7 +143,9 @@ def check_params(name: str, params: Mapping[str, Any], where: str | None = None)
     for key, value in params.items():
         if key not in head.params:
             known = ", ".join(f"{k} (default {p.default!r})" for k, p in head.params.items())
-            raise HeadError(f"{_key(where, key)}: {value!r} is not a parameter of head '{name}'; its parameters: {known}")
+            raise HeadError(
+                f"{_key(where, key)}: {value!r} is not a parameter of head '{name}'; its parameters: {known}"
+            )
         param = head.params[key]
         for v in expand_grid(value, _key(where, key)) or [value]:
             try:
