@@ -243,7 +243,7 @@ def test_missing_weights_are_one_line_naming_the_files(tmp_path: Path, monkeypat
 
 
 def test_unknown_prefix_lists_the_providers() -> None:
-    with pytest.raises(ValueError, match="known prefixes: hf, open_clip, sentence-transformers, timm"):
+    with pytest.raises(ValueError, match="known providers: hf:, open_clip:, sentence-transformers:, timm:"):
         load_backbone(BackboneSpec("keras:resnet50"))
 
 

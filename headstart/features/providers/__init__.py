@@ -14,35 +14,33 @@ prefix                     example                                     install
 
 Importing this package registers the four providers without importing their libraries.
 
->>> sorted(list_providers())
+>>> sorted(provider_info())
 ['hf', 'open_clip', 'sentence-transformers', 'timm']
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Provider", "get_provider", "list_providers", "register_provider"]
+from headstart.features.registry import register_provider
+
+__all__ = ["ProviderInfo", "get_provider", "provider_info"]
 
 
 @dataclass(frozen=True)
-class Provider:
-    """A family of backbones named ``prefix:model``.
-
-    ``load(spec)`` builds the backbone; ``requires`` is the import name of the library it needs and ``extra``
-    the pip extra that installs it; ``list_models()`` names the models it knows; ``weights_present(model)``
-    says whether a model's weights are on this machine (``None``: cannot tell without loading).
-    """
+class ProviderInfo:
+    """What ``headstart backbones`` says of a provider: the library it needs (``requires``), the pip extra that
+    installs it, and the module (in this package) that builds its models."""
 
     prefix: str
-    load: Callable[[Any], Any]
-    list_models: Callable[[], list[str]]
+    module: str
     requires: str
     extra: str
     description: str
-    weights_present: Callable[[str], bool | None]
+    trainable: bool
 
     def installed(self) -> bool:
         import importlib.util
@@ -52,45 +50,59 @@ class Provider:
         except (ImportError, ValueError):
             return False
 
+    def _attr(self, name: str) -> Any:
+        return getattr(importlib.import_module(f"headstart.features.providers.{self.module}"), name)
 
-_PROVIDERS: dict[str, Provider] = {}
+    def load(self, spec: Any) -> Any:
+        return self._attr("load")(spec)
 
+    def list_models(self) -> list[str]:
+        return [name.split(":", 1)[1] for name in self._attr("list_models")()]
 
-def register_provider(provider: Provider) -> Provider:
-    """Register ``provider``; names ``<prefix>:<model>`` then load through it."""
-    from headstart.features.registry import BackboneError
-
-    if provider.prefix in _PROVIDERS:
-        raise BackboneError(f"backbone provider '{provider.prefix}' is registered twice")
-    _PROVIDERS[provider.prefix] = provider
-    return provider
-
-
-def list_providers() -> dict[str, Provider]:
-    """The registered providers by prefix."""
-    _register_builtin()
-    return dict(_PROVIDERS)
+    def weights_present(self, name: str) -> bool | None:
+        """Whether the weights of ``prefix:model`` are on this machine (``None``: cannot tell)."""
+        return self._attr("weights_present")(name)
 
 
-def get_provider(name: str) -> Provider:
-    """The provider of a ``prefix:model`` name; an unknown prefix lists the known ones."""
-    from headstart.features.registry import BackboneError
+_INFO = {
+    info.prefix: info
+    for info in (
+        ProviderInfo(
+            "timm", "timm", "timm", "timm", "timm's image models (ViT, DINOv2, ConvNeXt, ...), pretrained_cfg", True
+        ),
+        ProviderInfo("hf", "hf", "transformers", "hf", "Hugging Face transformers: DINOv2, CLIP, SigLIP towers", True),
+        ProviderInfo("open_clip", "open_clip", "open_clip", "open_clip", "open_clip image encoders (LAION, ...)", False),
+        ProviderInfo(
+            "sentence-transformers",
+            "sentence_transformers",
+            "sentence_transformers",
+            "text",
+            "sentence-transformers text encoders (all-MiniLM-L6-v2 ships offline)",
+            False,
+        ),
+    )
+}
 
-    prefix = name.split(":", 1)[0]
-    providers = list_providers()
-    if prefix not in providers:
-        raise BackboneError(
-            f"unknown backbone provider '{prefix}' in '{name}'; known prefixes: {', '.join(sorted(providers))} "
-            "(torchvision models take no prefix)"
-        )
-    return providers[prefix]
+
+def provider_info() -> dict[str, ProviderInfo]:
+    """The built-in providers by prefix."""
+    return dict(_INFO)
 
 
-def _register_builtin() -> None:
-    if _PROVIDERS.keys() >= {"timm", "hf", "open_clip", "sentence-transformers"}:
-        return
-    from headstart.features.providers import hf, open_clip, sentence_transformers, timm
+def get_provider(name: str) -> ProviderInfo | None:
+    """The built-in provider of a ``prefix:model`` name, or ``None``."""
+    return _INFO.get(name.split(":", 1)[0])
 
-    for module in (timm, hf, open_clip, sentence_transformers):
-        if module.PROVIDER.prefix not in _PROVIDERS:
-            register_provider(module.PROVIDER)
+
+def _register(info: ProviderInfo) -> None:
+    register_provider(
+        info.prefix,
+        load=info.load,
+        list_models=info.list_models,
+        trainable=info.trainable,
+        description=f"{info.description} (pip install 'headstart[{info.extra}]')",
+    )
+
+
+for _info in _INFO.values():
+    _register(_info)

@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
-from headstart.features.providers import Provider
 from headstart.features.providers.base import ProviderBackbone, pinned_file, require, seeded, split_name, weights_mode
 from headstart.features.registry import BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 
-__all__ = ["PROVIDER", "image_transform", "load"]
+__all__ = ["image_transform", "list_models", "load", "weights_present"]
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +198,11 @@ def image_transform(processor: Any, image_size: int | None, resize_size: int | N
     return T.Compose(steps), info
 
 
-def _list_models() -> list[str]:
+def list_models() -> list[str]:
     return ["hf:facebook/dinov2-small", "hf:facebook/dinov2-base", "hf:openai/clip-vit-base-patch32", "hf:google/siglip-base-patch16-224"]
 
 
-def _present(name: str) -> bool | None:
+def weights_present(name: str) -> bool | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
@@ -213,14 +212,3 @@ def _present(name: str) -> bool | None:
         isinstance(try_to_load_from_cache(repo, f, revision=revision or None), str)
         for f in ("model.safetensors", "pytorch_model.bin")
     )
-
-
-PROVIDER = Provider(
-    prefix="hf",
-    load=load,
-    list_models=_list_models,
-    requires="transformers",
-    extra="hf",
-    description="Hugging Face transformers: DINOv2, CLIP and SigLIP vision towers, any AutoModel",
-    weights_present=_present,
-)

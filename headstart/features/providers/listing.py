@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from headstart.features.providers import list_providers
+from headstart.features.providers import provider_info
 from headstart.features.providers.base import MissingExtra
 
 __all__ = ["EXAMPLES", "print_providers"]
@@ -24,7 +24,7 @@ def print_providers(name: str | None, out: Any = None) -> bool:
     """Print the providers (no ``name``; returns False so the torchvision list follows) or one provider model's
     layers (returns True)."""
     out = out or sys.stdout
-    providers = list_providers()
+    providers = provider_info()
     if name:
         return _print_model(name, out)
     print("providers (name a model as prefix:model):", file=out)
@@ -53,7 +53,7 @@ def _print_model(name: str, out: Any) -> bool:
     from headstart.features.registry import BackboneSpec, load_backbone
 
     prefix = name.split(":", 1)[0]
-    provider = list_providers().get(prefix)
+    provider = provider_info().get(prefix)
     if provider is not None and not provider.installed():
         raise MissingExtra(f"backbone '{name}' needs {provider.requires}: pip install 'headstart[{provider.extra}]'")
     backbone = load_backbone(BackboneSpec(name, weights=None))

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from headstart.features.providers import Provider
 from headstart.features.providers.base import (
     WEIGHT_FILES,
     ProviderBackbone,
@@ -27,7 +26,7 @@ from headstart.features.providers.base import (
 from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 
-__all__ = ["PROVIDER", "load"]
+__all__ = ["list_models", "load", "weights_present"]
 
 
 def load(spec: BackboneSpec) -> ProviderBackbone:
@@ -99,13 +98,13 @@ def _embed(visual: Any, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(visual(x).float(), dim=-1)
 
 
-def _list_models() -> list[str]:
+def list_models() -> list[str]:
     import open_clip
 
     return [f"open_clip:{m}/{t}" for m, t in open_clip.list_pretrained()]
 
 
-def _present(name: str) -> bool | None:
+def weights_present(name: str) -> bool | None:
     try:
         import open_clip
         from huggingface_hub import try_to_load_from_cache
@@ -117,14 +116,3 @@ def _present(name: str) -> bool | None:
         return None
     repo = cfg["hf_hub"].rstrip("/")
     return any(isinstance(try_to_load_from_cache(repo, f), str) for f in WEIGHT_FILES[2:])
-
-
-PROVIDER = Provider(
-    prefix="open_clip",
-    load=load,
-    list_models=_list_models,
-    requires="open_clip",
-    extra="open_clip",
-    description="open_clip image encoders (CLIP, SigLIP, EVA, ... trained on LAION/DataComp)",
-    weights_present=_present,
-)

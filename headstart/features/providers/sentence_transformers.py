@@ -25,14 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from headstart.features.providers import Provider
 from headstart.features.providers.base import ProviderBackbone, require, seeded, split_name, weights_mode
 from headstart.features.providers.text_weights import locate_model, model_files
 from headstart.features.reader import Batch
 from headstart.features.registry import BackboneSpec
 from headstart.features.weights import ResolvedWeights
 
-__all__ = ["PROVIDER", "TextBackbone", "decode_text", "load"]
+__all__ = ["TextBackbone", "decode_text", "list_models", "load", "weights_present"]
 
 BUCKET = 8
 
@@ -233,24 +232,13 @@ def _version(module: str) -> str:
         return "?"
 
 
-def _list_models() -> list[str]:
+def list_models() -> list[str]:
     return ["sentence-transformers:all-MiniLM-L6-v2"]
 
 
-def _present(name: str) -> bool | None:
+def weights_present(name: str) -> bool | None:
     try:
         locate_model(split_name(name)[1], need_weights=True, fetch=False)
         return True
     except Exception:  # noqa: BLE001 - not found anywhere
         return False
-
-
-PROVIDER = Provider(
-    prefix="sentence-transformers",
-    load=load,
-    list_models=_list_models,
-    requires="sentence_transformers",
-    extra="text",
-    description="sentence-transformers text encoders (all-MiniLM-L6-v2 ships offline): for text datasets",
-    weights_present=_present,
-)

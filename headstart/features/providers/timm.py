@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from headstart.features.providers import Provider
 from headstart.features.providers.base import (
     WEIGHT_FILES,
     ProviderBackbone,
@@ -30,7 +29,7 @@ from headstart.features.providers.base import (
 from headstart.features.registry import BackboneSpec
 from headstart.features.weights import CHECKPOINT_FORMAT, ResolvedWeights, WeightsError, load_state_dict
 
-__all__ = ["PROVIDER", "load"]
+__all__ = ["list_models", "load", "weights_present"]
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +180,13 @@ def _layers(model: Any) -> dict[str, int]:
     return {k: v for k, v in widths.items() if k in modules}
 
 
-def _list_models() -> list[str]:
+def list_models() -> list[str]:
     import timm
 
     return [f"timm:{n}" for n in timm.list_pretrained()]
 
 
-def _present(name: str) -> bool | None:
+def weights_present(name: str) -> bool | None:
     try:
         import timm
         from huggingface_hub import try_to_load_from_cache
@@ -198,14 +197,3 @@ def _present(name: str) -> bool | None:
     if not hub_id:
         return None
     return any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in WEIGHT_FILES)
-
-
-PROVIDER = Provider(
-    prefix="timm",
-    load=load,
-    list_models=_list_models,
-    requires="timm",
-    extra="timm",
-    description="timm's image models (ViT, DINOv2, ConvNeXt, EfficientNet, ...): preprocessing from pretrained_cfg",
-    weights_present=_present,
-)
