@@ -331,9 +331,7 @@ def finetune(
     net.load_state_dict(best_state)
     test, _ = _evaluate(net, loaders["test"], device, spec.precision)
 
-    from headstart.features.weights import resolve_weights
-
-    base = resolve_weights(spec.arch, spec.weights)
+    base = backbone.weights  # what `weights:` resolved to, for torchvision and provider backbones alike
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "arch": spec.arch,

@@ -291,3 +291,35 @@ def test_real_minilm_embeds_text_by_meaning(tmp_path: Path) -> None:
     other = sims[~np.equal.outer(by_label, by_label)].mean()
     assert same > other + 0.2, (same, other)
     assert json.loads(json.dumps(table.provenance["weight_files"]))["vocab.txt"] == pins["vocab.txt"]
+
+
+# ---- fine-tuning a provider's blocks ----------------------------------------------------------------------
+
+
+def test_finetune_unfreezes_the_last_blocks_of_a_timm_vit(image_folder: Path, tmp_path: Path) -> None:
+    pytest.importorskip("timm", reason="timm not installed (pip install 'headstart[timm]')")
+    import torch
+
+    from headstart.data import prepare_dataset
+    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.finetune import FinetuneSettings, LinearInit, finetune
+    from headstart.features.weights import load_state_dict
+    from headstart.heads.evaluate import SplitData
+    from headstart.heads.probe import finetuning_probe
+
+    spec = BackboneSpec("timm:vit_tiny_patch16_224", "none", image_size=32)
+    prepared = prepare_dataset(str(image_folder), val=0.25, test=0.25)
+    result = embed(prepared, spec, tmp_path / "emb", options=EmbedOptions(num_workers=0, cache_dir=None))
+    data = SplitData.from_table(load_embeddings(result.tables["pre_logits"]))
+    mean, scale, weight, bias, classes, _, _ = finetuning_probe(
+        data.X_train, data.y_train, data.X_val, data.y_val, [0.1, 1.0]
+    )
+    settings = FinetuneSettings(unfreeze=2, epochs=1, patience=5, batch_size=8, num_workers=0, optimizer="sgd")
+    tuned = finetune(spec, prepared, LinearInit(weight, bias, classes, mean, scale), tmp_path / "m.pt", settings)
+    assert tuned.unfrozen == ["blocks.11", "norm"]
+    base = load_backbone(spec).model.state_dict()
+    state = load_state_dict(tmp_path / "m.pt")["state_dict"]
+    changed = {k for k in base if not torch.equal(base[k], state[k])}
+    assert changed and all(k.startswith(("blocks.11.", "norm.")) for k in changed), sorted(changed)[:5]
+    again = load_backbone(BackboneSpec("timm:vit_tiny_patch16_224", str(tmp_path / "m.pt"), image_size=32))
+    assert again.provenance()["weights_sha256"] == tuned.sha256

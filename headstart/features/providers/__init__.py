@@ -70,7 +70,8 @@ _INFO = {
         ProviderInfo(
             "timm", "timm", "timm", "timm", "timm's image models (ViT, DINOv2, ConvNeXt, ...), pretrained_cfg", True
         ),
-        ProviderInfo("hf", "hf", "transformers", "hf", "Hugging Face transformers: DINOv2, CLIP, SigLIP towers", True),
+        # fine-tuning needs a classifier child to replace (timm's `head`); HF vision towers have none yet
+        ProviderInfo("hf", "hf", "transformers", "hf", "Hugging Face transformers: DINOv2, CLIP, SigLIP towers", False),
         ProviderInfo("open_clip", "open_clip", "open_clip", "open_clip", "open_clip image encoders (LAION, ...)", False),
         ProviderInfo(
             "sentence-transformers",
