@@ -37,6 +37,7 @@ class BuiltinDataset:
     description: str
     loader: Callable[[str | None], pd.DataFrame]
     locate: Callable[[str | None], str | None]
+    modality: str = "image"
 
 
 def _digits(root: str | None = None) -> pd.DataFrame:
@@ -181,7 +182,26 @@ def _frame(images: np.ndarray, labels: list[str], splits: list[str | None]) -> p
     )
 
 
+def _fortunes(root: str | None = None) -> pd.DataFrame:
+    from headstart.data.text import load_fortunes
+
+    return load_fortunes(root)
+
+
+def _fortunes_locate(root: str | None = None) -> str | None:
+    from headstart.data.text import find_fortunes
+
+    return find_fortunes(root)
+
+
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "fortunes": BuiltinDataset(
+        "fortunes",
+        "Debian's fortune cookies by topic (computers, food, law, ...): about 3,400 short texts, 9 classes",
+        _fortunes,
+        _fortunes_locate,
+        modality="text",
+    ),
     "digits": BuiltinDataset(
         "digits", "scikit-learn's handwritten digits: 1,797 grey 8x8 images, 10 classes", _digits, _digits_locate
     ),

@@ -16,6 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from headstart._progress import ProgressFactory, null_progress
+from headstart.data.builtin import BUILTIN_DATASETS
 from headstart.data.hashing import content_id, file_id
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
@@ -131,7 +132,7 @@ def prepare_dataset(
     frame.attrs["headstart"] = _describe(
         frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit
     )
-    if text_column is not None:
+    if text_column is not None or (kind == "builtin" and BUILTIN_DATASETS[source].modality == "text"):
         frame.attrs["headstart"].update(modality="text", text_column=text_column)
     return frame[["id", "label", "split", "path", "image"]]
 

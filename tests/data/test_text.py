@@ -78,3 +78,20 @@ def test_texts_to_classify_from_txt_and_tables(tmp_path: Path) -> None:
     assert list(rows["id"]) == [text_id("first text"), text_id("second text"), text_id("third text")]
     with pytest.raises(SourceError, match="no 'body' column"):
         read_texts([csv], text_column="body")
+
+
+def test_builtin_fortunes_reads_debians_topic_files(tmp_path: Path) -> None:
+    from headstart.data.builtin import BUILTIN_DATASETS, DatasetNotFound
+    from headstart.data.text import FORTUNE_TOPICS
+
+    with pytest.raises(DatasetNotFound, match="apt-get install fortunes"):
+        prepare_dataset("fortunes", root=str(tmp_path))
+    for i, topic in enumerate(FORTUNE_TOPICS):  # the layout of /usr/share/games/fortunes, with made-up entries
+        entries = [f"A {topic} saying number {j}.\n\t\t-- Someone {i}" for j in range(4)]
+        (tmp_path / topic).write_text("\n%\n".join(entries) + "\n%\n")
+    assert BUILTIN_DATASETS["fortunes"].locate(str(tmp_path)) == str(tmp_path)
+    frame = prepare_dataset("fortunes", root=str(tmp_path), val=0.25, test=0.25)
+    assert frame.attrs["headstart"]["modality"] == "text" and len(frame) == 4 * len(FORTUNE_TOPICS)
+    assert sorted(frame["label"].unique()) == sorted(FORTUNE_TOPICS)
+    first = frame[frame["id"] == text_id("A food saying number 0.\n\t\t-- Someone 2")]
+    assert list(first["label"]) == ["food"]
