@@ -323,3 +323,34 @@ def test_finetune_unfreezes_the_last_blocks_of_a_timm_vit(image_folder: Path, tm
     assert changed and all(k.startswith(("blocks.11.", "norm.")) for k in changed), sorted(changed)[:5]
     again = load_backbone(BackboneSpec("timm:vit_tiny_patch16_224", str(tmp_path / "m.pt"), image_size=32))
     assert again.provenance()["weights_sha256"] == tuned.sha256
+
+
+def test_text_dataset_through_the_pipeline_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """params.yaml with a text dataset and a sentence encoder: prepare, embed and fit stages, as DVC runs them."""
+    pytest.importorskip("sentence_transformers", reason="not installed (pip install 'headstart[text]')")
+    import yaml
+
+    from headstart.pipeline import embed as embed_stage
+    from headstart.pipeline import fit as fit_stage
+    from headstart.pipeline import layout
+    from headstart.pipeline import prepare as prepare_stage
+
+    model = tiny_sentence_transformer(tmp_path / "st")
+    synthetic_texts(tmp_path / "texts.csv")
+    params = {
+        "seed": 0,
+        "datasets": {"topics": {"source": "texts.csv", "text_column": "text"}},
+        "backbones": {"enc": {"arch": f"sentence-transformers:{model}", "weights": "pretrained", "pooling": "avg"}},
+        "heads": {"ncm": {}},
+        "embed": {"num_workers": 0, "cache_dir": "cache"},
+        "evaluate": {"seeds": 1, "few_shot": ["all"]},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert prepare_stage.main(["topics"]) == 0
+    assert embed_stage.main(["topics", "enc"]) == 0
+    assert fit_stage.main(["topics", "enc", "ncm"]) == 0
+    table = load_embeddings(layout.embeddings_dir("topics", "enc") / "sentence_embedding.parquet")
+    assert table.provenance["modality"] == "text" and table.X.shape == (48, 32)
+    metrics = json.loads(layout.head_metrics("topics", "enc", "ncm").read_text())
+    assert metrics, "the fit stage wrote no metrics"
