@@ -1,7 +1,7 @@
 """Provider backbones through the engine against their forward-only ceiling, in the same run.
 
     python benchmarks/providers.py                 # 2,048 sentences, 256 images
-    python benchmarks/providers.py --small         # 256 sentences, 48 images (a smoke run)
+    python benchmarks/providers.py --small         # 128 sentences, 32 images (a smoke run)
 
 ``text``    all-MiniLM-L6-v2 (the offline registry copy) on sentences of 4 to 60 words: sentences/s of
             ``embed()`` (decode, tokenise in length buckets, forward, cache) against the model's forward pass
@@ -9,7 +9,9 @@
 ``vision``  timm ``vit_small_patch14_dinov2`` with random weights (``pretrained=False``) at 224 px on PNG files:
             images/s of ``embed()`` against the forward pass alone on preprocessed tensors in memory.
 
-The sentences are made from the words of MiniLM's own vocabulary (synthetic, not a real corpus): the throughput
+Ceiling and engine runs alternate (ceiling, engine, ceiling, engine) and each keeps its best, so a machine whose
+load drifts (a shared one) hits both alike. The sentences are made from the words of MiniLM's own vocabulary
+(synthetic, not a real corpus): the throughput
 depends on their token lengths, not on their meaning.
 """
 
@@ -20,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +52,13 @@ def text_prepared(texts: list[str]) -> pd.DataFrame:
     from headstart.data.text import text_id
 
     frame = pd.DataFrame(
-        {"id": [text_id(t) for t in texts], "label": "x", "split": "train", "path": None, "image": [t.encode() for t in texts]}
+        {
+            "id": [text_id(t) for t in texts],
+            "label": "x",
+            "split": "train",
+            "path": None,
+            "image": [t.encode() for t in texts],
+        }
     )
     return frame.sort_values("id").reset_index(drop=True)
 
@@ -65,6 +74,17 @@ def ceiling(extractor: torch.nn.Module, batches: list, items: int, repeats: int 
                 extractor(batch)
             best = min(best, time.perf_counter() - start)
     return items / best
+
+
+def alternate(top: Callable[[], float], run: Callable[[], tuple[float, float]], rounds: int = 2) -> tuple:
+    """Best ceiling, best engine loop and best end-to-end rate over ``rounds`` alternating runs."""
+    tops, loops, totals = [], [], []
+    for _ in range(rounds):
+        tops.append(top())
+        loop, total = run()
+        loops.append(loop)
+        totals.append(total)
+    return max(tops), max(loops), max(totals)
 
 
 def engine(prepared: pd.DataFrame, spec: BackboneSpec, options: EmbedOptions) -> tuple[float, float]:
@@ -86,9 +106,11 @@ def run_text(count: int, batch: int) -> list:
     items = [Item(i, None, b) for i, b in zip(prepared["id"], prepared["image"])]
     batches = [b.pixels for b in backbone.make_loader(items, batch, 0, 0, False) if b.pixels is not None]
     extractor = backbone.extractor(("default",), ("avg",)).eval()
-    top = ceiling(extractor, batches, count)
-    loop, total = engine(prepared, spec, options)
-    return ["all-MiniLM-L6-v2, text", count, batch, top, loop, loop / top, total, total / top, verdict(loop / top >= GOAL)]
+    top, loop, total = alternate(
+        lambda: ceiling(extractor, batches, count, repeats=1), lambda: engine(prepared, spec, options)
+    )
+    row = ["all-MiniLM-L6-v2, text", count, batch, top, loop, loop / top, total, total / top]
+    return row + [verdict(loop / top >= GOAL)]
 
 
 def run_vision(count: int, batch: int) -> list:
@@ -113,15 +135,18 @@ def run_vision(count: int, batch: int) -> list:
         tensors = torch.stack([backbone.transform(Image.open(p).convert("RGB")) for p in paths[:batch]])
         extractor = backbone.extractor(("default",), ("avg",)).eval()
         batches = [tensors.contiguous(memory_format=torch.channels_last)] * (count // batch)
-        top = ceiling(extractor, batches, batch * (count // batch), repeats=1)
-        loop, total = engine(prepared, spec, EmbedOptions(batch_size=batch, cache_dir=None))
+        options = EmbedOptions(batch_size=batch, cache_dir=None)
+        top, loop, total = alternate(
+            lambda: ceiling(extractor, batches, batch * (count // batch), repeats=1),
+            lambda: engine(prepared, spec, options),
+        )
     row = ["vit_small_patch14_dinov2 (random init), 224 px", count, batch, top, loop, loop / top, total]
     return row + [total / top, verdict(loop / top >= GOAL)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", action="store_true", help="a smoke run: 256 sentences, 48 images")
+    parser.add_argument("--small", action="store_true", help="a smoke run: 128 sentences, 32 images")
     parser.add_argument("--sections", default="text,vision")
     parser.add_argument("--batch", type=int, default=16, help="batch size of both (the engine's CPU default)")
     args = parser.parse_args()
@@ -129,9 +154,9 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, commit {git_commit()}")
     rows = []
     if "text" in args.sections:
-        rows.append(run_text(256 if args.small else 2048, args.batch))
+        rows.append(run_text(128 if args.small else 2048, args.batch))
     if "vision" in args.sections:
-        rows.append(run_vision(48 if args.small else 256, args.batch))
+        rows.append(run_vision(32 if args.small else 256, args.batch))
     section("Throughput (items/s)")
     print(table(["backbone", "items", "batch", "ceiling", "engine loop", "loop/ceiling", "end to end", "e2e/ceiling",
                  f">= {GOAL}"], rows))

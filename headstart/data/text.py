@@ -17,7 +17,15 @@ import pandas as pd
 from headstart.data.hashing import content_id
 from headstart.data.sources import SPLITS, SourceError
 
-__all__ = ["FORTUNE_TOPICS", "TEXT_SUFFIXES", "find_fortunes", "load_fortunes", "read_texts", "scan_text_table", "text_id"]
+__all__ = [
+    "FORTUNE_TOPICS",
+    "TEXT_SUFFIXES",
+    "find_fortunes",
+    "load_fortunes",
+    "read_texts",
+    "scan_text_table",
+    "text_id",
+]
 
 TEXT_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
 

@@ -72,7 +72,7 @@ _INFO = {
         ),
         # fine-tuning needs a classifier child to replace (timm's `head`); HF vision towers have none yet
         ProviderInfo("hf", "hf", "transformers", "hf", "Hugging Face transformers: DINOv2, CLIP, SigLIP towers", False),
-        ProviderInfo("open_clip", "open_clip", "open_clip", "open_clip", "open_clip image encoders (LAION, ...)", False),
+        ProviderInfo("open_clip", "open_clip", "open_clip", "open_clip", "open_clip image encoders (LAION...)", False),
         ProviderInfo(
             "sentence-transformers",
             "sentence_transformers",

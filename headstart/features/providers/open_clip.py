@@ -45,7 +45,9 @@ def load(spec: BackboneSpec) -> ProviderBackbone:
         files[path.name], revision = pinned_file(path)  # type: ignore[union-attr]
     else:
         if not tag:
-            raise WeightsError(f"{spec.arch} names no pretrained tag; write open_clip:{arch}/<tag> (open_clip.list_pretrained())")
+            raise WeightsError(
+                f"{spec.arch} names no pretrained tag; write open_clip:{arch}/<tag> (open_clip.list_pretrained())"
+            )
         cfg = open_clip.get_pretrained_cfg(arch, tag)
         if not cfg or not cfg.get("hf_hub"):
             raise WeightsError(f"open_clip has no hub weights '{tag}' for {arch}; set `weights:` to the file")

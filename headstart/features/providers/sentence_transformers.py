@@ -106,7 +106,8 @@ class TextBackbone(ProviderBackbone):
     """A sentence encoder: its inputs are texts, tokenised in batches of similar length."""
 
     def extractor(self, layers: tuple[str, ...], poolings: tuple[str, ...]) -> nn.Module:
-        return TextExtractor(self.model, self.default_layer, self.default_applied, self.resolve_layers(layers), poolings)
+        resolved = self.resolve_layers(layers)
+        return TextExtractor(self.model, self.default_layer, self.default_applied, resolved, poolings)
 
     def example_input(self) -> Any:
         return self._tokenize(["headstart"])

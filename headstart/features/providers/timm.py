@@ -118,10 +118,11 @@ def _locate(timm: Any, name: str, path: Path | None) -> Path:
         raise WeightsError(f"{path} holds none of {', '.join(WEIGHT_FILES)} for timm:{name}")
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
-        raise WeightsError(f"timm:{name} has no pretrained weights; name a tag (`timm backbones`) or use `weights: none`")
+        raise WeightsError(f"timm:{name} has no pretrained weights; name a tag (e.g. {name}.<tag>) or `weights: none`")
     hub_id, url = getattr(cfg, "hf_hub_id", None), getattr(cfg, "url", None)
     if hub_id:
-        return hub_file(hub_id, [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else WEIGHT_FILES, f"timm:{name}")
+        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else WEIGHT_FILES
+        return hub_file(hub_id, names, f"timm:{name}")
     if url:
         import torch
 
