@@ -29,6 +29,9 @@ _WHERE = {
     "read_prepared": "tables",
     "write_failures": "tables",
     "write_prepared": "tables",
+    "read_texts": "text",
+    "scan_text_table": "text",
+    "text_id": "text",
 }
 __all__ = sorted(_WHERE)
 
