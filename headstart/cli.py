@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", help="classify the rows of this embedding table instead of images")
     p.add_argument("-o", "--output", help="predictions.csv or predictions.json (default: CSV on stdout)")
     p.add_argument("--top", type=int, default=5, help="how many classes to list per image (default 5)")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="also load a model.joblib saved by an older headstart: a pickle runs any code it holds, so only "
+        "for files from a source you trust",
+    )
     _embed_run_options(p)
     p.set_defaults(run=_cmd_predict)
 
@@ -245,7 +251,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "head": args.head,
         "params": evaluation.params,
         "test": compact_metrics(evaluation),
-        "model": str(Path(args.output) / "model.joblib"),
+        "model": str(Path(args.output) / "model.json"),
     }
     print(json.dumps(payload, indent=2, default=str))
     return 0
@@ -261,11 +267,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.embeddings:
         if args.inputs:
             raise SystemExit("headstart: error: give images or --embeddings, not both")
-        rows = predict_table(load_head(args.model), load_embeddings(args.embeddings), args.embeddings, top=args.top)
+        bundle = load_head(args.model, trust_pickle=args.trust_pickle)
+        rows = predict_table(bundle, load_embeddings(args.embeddings), args.embeddings, top=args.top)
     else:
         if not args.inputs:
             raise SystemExit("headstart: error: give image files or folders to classify (or --embeddings TABLE)")
-        rows = predict_images(args.model, args.inputs, options=_options(args), top=args.top, progress=tqdm_progress)
+        rows = predict_images(
+            args.model,
+            args.inputs,
+            options=_options(args),
+            top=args.top,
+            progress=tqdm_progress,
+            trust_pickle=args.trust_pickle,
+        )
     top = f"top{args.top}"
     if args.output and args.output.endswith(".json"):
         text = rows.to_json(orient="records", indent=2)
@@ -277,8 +291,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ]
         text = flat.to_csv(index=False)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        from headstart._files import atomic_path
+
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
         errors = int(pd.notna(rows["error"]).sum()) if "error" in rows else 0
         print(
             f"{len(rows)} predictions -> {args.output}" + (f" ({errors} unreadable images)" if errors else ""),

@@ -39,7 +39,7 @@ def test_embed_fit_predict_on_an_image_folder(
     assert main(["fit", "emb.parquet", "--head", "knn", "-o", "model", "--set", "k=[1,3]"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["params"]["k"] in (1, 3) and 0 <= payload["test"]["accuracy"] <= 1
-    assert (tmp_path / "model" / "model.joblib").exists() and (tmp_path / "model" / "metrics.json").exists()
+    assert (tmp_path / "model" / "model.json").exists() and (tmp_path / "model" / "metrics.json").exists()
 
     new = tmp_path / "new"
     new.mkdir()

@@ -35,22 +35,11 @@ import pyarrow.parquet as pq
 
 from headstart._files import atomic_path
 
-__all__ = [
-    "EmbeddingTable",
-    "EmbeddingWriter",
-    "SCHEMA_VERSION",
-    "TableError",
-    "embedding_schema",
-    "failures_schema",
-    "load_embeddings",
-    "prepared_schema",
-    "read_embedding_metadata",
-    "read_failures",
-    "read_manifest_parquet",
-    "read_prepared",
-    "write_failures",
-    "write_prepared",
-]
+__all__ = [  # noqa: RUF022 (grouped by role)
+    "SCHEMA_VERSION", "EmbeddingTable", "EmbeddingWriter", "TableError", "embedding_schema", "failures_schema",
+    "prepared_schema", "load_embeddings", "read_embedding_metadata", "read_failures", "read_manifest_parquet",
+    "read_prepared", "write_failures", "write_prepared"
+]  # fmt: skip
 
 SCHEMA_VERSION = "1"
 ROW_GROUP_ROWS = 4096
@@ -119,7 +108,13 @@ def _metadata(kind: str, payload: Mapping[str, Any] | None) -> dict[bytes, bytes
 
 
 def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> pq.ParquetWriter:
-    kwargs: dict[str, Any] = {"compression": "zstd", "write_statistics": ["id", "label", "split"]}
+    # Page checksums let a reader tell a damaged file from a good one (a flipped byte in a float page would
+    # otherwise be read as a different embedding); they are a function of the data, so the bytes stay stable.
+    kwargs: dict[str, Any] = {
+        "compression": "zstd",
+        "write_statistics": ["id", "label", "split"],
+        "write_page_checksum": True,
+    }
     if float_column is not None:
         # Byte-stream-split groups the bytes of the floats by significance, which zstd then compresses
         # well and, more to the point, decodes fast (see benchmarks/embed_throughput.py).
@@ -130,6 +125,9 @@ def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> 
 
 class EmbeddingWriter:
     """Stream rows into an embedding table, in fixed-size row groups, atomically.
+
+    The table appears at ``path`` only when the ``with`` block and every write succeeded; otherwise the previous
+    table (if any) is left as it was and the temporary file is removed.
 
     >>> with EmbeddingWriter("out.parquet", dim=96, provenance={"node": "features.13"}) as w:  # doctest: +SKIP
     ...     w.write(ids, labels, splits, paths, vectors)
@@ -149,9 +147,10 @@ class EmbeddingWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> EmbeddingWriter:
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        self._writer = _writer(tmp, self.schema, float_column="embedding")
-        self._stack.callback(self._writer.close)
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._writer = stack.enter_context(_writer(tmp, self.schema, float_column="embedding"))
+            self._stack = stack.pop_all()
         return self
 
     def write(
@@ -178,56 +177,33 @@ class EmbeddingWriter:
 
     def _flush(self, n: int) -> None:
         """Write the first ``n`` pending rows as one row group."""
-        ids: list[str] = []
-        labels: list[str] = []
-        splits: list[str] = []
-        paths: list[str | None] = []
-        chunks: list[np.ndarray] = []
-        while self._pending and len(ids) < n:
-            c_ids, c_labels, c_splits, c_paths, c_vecs = self._pending.pop(0)
-            room = n - len(ids)
-            if len(c_ids) > room:
-                self._pending.insert(0, (c_ids[room:], c_labels[room:], c_splits[room:], c_paths[room:], c_vecs[room:]))
-                c_ids, c_labels, c_splits, c_paths, c_vecs = (
-                    c_ids[:room],
-                    c_labels[:room],
-                    c_splits[:room],
-                    c_paths[:room],
-                    c_vecs[:room],
-                )
-            ids += c_ids
-            labels += c_labels
-            splits += c_splits
-            paths += c_paths
-            chunks.append(c_vecs)
-        self._pending_rows -= len(ids)
-        flat = pa.array(np.concatenate(chunks).reshape(-1), type=pa.float32())
-        embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
-        batch = pa.RecordBatch.from_arrays(
-            [
-                pa.array(ids, pa.string()),
-                pa.array(labels, pa.string()),
-                pa.array(splits, pa.string()),
-                pa.array(paths, pa.string()),
-                embedding,
-            ],
-            schema=self.schema,
-        )
         if self._writer is None:
             raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
-        self._writer.write_batch(batch, row_group_size=n)
-        self.rows += len(ids)
+        columns: list[list[Any]] = [[x for chunk in self._pending for x in chunk[i]] for i in range(4)]
+        vectors = np.concatenate([chunk[4] for chunk in self._pending])
+        rest = len(vectors) - n
+        self._pending = [(*(c[n:] for c in columns), vectors[n:])] if rest else []  # type: ignore[list-item]
+        self._pending_rows = rest
+        flat = pa.array(vectors[:n].reshape(-1), type=pa.float32())
+        embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
+        arrays = [pa.array(c[:n], pa.string()) for c in columns]
+        self._writer.write_batch(pa.RecordBatch.from_arrays([*arrays, embedding], schema=self.schema), row_group_size=n)
+        self.rows += n
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None and self._pending_rows:
+    def finish(self) -> None:
+        """Write the last rows and the footer; after this only the rename is left (done on leaving the block)."""
+        if self._writer is not None:
+            if self._pending_rows:
                 self._flush(self._pending_rows)
-        finally:
-            if exc_type is not None:
-                # Make the atomic_path context discard the temporary file.
-                self._stack.__exit__(exc_type, exc, tb)
-            else:
-                self._stack.close()
+            self._writer.close()
+            self._writer = None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:  # the block failed: atomic_path discards the temporary file
+            return bool(self._stack.__exit__(exc_type, exc, tb))
+        with self._stack:
+            self.finish()
+        return False
 
 
 def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
@@ -235,8 +211,8 @@ def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise TableError(f"{path} is not a readable Parquet file ({err})") from err
+    except (pa.ArrowException, OSError) as err:
+        raise TableError(f"{path} is not a readable Parquet file ({err}); {_REDO}") from err
     meta = schema.metadata or {}
     found = meta.get(_KIND_KEY, b"").decode()
     if found != kind:
@@ -250,6 +226,17 @@ def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
         )
     payload = json.loads(meta[_PROVENANCE_KEY]) if _PROVENANCE_KEY in meta else {}
     return schema, payload
+
+
+_REDO = "re-run the stage that wrote it (`dvc repro --force STAGE`, or the `headstart` command that made it)"
+
+
+def _read_table(path: Path, **kwargs: Any) -> pa.Table:
+    """``pq.read_table`` with the page checksums checked; a damaged file is one line that names it and the fix."""
+    try:
+        return pq.read_table(path, page_checksum_verification=True, **kwargs)
+    except (pa.ArrowException, OSError) as err:
+        raise TableError(f"{path} is damaged ({str(err).splitlines()[0]}); {_REDO}") from err
 
 
 def read_embedding_metadata(path: str | Path) -> dict[str, Any]:
@@ -283,7 +270,7 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
             "the file was altered after headstart wrote it. Re-create it."
         )
     filters = [("split", "in", list(splits))] if splits is not None else None
-    table = pq.read_table(path, filters=filters, use_threads=True)
+    table = _read_table(path, filters=filters, use_threads=True)
     X = np.empty((table.num_rows, dim), dtype=np.float32)
     row = 0
     for chunk in table.column("embedding").chunks:
@@ -312,7 +299,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     path = Path(path)
     _, meta = _read_meta(path, "prepared")
     columns = ["id", "label", "split", "path"] + (["image"] if images else [])
-    frame = pq.read_table(path, columns=columns).to_pandas()
+    frame = _read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
     return frame
 
@@ -331,7 +318,7 @@ def read_failures(path: str | Path) -> pd.DataFrame:
     """Read a failures table as a DataFrame."""
     path = Path(path)
     _, meta = _read_meta(path, "failures")
-    frame = pq.read_table(path).to_pandas()
+    frame = _read_table(path).to_pandas()
     frame.attrs["headstart"] = meta
     return frame
 

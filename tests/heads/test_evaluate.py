@@ -85,7 +85,7 @@ def test_fit_table_saves_a_head_that_refuses_other_embeddings(tmp_path: Path) ->
     with pytest.raises(
         ProvenanceMismatch,
         match=r"flatten.parquet has embeddings of .*node flatten.*but the head "
-        r".*model.joblib was fitted on .*node features.13.*differ in: node",
+        r".*model.json was fitted on .*node features.13.*differ in: node",
     ):
         bundle.check(other, str(tmp_path / "flatten.parquet"))
     with pytest.raises(ProvenanceMismatch, match="differ in: weights_sha256"):
