@@ -26,13 +26,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DiskFullError", "atomic_dir", "atomic_path", "disk_full", "fault_point", "write_json"]
+__all__ = [
+    "DiskFullError",
+    "atomic_dir",
+    "atomic_path",
+    "clean_stale",
+    "disk_full",
+    "fault_point",
+    "full_disk_names",
+    "write_json",
+]
 
 log = logging.getLogger(__name__)
 
 _FULL = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file too large (a file-size limit, `ulimit -f`)"}
 if hasattr(errno, "EDQUOT"):
     _FULL[errno.EDQUOT] = "disk quota exceeded"
+_TEMP = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 _ARROW_ERRNO = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
 _faults_seen = 0
 
@@ -63,7 +73,19 @@ def disk_full(err: BaseException, target: str | Path, kept: str | None = None) -
     target = Path(target)
     if kept is None:
         kept = f"the previous {target} is unchanged" if target.exists() else f"{target} was not written"
-    return DiskFullError(errno.ENOSPC, f"{reason} while writing {target}; {kept}. Free some space and run again")
+    full = DiskFullError(f"{reason} while writing {target}; {kept}. Free some space and run again")
+    full.errno = errno.ENOSPC
+    return full
+
+
+@contextlib.contextmanager
+def full_disk_names(path: str | Path) -> Iterator[None]:
+    """Report a full disk inside the block as a :class:`DiskFullError` that names ``path``."""
+    try:
+        yield
+    except OSError as err:
+        _raise_full(err, Path(path), rewrap=False)
+        raise
 
 
 def fault_point() -> None:
@@ -130,6 +152,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     one-line :class:`DiskFullError` that names ``path``.
     """
     path = Path(path)
+    if _TEMP.match(path.name):  # already the temporary of an enclosing atomic write, which commits it
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(path)
     tmp = _temp_name(path)

@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from headstart._files import atomic_path
+from headstart._files import atomic_path, full_disk_names
 
 __all__ = [  # noqa: RUF022 (grouped by role)
     "SCHEMA_VERSION", "EmbeddingTable", "EmbeddingWriter", "TableError", "embedding_schema", "failures_schema",
@@ -187,7 +187,9 @@ class EmbeddingWriter:
         flat = pa.array(vectors[:n].reshape(-1), type=pa.float32())
         embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
         arrays = [pa.array(c[:n], pa.string()) for c in columns]
-        self._writer.write_batch(pa.RecordBatch.from_arrays([*arrays, embedding], schema=self.schema), row_group_size=n)
+        batch = pa.RecordBatch.from_arrays([*arrays, embedding], schema=self.schema)
+        with full_disk_names(self.path):
+            self._writer.write_batch(batch, row_group_size=n)
         self.rows += n
 
     def finish(self) -> None:
@@ -195,7 +197,8 @@ class EmbeddingWriter:
         if self._writer is not None:
             if self._pending_rows:
                 self._flush(self._pending_rows)
-            self._writer.close()
+            with full_disk_names(self.path):
+                self._writer.close()
             self._writer = None
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
