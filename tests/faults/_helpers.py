@@ -14,6 +14,22 @@ import numpy as np
 
 from tests.conftest import REPO
 
+EMBED = ["--backbone", "pixels", "--image-size", "8", "--workers", "0", "--batch-size", "4"]
+
+
+def embed_folder(images: Path, out: Path, cache: Path, limit: int | None = None) -> None:
+    """What `headstart embed IMAGES -o OUT EMBED` does, in this process (quicker than a subprocess)."""
+    from headstart.data import prepare_dataset
+    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.registry import BackboneSpec
+
+    prepared = prepare_dataset(str(images), name=images.name, limit=limit)
+    options = EmbedOptions(batch_size=4, num_workers=0, cache_dir=cache)
+    meta = prepared.attrs["headstart"]
+    dataset = {"name": images.name, "source": meta["source"], "shift": meta["shift"]}
+    embed(prepared, BackboneSpec("pixels", weights=None, image_size=8), single_file=out, dataset=dataset, options=options)
+
+
 _CLI = "import sys; from headstart.cli import main; raise SystemExit(main(sys.argv[1:]))"
 
 
@@ -59,13 +75,18 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative name -> bytes)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under ``folder`` (relative name -> bytes), without the temporaries of writes."""
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files if not _temporary(p.relative_to(folder))}
+
+
+def _temporary(path: Path) -> bool:
+    return any(part.startswith(".") and part.endswith((".tmp", ".old")) for part in path.parts)
 
 
 def temporaries(folder: Path) -> list[Path]:
     """Temporary files or folders of a write left anywhere under ``folder``."""
-    return sorted(p for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old")))
+    return sorted(p for p in folder.rglob(".*") if _temporary(Path(p.name)))
 
 
 def write_table(path: Path, n_per_class: int = 20, classes: Sequence[str] = ("a", "b", "c"), dim: int = 16) -> Path:

@@ -7,26 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from headstart.data import prepare_dataset
 from headstart.data.tables import load_embeddings
 from headstart.features.cache import EmbeddingCache, layer_key
-from headstart.features.embed import EmbedOptions, embed
-from headstart.features.registry import BackboneSpec
 from tests.conftest import digit_images, write_folder
-from tests.faults._helpers import one_line_error, run, snapshot, temporaries, write_table
-
-EMBED = ["--backbone", "pixels", "--image-size", "8", "--workers", "0", "--batch-size", "4"]
-PIXELS = BackboneSpec("pixels", weights=None, image_size=8)
-
-
-def _embed(images: Path, out: Path, cache: Path, limit: int | None = None) -> None:
-    """What `headstart embed IMAGES -o OUT EMBED` does, in this process (quicker than a subprocess)."""
-    prepared = prepare_dataset(str(images), name=images.name, limit=limit)
-    options = EmbedOptions(batch_size=4, num_workers=0, cache_dir=cache)
-    meta = prepared.attrs["headstart"]
-    dataset = {"name": images.name, "source": meta["source"], "shift": meta["shift"]}
-    embed(prepared, PIXELS, single_file=out, dataset=dataset, options=options)
-
+from tests.faults._helpers import EMBED, embed_folder, one_line_error, run, snapshot, temporaries, write_table
 
 @pytest.fixture
 def images(tmp_path: Path) -> Path:
@@ -37,9 +21,9 @@ def images(tmp_path: Path) -> Path:
 
 def test_a_table_that_does_not_fit_leaves_the_previous_table(images: Path, tmp_path: Path) -> None:
     good = tmp_path / "out" / "good.parquet"
-    _embed(images, good, tmp_path / "cache", limit=12)
+    embed_folder(images, good, tmp_path / "cache", limit=12)
     # the whole dataset in the cache first, so that the limited run only writes the (bigger) table
-    _embed(images, tmp_path / "warm" / "all.parquet", tmp_path / "cache")
+    embed_folder(images, tmp_path / "warm" / "all.parquet", tmp_path / "cache")
     assert (tmp_path / "warm" / "all.parquet").stat().st_size > good.stat().st_size + 2000
     before = snapshot(good.parent)
 
@@ -105,7 +89,7 @@ def test_every_writer_keeps_the_previous_file_on_a_full_disk(writer: str, tmp_pa
 
 
 def test_a_full_disk_on_the_cache_keeps_finished_batches_and_the_next_run_resumes(images: Path, tmp_path: Path) -> None:
-    _embed(images, tmp_path / "ref.parquet", tmp_path / "cache-ref")
+    embed_folder(images, tmp_path / "ref.parquet", tmp_path / "cache-ref")
 
     # 4 images of 192 floats per record: the segment stops growing after a few records
     result = run(["embed", images, "-o", "out.parquet", "--cache-dir", "cache", *EMBED], tmp_path, fsize=12_000)
