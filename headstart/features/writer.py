@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from headstart._files import atomic_path
-from headstart.data.tables import ROW_GROUP_ROWS, EmbeddingWriter, write_failures
+from headstart.data.table_writer import EmbeddingWriter
+from headstart.data.tables import ROW_GROUP_ROWS, write_failures
 from headstart.features.cache import EmbeddingCache
 
 __all__ = ["TableOut", "assemble_tables"]

@@ -27,7 +27,8 @@ def embed_folder(images: Path, out: Path, cache: Path, limit: int | None = None)
     options = EmbedOptions(batch_size=4, num_workers=0, cache_dir=cache)
     meta = prepared.attrs["headstart"]
     dataset = {"name": images.name, "source": meta["source"], "shift": meta["shift"]}
-    embed(prepared, BackboneSpec("pixels", weights=None, image_size=8), single_file=out, dataset=dataset, options=options)
+    spec = BackboneSpec("pixels", weights=None, image_size=8)
+    embed(prepared, spec, single_file=out, dataset=dataset, options=options)
 
 
 _CLI = "import sys; from headstart.cli import main; raise SystemExit(main(sys.argv[1:]))"
@@ -91,7 +92,7 @@ def temporaries(folder: Path) -> list[Path]:
 
 def write_table(path: Path, n_per_class: int = 20, classes: Sequence[str] = ("a", "b", "c"), dim: int = 16) -> Path:
     """A real embedding table of clustered vectors, without a backbone (train/val/test)."""
-    from headstart.data.tables import EmbeddingWriter
+    from headstart.data.table_writer import EmbeddingWriter
 
     rng = np.random.default_rng(len(classes) * 1000 + n_per_class)
     centres = rng.standard_normal((len(classes), dim)) * 3

@@ -27,7 +27,8 @@ def test_a_table_that_does_not_fit_leaves_the_previous_table(images: Path, tmp_p
     assert (tmp_path / "warm" / "all.parquet").stat().st_size > good.stat().st_size + 2000
     before = snapshot(good.parent)
 
-    result = run(["embed", images, "-o", good, "--cache-dir", "cache", *EMBED], tmp_path, fsize=good.stat().st_size + 1000)
+    limit = good.stat().st_size + 1000
+    result = run(["embed", images, "-o", good, "--cache-dir", "cache", *EMBED], tmp_path, fsize=limit)
 
     line = one_line_error(result)
     assert f"while writing {good}; the previous {good} is unchanged" in line, line
