@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from headstart.errors import UserError
+
 __all__ = [
     "DiskFullError",
     "atomic_dir",
@@ -47,7 +49,7 @@ _ARROW_ERRNO = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
 _faults_seen = 0
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """A write ran out of space (or hit a size limit or quota); the previous output is unchanged."""
 
 

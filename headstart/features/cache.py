@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from headstart._files import atomic_path, disk_full, fault_point
+from headstart.errors import UserError
 
 __all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "layer_key"]
 
@@ -42,7 +43,7 @@ _PREFIX = struct.Struct("<4sIQII")
 _LRU_RECORDS = 32
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """The cache is damaged in a way that cannot be skipped; the message says which file to delete."""
 
 

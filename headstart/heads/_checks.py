@@ -6,10 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from headstart.errors import UserError
+
 __all__ = ["TrainingDataError", "check_classes"]
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(UserError, ValueError):
     """Training data a classifier cannot learn from (e.g. a single class)."""
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from headstart.errors import UserError
+
 __all__ = ["TRUSTED_TYPES", "UnsafeModelError", "decode", "encode", "read_arrays", "trust_type", "write_arrays"]
 
 TRUSTED_TYPES: set[str] = {
@@ -34,7 +36,7 @@ TRUSTED_TYPES: set[str] = {
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-class UnsafeModelError(ValueError):
+class UnsafeModelError(UserError, ValueError):
     """A saved model names a type that is not trusted, or holds something that cannot be saved safely."""
 
 

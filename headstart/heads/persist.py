@@ -19,6 +19,7 @@ from typing import Any
 import sklearn
 
 from headstart._files import atomic_path, write_json
+from headstart.errors import UserError
 from headstart.heads._state import UnsafeModelError, decode, encode, read_arrays, trust_type, write_arrays
 
 __all__ = [
@@ -42,7 +43,7 @@ LEGACY_FORMAT, LEGACY_FILE = "headstart-head-v1", "model.joblib"
 _IDENTITY = ("backbone", "weights", "weights_sha256", "node", "pooling", "precision", "preprocessing", "dim")
 
 
-class ProvenanceMismatch(ValueError):
+class ProvenanceMismatch(UserError, ValueError):
     """Embeddings from a different backbone/layer/preprocessing than the head was fitted on."""
 
 
