@@ -7,8 +7,9 @@ temporary and leaves the previous output untouched. A run killed with ``kill -9`
 behind; the next write of the same target removes the temporaries of processes that no longer run. A folder
 (a model directory) is swapped in whole: a reader sees the old folder or the new one, never a mix.
 
-``HEADSTART_FAULT_AFTER_WRITES=N`` (for the fault tests) kills the process with SIGKILL at the N-th commit
-point: just before a rename, or between the two renames of a folder swap on systems without an atomic exchange.
+``HEADSTART_FAULT_AFTER_WRITES=N`` (for the fault tests, tests/faults/) kills the process with SIGKILL at the
+N-th commit point: just before a rename, between the two renames of a folder swap on systems without an atomic
+exchange, or after a record appended to the embedding cache.
 """
 
 from __future__ import annotations
