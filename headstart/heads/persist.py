@@ -102,7 +102,9 @@ def load_head(model: str | Path) -> HeadBundle:
         )
     bundle = joblib.load(path)
     if not isinstance(bundle, dict) or bundle.get("format") != HEAD_FORMAT:
-        raise ValueError(f"{path} is not a headstart head (format {HEAD_FORMAT})")
+        raise ProvenanceMismatch(
+            f"{path} is not a headstart head (format {HEAD_FORMAT}); give a MODEL_DIR written by `headstart fit`"
+        )
     return HeadBundle(
         estimator=bundle["estimator"],
         head=bundle["head"],
