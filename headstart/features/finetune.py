@@ -267,7 +267,7 @@ def finetune(
     elif settings.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, momentum=0.9, weight_decay=settings.weight_decay)
     else:
-        raise ValueError(f"finetune.optimizer must be adamw or sgd, got {settings.optimizer!r}")
+        raise SettingsError(f"must be adamw or sgd, got {settings.optimizer!r}", "optimizer")
     steps = settings.epochs * len(loaders["train"])
     warmup = max(1, min(len(loaders["train"]), steps // 10))
 
