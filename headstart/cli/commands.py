@@ -185,6 +185,8 @@ def cmd_heads(args: argparse.Namespace) -> int:
     from headstart.heads.registry import list_heads
 
     for name, head in list_heads().items():
-        print(f"{name}: {head.description}")
-        print("    " + ", ".join(f"{k}={v!r}" for k, v in head.defaults.items()))
+        probe = " (a linear probe: fine-tuning can start from it)" if head.linear_probe else ""
+        print(f"{name}: {head.description}{probe}")
+        for key, param in head.params.items():
+            print(f"    {key}={param.default!r}  ({param.allowed}; a list or {{logspace: [a, b, n]}} is a grid)")
     return 0
