@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from headstart.features.providers.base import ProviderBackbone, pinned_file, require, seeded, split_name, weights_mode
-from headstart.features.registry import BackboneSpec
+from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 
 __all__ = ["image_transform", "list_models", "load", "weights_present"]
@@ -174,7 +174,7 @@ def image_transform(processor: Any, image_size: int | None, resize_size: int | N
         crop = crop and {"height": image_size}
     factor = float(getattr(processor, "rescale_factor", 1 / 255))
     if abs(factor - 1 / 255) > 1e-9:
-        raise ValueError(f"image processor {type(processor).__name__} rescales by {factor}, not 1/255")
+        raise BackboneError(f"image processor {type(processor).__name__} rescales by {factor}, not 1/255")
     mean = [float(v) for v in getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5)]
     std = [float(v) for v in getattr(processor, "image_std", None) or (0.5, 0.5, 0.5)]
     steps = [T.ToImage(), T.Resize(resize, interpolation=InterpolationMode(resample), antialias=True)]

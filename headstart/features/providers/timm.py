@@ -26,7 +26,7 @@ from headstart.features.providers.base import (
     split_name,
     weights_mode,
 )
-from headstart.features.registry import BackboneSpec
+from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import CHECKPOINT_FORMAT, ResolvedWeights, WeightsError, load_state_dict
 
 __all__ = ["list_models", "load", "weights_present"]
@@ -94,8 +94,6 @@ def _create(timm: Any, name: str, spec: BackboneSpec, **kwargs: Any) -> Any:
     except RuntimeError as err:
         if "Unknown model" in str(err) or "Invalid pretrained tag" in str(err):
             close = timm.list_models(f"*{name.split('.')[0][:12]}*", pretrained=True)[:5]
-            from headstart.features.registry import BackboneError
-
             raise BackboneError(f"timm has no model '{name}'; e.g. {', '.join(close) or 'see timm.list_pretrained()'}")
         raise
 
@@ -145,7 +143,7 @@ def _transform(timm: Any, model: Any, spec: BackboneSpec) -> tuple[Any, dict[str
     crop_pct = float(config.get("crop_pct") or 1.0)
     if spec.resize_size is not None:
         if spec.resize_size < size:
-            raise ValueError(f"resize_size {spec.resize_size} is smaller than image_size {size}")
+            raise BackboneError(f"resize_size {spec.resize_size} is smaller than image_size {size}")
         crop_pct = size / spec.resize_size
     config = {**config, "input_size": (3, size, size), "crop_pct": crop_pct}
     transform = timm.data.create_transform(**config, is_training=False)
