@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "OFFLINE_SOURCES",
     "ResolvedWeights",
     "WeightsError",
@@ -35,9 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "headstart-checkpoint-v1"
-
 
 class WeightsError(ValueError):
     """Weights are unknown, ambiguous or missing on this machine; the message says what to do."""
