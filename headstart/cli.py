@@ -229,7 +229,8 @@ def _parse_few_shot(text: str) -> tuple[int | str, ...]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from headstart.heads.workflow import compact_metrics, fit_table
+    from headstart.workflow.fit import fit_table
+    from headstart.workflow.records import compact_metrics
 
     evaluation, _ = fit_table(
         args.embeddings,
