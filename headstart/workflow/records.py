@@ -4,9 +4,10 @@ and timings and run counts (different on every run: ``timings/``, which no stage
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headstart.heads.evaluate import HeadEvaluation
+if TYPE_CHECKING:  # the embed stage uses this module too, and never loads the heads
+    from headstart.heads.evaluate import HeadEvaluation
 
 __all__ = ["compact_metrics", "evaluation_record", "head_timings", "is_timing", "split_timings", "without_timings"]
 
