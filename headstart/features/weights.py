@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headstart.errors import UserError
+
 __all__ = [
     "OFFLINE_SOURCES",
     "ResolvedWeights",
@@ -35,7 +37,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights are unknown, ambiguous or missing on this machine; the message says what to do."""
 
 

@@ -85,7 +85,8 @@ def fit_stage(
     models, metrics (quality), results (what the report reads), confusion plots and timings. Returns one
     summary line per layer."""
     ds, h = cfg.dataset(dataset), cfg.head(head)
-    name = layout.finetuned_name(cfg.backbone(backbone).name) if finetuned else cfg.backbone(backbone).name
+    cfg.backbone(backbone)  # a name params.yaml knows
+    name = layout.finetuned_name(backbone) if finetuned else backbone
     tables = layout.layer_tables(ds.name, name)
     if not tables:
         raise FileNotFoundError(
@@ -96,7 +97,7 @@ def fit_stage(
     for layer, table in tables.items():
         evaluation, record = fit_table(
             table,
-            h.head,
+            h.kind,
             h.params,
             layout.model_dir(ds.name, name, h.name, layer),
             name=h.name,
@@ -121,7 +122,7 @@ def fit_stage(
     write_json(layout.head_metrics(ds.name, name, h.name), metrics)
     write_json(
         layout.results(ds.name, name, h.name),
-        {"dataset": ds.name, "backbone": name, "head": h.name, "kind": h.head, "layers": results},
+        {"dataset": ds.name, "backbone": name, "head": h.name, "kind": h.kind, "layers": results},
     )
     write_json(layout.timings("heads", ds.name, name, h.name), timings)
     return lines

@@ -39,7 +39,7 @@ def transfer_stage(cfg: Config, name: str) -> str:
     tr = cfg.transfer[name]
     source, target = _table(tr.source, tr.backbone, tr.layer), _table(tr.target, tr.backbone, tr.layer)
     check_disjoint(_ids(source), _ids(target))
-    heads = [(h, cfg.head(h).head, cfg.head(h).params) for h in tr.heads]
+    heads = [(h, cfg.head(h).kind, cfg.head(h).params) for h in tr.heads]
     rows = transfer_table(
         SplitData.from_table(source), SplitData.from_table(target), heads, adapt_steps=tr.adapt_steps, seed=cfg.seed
     )

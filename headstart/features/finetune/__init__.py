@@ -22,7 +22,7 @@ _WHERE = {
     "Checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
-    "FinetuneSettings": "settings",
+    "FinetuneSettings": "tune",
     "LinearInit": "surgery",
     "blocks": "surgery",
     "FinetuneResult": "tune",

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from headstart.errors import SettingsError
 from headstart.features.truncate import classifier_name
 
 __all__ = ["FinetuneNet", "LinearInit", "blocks", "build_net", "head_name", "set_train_mode"]
@@ -120,7 +121,7 @@ def build_net(
     every = blocks(model, name)
     n = len(every) if unfreeze == "all" else int(unfreeze)
     if n < 0 or n > len(every):
-        raise ValueError(f"finetune.unfreeze must be between 0 and {len(every)} (or all) for {arch}, got {n}")
+        raise SettingsError(f"must be between 0 and {len(every)} (or all) for {arch}, got {n}", "unfreeze")
     trainable = every[len(every) - n :]
     for p in model.parameters():
         p.requires_grad_(False)
