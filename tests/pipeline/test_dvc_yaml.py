@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import yaml
 
@@ -44,6 +45,13 @@ def test_outputs_are_where_the_layout_says() -> None:
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
 
 
+def _lookup(dotted: str) -> object:
+    node = PARAMS
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
 def test_every_stage_param_exists_in_params_yaml() -> None:
     names = {
         "${item.dataset}": next(iter(PARAMS["datasets"])),
@@ -56,6 +64,7 @@ def test_every_stage_param_exists_in_params_yaml() -> None:
         for param in _stage(name).get("params", []):
             for placeholder, value in names.items():
                 param = param.replace(placeholder, value)
+            param = re.sub(r"\$\{([\w.]+)\}", lambda m: str(_lookup(m.group(1))), param)  # params.yaml's values
             node = PARAMS
             for part in param.split("."):
                 assert part in node, f"stage {name} reads params.yaml key {param}, which does not exist"
