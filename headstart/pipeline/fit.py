@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(args.params)
-    for line in fit_stage(cfg, args.dataset, args.backbone, args.head, finetuned=args.finetuned, progress=tqdm_progress):
-        print(line)
+    lines = fit_stage(cfg, args.dataset, args.backbone, args.head, finetuned=args.finetuned, progress=tqdm_progress)
+    print("\n".join(lines))
     return 0
 
 

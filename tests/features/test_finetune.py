@@ -147,9 +147,10 @@ def test_augmentation_is_seeded_per_image_and_epoch_and_leaves_the_global_rng_al
     prepared = prepare_dataset(str(image_folder))
     to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
 
+    labels = {c: i for i, c in enumerate(sorted(prepared["label"].unique()))}
+
     def images(seed: int) -> TrainingImages:
-        return TrainingImages(prepared, {c: i for i, c in enumerate(sorted(prepared["label"].unique()))},
-                              to_tensor, augmentation(), seed=seed)
+        return TrainingImages(prepared, labels, to_tensor, augmentation(), seed=seed)
 
     state = torch.random.get_rng_state()
     a, b = images(0), images(0)
@@ -159,5 +160,5 @@ def test_augmentation_is_seeded_per_image_and_epoch_and_leaves_the_global_rng_al
     a.epoch = 1
     assert not torch.equal(first, a[3][1])  # another epoch
     assert torch.equal(torch.random.get_rng_state(), state)
-    plain = TrainingImages(prepared, {c: i for i, c in enumerate(sorted(prepared["label"].unique()))}, to_tensor)
+    plain = TrainingImages(prepared, labels, to_tensor)
     assert plain[3][1].shape == first.shape and plain.targets[3] == a.targets[3]

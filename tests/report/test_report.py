@@ -21,7 +21,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = []
     for head, params in (("knn", {"k": [1, 5]}), ("ncm", {})):
         _, record = fit_table(table, head, params, tmp / head, seeds=2, few_shot=(1, 5, "all"))
-        out.append({"dataset": "clusters", "backbone": "pixels", "head": head, "kind": head, "layers": {"flatten": record}})
+        result = {"dataset": "clusters", "backbone": "pixels", "head": head, "kind": head}
+        out.append({**result, "layers": {"flatten": record}})
     finetune = [
         {
             "dataset": "clusters",
