@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from headstart._files import atomic_path, write_json
+from headstart._files import atomic_dir, atomic_path, write_json
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
@@ -49,9 +49,16 @@ def fit_table(
     Returns the evaluation and its JSON-ready record (what the report reads).
     """
     table = load_embeddings(table_path)
-    data = SplitData.from_table(table)
+    data = SplitData.from_table(table, source=str(table_path))
     evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
-    model_dir = Path(model_dir)
+    with atomic_dir(model_dir) as building:  # built beside model_dir and swapped in whole
+        _write_model_dir(building, table, data, evaluation, head, name)
+    return evaluation, evaluation_record(evaluation, table.provenance)
+
+
+def _write_model_dir(
+    model_dir: Path, table: Any, data: SplitData, evaluation: HeadEvaluation, head: str, name: str | None
+) -> None:
     save_head(
         model_dir,
         evaluation.model,
@@ -69,7 +76,6 @@ def fit_table(
         class_scores(evaluation.model, data.X_test),
     )
     write_json(model_dir / "metrics.json", compact_metrics(evaluation))
-    return evaluation, evaluation_record(evaluation, table.provenance)
 
 
 def fit_stage(

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from headstart.data.images import DEFAULT_MAX_PIXELS
+from headstart.errors import SettingsError
 from headstart.features.reader import Batch, ImageDataset, Item, collate
 
 __all__ = ["SPLITS", "TrainingImages", "augmentation", "labelled_batches", "make_loaders"]
@@ -113,7 +114,9 @@ def make_loaders(
             generator=torch.Generator().manual_seed(seed + SPLITS.index(split)),
         )
     if not len(loaders["train"].dataset) or not len(loaders["val"].dataset):
-        raise ValueError("fine-tuning needs train and val images; give the dataset a val split")
+        raise SettingsError(
+            "fine-tuning needs train and val images; give the dataset a val split (datasets.<name>.split.val)"
+        )
     return loaders
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from headstart._progress import ProgressFactory, null_progress
+from headstart.errors import SettingsError
 from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
 from headstart.features.runner import autocast
@@ -47,7 +48,7 @@ def make_optimizer(
         return torch.optim.AdamW(groups, weight_decay=settings.weight_decay), groups
     if settings.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, weight_decay=settings.weight_decay), groups
-    raise ValueError(f"finetune.optimizer must be adamw or sgd, got {settings.optimizer!r}")
+    raise SettingsError(f"must be adamw or sgd, got {settings.optimizer!r}", "optimizer")
 
 
 def _schedule(steps: int, per_epoch: int) -> Any:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from headstart.errors import SettingsError
+from headstart.features.spec import BackboneError
 from headstart.features.truncate import classifier_name
 
 __all__ = ["FinetuneNet", "LinearInit", "blocks", "build_net", "head_name", "set_train_mode"]
@@ -43,7 +44,9 @@ def head_name(model: nn.Module) -> str:
     """The name of the model's classifier (its last linear layer's top-level module)."""
     head = classifier_name(model)
     if head is None:
-        raise ValueError(f"cannot find the classifier of {type(model).__name__}: it has no linear layer")
+        raise BackboneError(
+            f"cannot find the classifier of {type(model).__name__}: it has no linear layer to fine-tune from"
+        )
     return head
 
 
