@@ -8,11 +8,11 @@ from sklearn.preprocessing import StandardScaler
 
 from headstart.heads.registry import build_head, resolve_params
 from headstart.heads.selection import select, sweep_logreg_C
-from tests.heads.test_knn import _clusters
+from tests.conftest import clusters
 
 
 def _data(seed: int = 0):  # noqa: ANN202
-    X, y = _clusters(n=900, d=30, classes=5, seed=seed)
+    X, y = clusters(n=900, d=30, classes=5, seed=seed)
     X += np.random.default_rng(seed).standard_normal(X.shape).astype(np.float32) * 3  # make C matter
     return X[:500], y[:500], X[500:700], y[500:700]
 
