@@ -55,7 +55,11 @@ def test_svm_grid_over_two_parameters() -> None:
     X_tr, y_tr, X_val, y_val = _data(3)
     fixed, grid = resolve_params("svm", {"kernel": "rbf", "C": [0.1, 10], "gamma": ["scale", 0.001]})
     selection = select("svm", fixed, grid, X_tr, y_tr, X_val, y_val)
-    assert len(selection.scores) == 4 and selection.best["kernel"] == "rbf"
+    tried = [(point["C"], point["gamma"]) for point, _ in selection.scores]
+    assert tried == [(0.1, "scale"), (0.1, 0.001), (10, "scale"), (10, 0.001)]
+    best = tried.index((selection.best["C"], selection.best["gamma"]))
+    assert selection.scores[best][1] == selection.best_score == max(s for _, s in selection.scores)
+    assert selection.best["kernel"] == "rbf"  # the fixed parameter travels with the chosen point
 
 
 def test_ties_in_val_accuracy_go_to_the_lower_val_log_loss() -> None:
