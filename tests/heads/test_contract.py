@@ -19,10 +19,6 @@ from tests.conftest import clusters
 HEADS = sorted(list_heads())
 LABELS = np.array(["cat", "dog", "eel", "fox"])  # strings, deliberately not the sorted order of their codes
 
-# Heads that still fit a training set of one class and report metrics for a meaningless model; the fix
-# (refuse it, one line) belongs to issue 14 item 5. Remove a name here once its head refuses.
-ACCEPTS_ONE_CLASS = {"knn", "ncm"}
-
 
 def _head(name: str, seed: int = 0) -> Any:
     fixed, grid = resolve_params(name, {})
@@ -95,20 +91,7 @@ def test_input_of_another_width_is_refused_naming_both_widths(name: str) -> None
         head.predict(X_test[:, :5])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="fits one class and predicts it: issue 14 item 5 (the 'faults' helper's fix)"
-            ),
-        )
-        if name in ACCEPTS_ONE_CLASS
-        else name
-        for name in HEADS
-    ],
-)
+@pytest.mark.parametrize("name", HEADS)
 def test_a_training_set_of_one_class_is_refused(name: str) -> None:
     X_train, _, _, _ = _data(5)
     with pytest.raises(ValueError, match=r"(one class|1 class|only one|at least (2|two) classes)"):
