@@ -26,4 +26,6 @@ test: $(BIN)/headstart
 
 bench: $(BIN)/headstart
 	$(BIN)/python benchmarks/embed_throughput.py
-	$(BIN)/python benchmarks/heads.py
+	$(BIN)/python benchmarks/knn.py
+	$(BIN)/python benchmarks/logreg_sweep.py
+	$(BIN)/python benchmarks/dvc_rerun.py
