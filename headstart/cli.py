@@ -186,6 +186,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         shift=args.shift,
         limit=args.limit,
         root=args.root,
+        stat_cache=None if args.no_cache else Path(args.cache_dir).parent / "stat.sqlite",
         progress=tqdm_progress,
     )
     meta = prepared.attrs["headstart"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
 from headstart.data.sources import SourceError, scan_source, source_kind
 from headstart.data.splits import assign_splits, stratified_limit
+from headstart.data.statcache import StatCache
 
 __all__ = ["DatasetError", "prepare_dataset"]
 
@@ -41,6 +42,7 @@ def prepare_dataset(
     shift: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    stat_cache: str | Path | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
     """Build the prepared table of a dataset.
@@ -59,6 +61,9 @@ def prepare_dataset(
         Optional domain shift, e.g. ``"invert"`` (see :mod:`headstart.data.shifts`).
     limit
         Keep a stratified subset of at most this many images.
+    stat_cache
+        A :class:`~headstart.data.statcache.StatCache` file (the stage uses ``.headstart/stat.sqlite``):
+        files whose size, mtime and inode are unchanged since the last run are not read again.
 
     Returns
     -------
@@ -77,7 +82,7 @@ def prepare_dataset(
     if frame.empty:
         raise DatasetError(f"dataset '{name}' ({source}) has no images")
     if "id" not in frame.columns:
-        frame["id"] = _hash_files(frame["path"].tolist(), name, progress)
+        frame["id"] = _hash_files(frame["path"].tolist(), name, progress, stat_cache)
     if limit is not None:
         if limit < 2:
             raise DatasetError(f"datasets.{name}.limit must be at least 2, got {limit}")
@@ -123,16 +128,17 @@ def prepare_dataset(
     return frame[["id", "label", "split", "path", "image"]]
 
 
-def _hash_files(paths: list[str], name: str, progress: ProgressFactory) -> list[str]:
+def _hash_files(paths: list[str], name: str, progress: ProgressFactory, stat_cache: str | Path | None) -> list[str]:
     bar = progress(total=len(paths), desc=f"hash {name}", unit="img")
+    cache = StatCache(stat_cache)
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            ids = []
-            for item_id in pool.map(_file_id_or_error, paths):
-                ids.append(item_id)
-                bar.update(1)
+        ids = cache.ids(paths, _file_id_or_error, on_hashed=bar.update)
+    except OSError as err:
+        raise SourceError(f"cannot read image file {err.filename}: {err.strerror or err}") from err
     finally:
         bar.close()
+    if len(paths) > cache.hashed:
+        log.info("%s: %d of %d files unchanged since the last run", name, len(paths) - cache.hashed, len(paths))
     return ids
 
 

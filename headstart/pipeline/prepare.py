@@ -7,6 +7,7 @@ import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.prepare import prepare_dataset
+from headstart.data.statcache import DEFAULT_STAT_CACHE
 from headstart.data.tables import write_prepared
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         shift=ds.shift,
         limit=ds.limit,
         root=ds.root,
+        stat_cache=DEFAULT_STAT_CACHE,
         progress=tqdm_progress,
     )
     out = layout.prepared(ds.name)
