@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", help="domain shift, e.g. invert, rotate:30, blur:1.5 (chain with +)")
     p.add_argument("--limit", type=int, help="keep a stratified subset of this many images")
     p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
+    p.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="embed without labels (null label), whatever the source has; automatic for a folder of images "
+        "with no class sub-folders and a manifest without a label column",
+    )
+    p.add_argument("--group-column", help="a manifest column whose groups (patients, sites) each stay in one split")
     p.set_defaults(run=_cmd_embed)
 
     p = sub.add_parser(
@@ -187,6 +194,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         limit=args.limit,
         root=args.root,
         stat_cache=None if args.no_cache else Path(args.cache_dir).parent / "stat.sqlite",
+        labels="none" if args.unlabelled else "auto",
+        group_column=args.group_column,
         progress=tqdm_progress,
     )
     meta = prepared.attrs["headstart"]

@@ -9,6 +9,10 @@ Three tables:
                preprocessing, precision, versions) is JSON in the key-value metadata under ``headstart``.
 ``failures``   one row per image that could not be embedded: ``id, label, split, path, error``.
 
+An unlabelled collection (a plain image folder, a manifest without ``label``) has a null ``label`` in every
+row (the column is nullable only in such tables). A manifest's extra columns (a patient or site id, ...) follow
+``path`` as nullable text columns in the prepared and embedding tables; they never enter ids or fingerprints.
+
 Every writer writes to a temporary file beside the target and renames it at the end, so a failed run
 never leaves a partial table. Rows are written in fixed-size row groups in the order given (callers sort
 by ``id``), with no timestamps, so the same input gives the same bytes.
@@ -68,7 +72,8 @@ class EmbeddingTable(NamedTuple):
 
     ``frame`` has the columns ``id, label, split, path`` (row ``i`` of ``X`` belongs to row ``i`` of the
     frame) and the provenance in ``frame.attrs["headstart"]``; ``X`` is a C-contiguous float32 matrix;
-    ``labels`` is the string label of each row as a numpy array.
+    ``labels`` is the string label of each row as a numpy array (``None`` in every row of an unlabelled
+    table; see :attr:`labelled`).
     """
 
     frame: pd.DataFrame
@@ -79,6 +84,11 @@ class EmbeddingTable(NamedTuple):
     def provenance(self) -> dict[str, Any]:
         return self.frame.attrs["headstart"]
 
+    @property
+    def labelled(self) -> bool:
+        """False for an unlabelled collection (null labels), which heads refuse."""
+        return not self.frame["label"].isna().any()
+
 
 _BASE_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
@@ -88,26 +98,39 @@ _BASE_FIELDS = [
 ]
 
 
-def prepared_schema(metadata: Mapping[str, Any] | None = None) -> pa.Schema:
+def _fields(labelled: bool, extra: Sequence[str]) -> list[pa.Field]:
+    """The base fields (``label`` nullable only when unlabelled), then the extra text columns."""
+    clash = sorted(set(extra) & {"id", "label", "split", "path", "image", "embedding", "error"})
+    if clash:
+        raise TableError(f"extra column(s) {clash} clash with headstart's own columns; rename them")
+    base = _BASE_FIELDS if labelled else [f.with_nullable(True) if f.name == "label" else f for f in _BASE_FIELDS]
+    return [*base, *(pa.field(name, pa.string(), nullable=True) for name in extra)]
+
+
+def prepared_schema(
+    metadata: Mapping[str, Any] | None = None, *, labelled: bool = True, extra: Sequence[str] = ()
+) -> pa.Schema:
     """Schema of a prepared dataset: one row per image, PNG bytes for built-in arrays."""
-    fields = [*_BASE_FIELDS, pa.field("image", pa.binary(), nullable=True)]
+    fields = [*_fields(labelled, extra), pa.field("image", pa.binary(), nullable=True)]
     return pa.schema(fields, metadata=_metadata("prepared", metadata))
 
 
-def embedding_schema(dim: int, provenance: Mapping[str, Any]) -> pa.Schema:
+def embedding_schema(
+    dim: int, provenance: Mapping[str, Any], *, labelled: bool = True, extra: Sequence[str] = ()
+) -> pa.Schema:
     """Schema of an embedding table of width ``dim``, with its provenance in the metadata."""
     if dim < 1:
         raise TableError(f"embedding dim must be positive, got {dim}")
     fields = [
-        *_BASE_FIELDS,
+        *_fields(labelled, extra),
         pa.field("embedding", pa.list_(pa.field("element", pa.float32(), nullable=False), dim), nullable=False),
     ]
     return pa.schema(fields, metadata=_metadata("embeddings", {**provenance, "dim": dim}))
 
 
-def failures_schema(provenance: Mapping[str, Any] | None = None) -> pa.Schema:
+def failures_schema(provenance: Mapping[str, Any] | None = None, *, labelled: bool = True) -> pa.Schema:
     """Schema of the failures table that sits beside the embeddings."""
-    fields = [*_BASE_FIELDS, pa.field("error", pa.string(), nullable=False)]
+    fields = [*_fields(labelled, ()), pa.field("error", pa.string(), nullable=False)]
     return pa.schema(fields, metadata=_metadata("failures", provenance))
 
 
@@ -133,17 +156,28 @@ class EmbeddingWriter:
 
     >>> with EmbeddingWriter("out.parquet", dim=96, provenance={"node": "features.13"}) as w:  # doctest: +SKIP
     ...     w.write(ids, labels, splits, paths, vectors)
+
+    ``labelled=False`` allows null labels (an unlabelled collection); ``extra`` names text columns that every
+    :meth:`write` then gives as ``extra={name: values}``.
     """
 
     def __init__(
-        self, path: str | Path, dim: int, provenance: Mapping[str, Any], row_group_rows: int = ROW_GROUP_ROWS
+        self,
+        path: str | Path,
+        dim: int,
+        provenance: Mapping[str, Any],
+        row_group_rows: int = ROW_GROUP_ROWS,
+        *,
+        labelled: bool = True,
+        extra: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.dim = dim
-        self.schema = embedding_schema(dim, provenance)
+        self.schema = embedding_schema(dim, provenance, labelled=labelled, extra=extra)
+        self.extra = list(extra)
         self.row_group_rows = row_group_rows
         self.rows = 0
-        self._pending: list[tuple[list[str], list[str], list[str], list[str | None], np.ndarray]] = []
+        self._pending: list[tuple[list[list[Any]], np.ndarray]] = []
         self._pending_rows = 0
         self._stack = contextlib.ExitStack()
         self._writer: pq.ParquetWriter | None = None
@@ -161,62 +195,49 @@ class EmbeddingWriter:
         splits: Sequence[str],
         paths: Sequence[str | None],
         vectors: np.ndarray,
+        extra: Mapping[str, Sequence[str | None]] | None = None,
     ) -> None:
-        """Append rows; ``vectors`` is ``(len(ids), dim)``."""
+        """Append rows; ``vectors`` is ``(len(ids), dim)``; ``extra`` holds the extra columns' values."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise TableError(f"{self.path}: expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        if not len(ids) == len(labels) == len(splits) == len(paths) == len(vectors):
+        columns = [list(ids), list(labels), list(splits), list(paths)]
+        columns += [list((extra or {})[name]) for name in self.extra]
+        if any(len(c) != len(vectors) for c in columns):
             raise TableError(f"{self.path}: columns of different lengths in one write")
         if not np.isfinite(vectors).all():
             bad = [ids[i] for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1))[:3]]
             raise TableError(f"{self.path}: embeddings with NaN or inf for ids {bad}; check the backbone's precision")
-        self._pending.append((list(ids), list(labels), list(splits), list(paths), vectors))
+        self._pending.append((columns, vectors))
         self._pending_rows += len(ids)
         while self._pending_rows >= self.row_group_rows:
             self._flush(self.row_group_rows)
 
     def _flush(self, n: int) -> None:
         """Write the first ``n`` pending rows as one row group."""
-        ids: list[str] = []
-        labels: list[str] = []
-        splits: list[str] = []
-        paths: list[str | None] = []
+        columns: list[list[Any]] = [[] for _ in range(4 + len(self.extra))]
         chunks: list[np.ndarray] = []
-        while self._pending and len(ids) < n:
-            c_ids, c_labels, c_splits, c_paths, c_vecs = self._pending.pop(0)
-            room = n - len(ids)
-            if len(c_ids) > room:
-                self._pending.insert(0, (c_ids[room:], c_labels[room:], c_splits[room:], c_paths[room:], c_vecs[room:]))
-                c_ids, c_labels, c_splits, c_paths, c_vecs = (
-                    c_ids[:room],
-                    c_labels[:room],
-                    c_splits[:room],
-                    c_paths[:room],
-                    c_vecs[:room],
-                )
-            ids += c_ids
-            labels += c_labels
-            splits += c_splits
-            paths += c_paths
+        rows = 0
+        while self._pending and rows < n:
+            c_columns, c_vecs = self._pending.pop(0)
+            room = n - rows
+            if len(c_vecs) > room:
+                self._pending.insert(0, ([c[room:] for c in c_columns], c_vecs[room:]))
+                c_columns, c_vecs = [c[:room] for c in c_columns], c_vecs[:room]
+            for column, values in zip(columns, c_columns, strict=True):
+                column += values
             chunks.append(c_vecs)
-        self._pending_rows -= len(ids)
+            rows += len(c_vecs)
+        self._pending_rows -= rows
         flat = pa.array(np.concatenate(chunks).reshape(-1), type=pa.float32())
         embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
         batch = pa.RecordBatch.from_arrays(
-            [
-                pa.array(ids, pa.string()),
-                pa.array(labels, pa.string()),
-                pa.array(splits, pa.string()),
-                pa.array(paths, pa.string()),
-                embedding,
-            ],
-            schema=self.schema,
+            [*(pa.array(c, pa.string()) for c in columns), embedding], schema=self.schema
         )
         if self._writer is None:
             raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
         self._writer.write_batch(batch, row_group_size=n)
-        self.rows += len(ids)
+        self.rows += rows
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
@@ -292,12 +313,15 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
         row += len(chunk)
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance
-    return EmbeddingTable(frame, X, frame["label"].to_numpy(dtype=object).astype(str))
+    labels = frame["label"].to_numpy(dtype=object)
+    return EmbeddingTable(frame, X, labels if frame["label"].isna().any() else labels.astype(str))
 
 
 def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str, Any]) -> None:
-    """Write a prepared dataset (columns ``id, label, split, path, image``), atomically."""
-    schema = prepared_schema(metadata)
+    """Write a prepared dataset (columns ``id, label, split, path, image`` and any extra ones), atomically."""
+    extra = [c for c in frame.columns if c not in ("id", "label", "split", "path", "image")]
+    labelled = len(frame) == 0 or not frame["label"].isna().all()
+    schema = prepared_schema(metadata, labelled=labelled, extra=extra)
     missing = [c for c in schema.names if c not in frame.columns]
     if missing:
         raise TableError(f"prepared table for {path} lacks columns {missing}")
@@ -310,8 +334,8 @@ def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str,
 def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     """Read a prepared dataset; its metadata is in ``frame.attrs["headstart"]``."""
     path = Path(path)
-    _, meta = _read_meta(path, "prepared")
-    columns = ["id", "label", "split", "path"] + (["image"] if images else [])
+    schema, meta = _read_meta(path, "prepared")
+    columns = [name for name in schema.names if images or name != "image"]
     frame = pq.read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
     return frame
@@ -319,7 +343,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
 
 def write_failures(path: str | Path, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any] | None) -> None:
     """Write the failures table (possibly empty), atomically."""
-    schema = failures_schema(provenance)
+    schema = failures_schema(provenance, labelled=all(r.get("label") is not None for r in rows))
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
     table = pa.Table.from_pydict(columns, schema=schema)
     with atomic_path(path) as tmp:

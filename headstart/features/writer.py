@@ -38,16 +38,19 @@ def assemble_tables(
 ) -> list[dict[str, Any]]:
     """Write every table in ``tables`` (and the failures table); returns the failure rows."""
     keys = [t.key for t in tables]
+    extra = [c for c in prepared.columns if c not in ("id", "label", "split", "path", "image")]
+    labelled = not prepared["label"].isna().all()
     failures: list[dict[str, Any]] = []
-    with _writers(tables) as writers:
+    with _writers(tables, labelled, extra) as writers:
         for start in range(0, len(prepared), ROW_GROUP_ROWS):
             chunk = prepared.iloc[start : start + ROW_GROUP_ROWS]
-            ok_ids, ok_rows = [], []
-            for row in chunk.itertuples(index=False):
+            ok_ids, ok_rows, ok_at = [], [], []
+            for at, row in enumerate(chunk[["id", "label", "split", "path"]].itertuples(index=False)):
                 path = None if pd.isna(row.path) else row.path
                 if cache.has(row.id, keys):
                     ok_ids.append(row.id)
-                    ok_rows.append((row.label, row.split, path))
+                    ok_rows.append((None if pd.isna(row.label) else row.label, row.split, path))
+                    ok_at.append(at)
                 else:
                     error = cache.failure(row.id)
                     if error is None:
@@ -61,8 +64,9 @@ def assemble_tables(
             if not ok_ids:
                 continue
             labels, splits, paths = (list(col) for col in zip(*ok_rows, strict=True))
+            values = {c: [None if pd.isna(v) else str(v) for v in chunk[c].iloc[ok_at]] for c in extra}
             for table, writer in zip(tables, writers, strict=True):
-                writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids))
+                writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids), extra=values)
     if failures_path is not None:
         write_failures(failures_path, failures, failures_provenance)
     return failures
@@ -71,8 +75,8 @@ def assemble_tables(
 class _writers:
     """Enter several EmbeddingWriters; all commit together or none does."""
 
-    def __init__(self, tables: Sequence[TableOut]) -> None:
-        self.writers = [EmbeddingWriter(t.path, t.dim, t.provenance) for t in tables]
+    def __init__(self, tables: Sequence[TableOut], labelled: bool, extra: Sequence[str]) -> None:
+        self.writers = [EmbeddingWriter(t.path, t.dim, t.provenance, labelled=labelled, extra=extra) for t in tables]
 
     def __enter__(self) -> list[EmbeddingWriter]:
         entered = []

@@ -25,7 +25,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.data.tables import EmbeddingTable
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
-from headstart.heads.registry import build_head, get_head, resolve_params
+from headstart.heads.registry import HeadError, build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
 
 __all__ = ["HeadEvaluation", "SplitData", "evaluate_head"]
@@ -46,6 +46,12 @@ class SplitData:
 
     @classmethod
     def from_table(cls, table: EmbeddingTable) -> SplitData:
+        if not table.labelled:
+            dataset = table.provenance.get("dataset", {}).get("name") or "?"
+            raise HeadError(
+                f"the embedding table of dataset '{dataset}' has no labels (an unlabelled collection), and a head "
+                "needs them; label it (class folders or a label column), or search it with `headstart neighbours`"
+            )
         split = table.frame["split"].to_numpy()
         parts = {}
         for name in ("train", "val", "test"):

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         limit=ds.limit,
         root=ds.root,
         stat_cache=DEFAULT_STAT_CACHE,
+        labels=ds.labels,
+        group_column=ds.group_column,
         progress=tqdm_progress,
     )
     out = layout.prepared(ds.name)
