@@ -3,6 +3,7 @@
     headstart embed digits -o emb.parquet --layer features.13 --image-size 64
     headstart fit emb.parquet --head logreg -o models/logreg
     headstart predict models/logreg path/to/images/ -o predictions.csv
+    headstart neighbours emb.parquet --query photo.jpg -k 10
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
 
 The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
@@ -122,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="how many classes to list per image (default 5)")
     _embed_run_options(p)
     p.set_defaults(run=_cmd_predict)
+
+    p = sub.add_parser(
+        "neighbours",
+        help="the rows of an embedding table nearest to query images or ids (cosine, faiss)",
+        description="List the K rows of TABLE most cosine-similar to each query: an image file (embedded with "
+        "the table's own backbone settings) or an id of the table. Works on unlabelled tables.",
+    )
+    p.add_argument("table", help="an embedding table written by `headstart embed` or the embed stage")
+    p.add_argument("--query", action="append", required=True, metavar="IMAGE|ID", help="repeat for several")
+    p.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("-o", "--output", help="neighbours.csv or neighbours.json (default: CSV on stdout)")
+    _embed_run_options(p)
+    p.set_defaults(run=_cmd_neighbours)
 
     p = sub.add_parser("backbones", help="list backbones and whether their weights are on this machine")
     p.add_argument("name", nargs="?", help="show one backbone's graph nodes and default layer")
@@ -294,6 +308,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             f"{len(rows)} predictions -> {args.output}" + (f" ({errors} unreadable images)" if errors else ""),
             file=sys.stderr,
         )
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_neighbours(args: argparse.Namespace) -> int:
+    from headstart.pipeline.neighbours import find_neighbours
+
+    rows = find_neighbours(args.table, args.query, args.k, options=_options(args), progress=tqdm_progress)
+    json_out = bool(args.output and args.output.endswith(".json"))
+    text = rows.to_json(orient="records", indent=2) if json_out else rows.to_csv(index=False)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"{len(rows)} neighbours of {len(args.query)} queries -> {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

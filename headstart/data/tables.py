@@ -314,7 +314,8 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance
     labels = frame["label"].to_numpy(dtype=object)
-    return EmbeddingTable(frame, X, labels if frame["label"].isna().any() else labels.astype(str))
+    labels = np.where(frame["label"].isna(), None, labels) if frame["label"].isna().any() else labels.astype(str)
+    return EmbeddingTable(frame, X, labels)
 
 
 def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str, Any]) -> None:
