@@ -31,7 +31,8 @@ __all__ = ["PrepareMemo"]
 
 RACY_SECONDS = 2.0
 _LIBRARIES = ("numpy", "pandas", "pyarrow", "pillow", "scikit-learn")
-_CODE = [Path(__file__).parent, Path(__file__).parents[1] / "pipeline" / "prepare.py", Path(__file__).parents[1] / "_files.py"]
+_PACKAGE = Path(__file__).parents[1]
+_CODE = [_PACKAGE / "data", _PACKAGE / "pipeline" / "prepare.py", _PACKAGE / "_files.py"]
 
 
 class PrepareMemo:

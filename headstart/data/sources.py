@@ -16,7 +16,16 @@ import pandas as pd
 
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
 
-__all__ = ["IMAGE_EXTENSIONS", "LABEL_MODES", "SPLITS", "SourceError", "scan_folder", "scan_manifest", "scan_source", "source_kind"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LABEL_MODES",
+    "SPLITS",
+    "SourceError",
+    "scan_folder",
+    "scan_manifest",
+    "scan_source",
+    "source_kind",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +155,8 @@ def scan_manifest(manifest: str | Path, labels: str = "auto") -> pd.DataFrame:
             "A manifest needs path and may have label, split and columns of your own"
         )
     if frame.columns.duplicated().any():
-        raise SourceError(f"manifest {manifest} has the column(s) {sorted(set(frame.columns[frame.columns.duplicated()]))} twice")
+        twice = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise SourceError(f"manifest {manifest} has the column(s) {twice} twice; keep one of each")
     reserved = [c for c in frame.columns if c.lower() in RESERVED_COLUMNS]
     if reserved:
         raise SourceError(
@@ -180,9 +190,8 @@ def scan_manifest(manifest: str | Path, labels: str = "auto") -> pd.DataFrame:
             f"manifest {manifest} lists {len(missing_files)} image file(s) that do not exist, e.g. "
             f"{', '.join(missing_files[:3])}; paths are relative to the manifest's folder {base}"
         )
-    extra = {
-        c: [None if pd.isna(v) else str(v) for v in frame[c]] for c in frame.columns if c not in ("path", "label", "split")
-    }
+    own = [c for c in frame.columns if c not in ("path", "label", "split")]
+    extra = {c: [None if pd.isna(v) else str(v) for v in frame[c]] for c in own}
     return pd.DataFrame(
         {
             "label": frame["label"].astype(str).str.strip().tolist() if labelled else [None] * len(paths),

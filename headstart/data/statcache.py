@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STAT_CACHE = ".headstart/stat.sqlite"
 RACY_SECONDS = 2.0
-_SCHEMA = "CREATE TABLE IF NOT EXISTS ids (path TEXT PRIMARY KEY, size INT, mtime_ns INT, inode INT, id TEXT) WITHOUT ROWID"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ids (path TEXT PRIMARY KEY, size INT, mtime_ns INT, inode INT, id TEXT) WITHOUT ROWID"
+)
 
 
 def file_signature(path: str) -> tuple[int, int, int]:
