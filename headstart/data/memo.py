@@ -5,7 +5,7 @@ finish in a fraction of a second: it records a signature of everything the prepa
 
 - the dataset's settings and the seed,
 - the source's files by ``(path, size, mtime_ns, inode)``, as the stat cache trusts them (an image folder's
-  images, a CSV manifest and the images it lists, a built-in's data file),
+  files and sub-folders, a CSV manifest and the images it lists, a built-in's data files),
 - the code that prepares it (the bytes of ``headstart/data`` and the stage) and the libraries' versions,
 
 together with the ``(size, mtime_ns, inode)`` of the table it wrote. When both are unchanged, the table is
@@ -122,6 +122,14 @@ def _source_files(source: str, root: str | None) -> Iterator[str]:
             raise _Unsure(source)
         yield os.path.join(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
         return
+    if source in ("mnist", "fashion-mnist"):  # IDX files in a folder (importing the locator costs numpy + pandas)
+        from headstart.data.builtin import BUILTIN_DATASETS
+
+        where = BUILTIN_DATASETS[source].locate(root)
+        if where is None:
+            raise _Unsure(source)
+        yield from sorted(str(p) for p in Path(where).iterdir() if p.is_file())
+        return
     path = Path(source)
     if path.is_dir():
         for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
@@ -142,4 +150,4 @@ def _source_files(source: str, root: str | None) -> Iterator[str]:
                     name = row[column]
                     yield name if os.path.isabs(name) else os.path.join(path.parent, name)
         return
-    raise _Unsure(source)  # other built-ins, Parquet manifests: prepare runs in full
+    raise _Unsure(source)  # Parquet manifests: prepare runs in full

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import headstart.data.prepare as prepare_module
 from headstart.data.memo import PrepareMemo
 from headstart.pipeline import prepare as stage
+from tests.data.test_sources import _idx
 
 
 def _age(root: Path, seconds: int = 60) -> None:
@@ -85,3 +87,23 @@ def test_a_parquet_manifest_always_runs(tmp_path: Path) -> None:
     assert not memo.fresh()
     memo.record()
     assert not (tmp_path / "memo").exists() and not memo.fresh()
+
+
+def test_idx_builtins_are_vouched_for_by_their_files(tmp_path: Path, monkeypatch, runs) -> None:
+    monkeypatch.chdir(tmp_path)
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 20)):
+        _idx(idx / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)))
+        _idx(idx / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    _age(idx)
+    (tmp_path / "params.yaml").write_text(
+        f"datasets:\n  mine:\n    source: fashion-mnist\n    root: {idx}\n"
+        "backbones:\n  px: {arch: pixels}\nheads:\n  ncm: {}\n"
+    )
+    assert stage.main(["mine"]) == 0 and stage.main(["mine"]) == 0 and len(runs) == 1
+    labels = idx / "t10k-labels-idx1-ubyte.gz"
+    _idx(labels, (np.arange(20) + 1) % 10)
+    os.utime(labels, ns=(0, labels.stat().st_mtime_ns - 10 * 10**9))
+    assert stage.main(["mine"]) == 0 and len(runs) == 2
