@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         "embed",
         help="embed a dataset with a truncated pretrained backbone",
         description="Embed SOURCE (a built-in dataset name, an image folder root/<class>/<image> or a "
-        "manifest .csv/.parquet with path,label[,split]) into an embedding table.",
+        "manifest .csv/.parquet with path[,label][,split] and columns of your own, kept in the table) into an "
+        "embedding table. A folder of images without class sub-folders, or a manifest without label, embeds "
+        "as an unlabelled collection (null labels).",
     )
     p.add_argument("source")
     p.add_argument(
