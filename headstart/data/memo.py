@@ -8,8 +8,8 @@ finish in a fraction of a second: it records a signature of everything the prepa
   files and sub-folders, a CSV manifest and the images it lists, a built-in's data files),
 - the code that prepares it (the bytes of ``headstart/data`` and the stage) and the libraries' versions,
 
-together with the ``(size, mtime_ns, inode)`` of the table it wrote. When both are unchanged, the table is
-left alone. Anything it cannot vouch for (a Parquet manifest, a file changed in the last two seconds, a
+together with a digest of the bytes of the table it wrote (not its stat: DVC re-links a stage's outputs after
+caching them, which gives them another mtime). When both are unchanged, the table is left alone. Anything it cannot vouch for (a Parquet manifest, a file changed in the last two seconds, a
 missing memo or table) makes it answer "not fresh", and `prepare` runs in full: the memo can only skip work.
 It lives beside the stat cache, in ``.headstart/prepare/<dataset>.json``, and is machine-local.
 """
@@ -54,7 +54,7 @@ class PrepareMemo:
             return False
         try:
             saved = json.loads(self.path.read_text())
-            return saved["output"] == list(_stat(self.output)) and saved["signature"] == self._before
+            return saved["signature"] == self._before and saved["output"] == _digest(self.output)
         except (OSError, ValueError, KeyError):
             return False
 
@@ -65,7 +65,7 @@ class PrepareMemo:
         try:
             if self._before is None:
                 raise _Unsure(self.output)
-            payload = {"output": list(_stat(self.output)), "signature": self._before}
+            payload = {"output": _digest(self.output), "signature": self._before}
         except (OSError, _Unsure):
             self.path.unlink(missing_ok=True)
             return
@@ -98,6 +98,14 @@ class _Unsure(Exception):
 def _stat(path: str | Path) -> tuple[int, int, int]:
     st = os.stat(path)
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _version(name: str) -> str:
