@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
+from headstart.errors import UserError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -36,7 +37,7 @@ LABEL_MODES = ("auto", "none")
 RESERVED_COLUMNS = ("id", "image", "embedding", "error")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A dataset source is missing, malformed or empty; the message names it and says what to fix."""
 
 

@@ -28,42 +28,17 @@ import pandas as pd
 import torch
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, base_fingerprint, layer_fingerprint, library_versions
 from headstart.features.reader import ImageDataset, Item, auto_workers, forward_threads, make_loader
-from headstart.features.registry import BackboneSpec, load_backbone
+from headstart.features.registry import load_backbone
 from headstart.features.runner import EmbedError, RunStats, autocast, run_batches, select_device
+from headstart.features.spec import BackboneSpec, EmbedOptions
 from headstart.features.writer import TableOut, assemble_tables
 
 __all__ = ["EmbedOptions", "EmbedResult", "embed"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """How to run; nothing here changes the embeddings. ``cache_dir=None`` uses a throw-away cache."""
-
-    batch_size: int | str = "auto"
-    num_workers: int | str = "auto"
-    device: str = "auto"
-    on_error: str = "skip"
-    cache_dir: str | Path | None = ".headstart/cache"
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-
-    def __post_init__(self) -> None:
-        if self.on_error not in ("skip", "raise"):
-            raise EmbedError(f"on_error must be 'skip' or 'raise', got {self.on_error!r}")
-        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise EmbedError(f"batch_size must be a positive integer or auto, got {self.batch_size!r}")
-
-    def batch_size_for(self, device: Any) -> int:
-        """``auto``: 16 images on a CPU (small batches stay in the caches: MobileNetV2 runs about 1.6x faster
-        than at 64), 64 on a GPU."""
-        if self.batch_size != "auto":
-            return int(self.batch_size)
-        return 64 if getattr(device, "type", "cpu") == "cuda" else 16
 
 
 @dataclass

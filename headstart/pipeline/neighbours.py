@@ -15,7 +15,8 @@ import pandas as pd
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
-from headstart.features.embed import EmbedOptions
+from headstart.errors import UserError
+from headstart.features.spec import EmbedOptions
 from headstart.heads.neighbours import nearest_rows
 from headstart.heads.persist import ProvenanceMismatch, check_provenance
 from headstart.pipeline.predict import embed_images
@@ -23,7 +24,7 @@ from headstart.pipeline.predict import embed_images
 __all__ = ["NeighboursError", "find_neighbours"]
 
 
-class NeighboursError(ValueError):
+class NeighboursError(UserError, ValueError):
     """A query is neither an image file nor an id of the table, or cannot be embedded."""
 
 
