@@ -22,7 +22,7 @@ _WHERE = {
     "StatCache": "statcache",
     "few_shot_indices": "splits",
     "EmbeddingTable": "tables",
-    "EmbeddingWriter": "tables",
+    "EmbeddingWriter": "table_writer",
     "TableError": "tables",
     "load_embeddings": "tables",
     "read_embedding_metadata": "tables",
