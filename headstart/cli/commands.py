@@ -56,7 +56,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from headstart.heads.workflow import compact_metrics, fit_table
+    from headstart.workflow.fit import fit_table
+    from headstart.workflow.records import compact_metrics, head_timings
 
     params, protocol = head_params(args.head, args.set), evaluate_settings(args)
     evaluation, _ = fit_table(
@@ -73,6 +74,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "head": args.head,
         "params": evaluation.params,
         "test": compact_metrics(evaluation),
+        "timings": head_timings(evaluation),
         "model": str(Path(args.output) / "model.json"),
     }
     print(json.dumps(payload, indent=2, default=str))
