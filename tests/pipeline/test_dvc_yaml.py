@@ -27,7 +27,8 @@ def test_stage_commands_name_existing_entry_points() -> None:
 
 def test_outputs_are_where_the_layout_says() -> None:
     ds, bb, head = "${item.dataset}", "${item.backbone}", "${item.head}"
-    assert _stage("prepare")["outs"] == [str(layout.prepared("${key}"))]
+    # persist: DVC must not delete the table before the stage runs, or the stage's memo could never leave it alone
+    assert _stage("prepare")["outs"] == [{str(layout.prepared("${key}")): {"persist": True}}]
     embed = _stage("embed")
     assert embed["outs"][0] == str(layout.embeddings_dir(ds, bb))
     assert embed["outs"][1] == {str(layout.timings("embed", ds, bb)): {"cache": False}}
