@@ -94,7 +94,7 @@ class HeadConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EmbedConfig:
-    """How the embed stage runs; none of these change the embeddings."""
+    """How the embed stage runs; only ``decode`` changes the embeddings (and so the fingerprint)."""
 
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
@@ -102,6 +102,7 @@ class EmbedConfig:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str = ".headstart/cache"
     max_image_pixels: int = 89_478_485
+    decode: Literal["jpeg-scaled", "full"] = "jpeg-scaled"
 
 
 @dataclasses.dataclass(frozen=True)

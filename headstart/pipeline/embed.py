@@ -38,6 +38,7 @@ def embed_options(cfg: Config) -> EmbedOptions:
         on_error=e.on_error,
         cache_dir=e.cache_dir,
         max_image_pixels=e.max_image_pixels,
+        decode=e.decode,
     )
 
 
