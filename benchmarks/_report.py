@@ -87,3 +87,87 @@ def git_commit() -> str:
         return out + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+# ---- added for the embedding benchmarks (embed_speed, photos, noop, precision, memory, load) ----------------
+
+
+def header(title: str, extra: Sequence[tuple[str, Any]] = ()) -> None:
+    """The benchmark's title and a table of facts about the machine, with a warning when it is busy."""
+    import datetime as dt
+
+    import numpy as np
+
+    print(f"# {title}\n")
+    rows: list[tuple[str, Any]] = [
+        ("date", dt.datetime.now().astimezone().isoformat(timespec="seconds")),
+        ("CPU", cpu_model()),
+        ("cores (usable / logical)", f"{usable_cores()} / {os.cpu_count()}"),
+        ("CPU flags", cpu_flags()),
+        ("load average (1/5/15 min) at start", load_average()),
+        ("python / numpy", f"{platform.python_version()} / {np.__version__}"),
+        ("headstart commit", git_commit()),
+        *extra,
+    ]
+    print(table(["", ""], rows))
+    busy = os.getloadavg()[0]
+    if busy > 0.5:
+        note(
+            f"WARNING: the load average is {busy:.1f} on {usable_cores()} cores (other work shares this machine): "
+            "these are not reference figures."
+        )
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def best_of(fn: Any, repeats: int = 3, warmup: int = 1) -> tuple[float, Any]:
+    """The shortest wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls, and the last result."""
+    import time
+
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _status_bytes(field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def current_rss() -> int:
+    """This process's resident set size now, in bytes (Linux: VmRSS)."""
+    return _status_bytes("VmRSS")
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes (VmHWM; not ru_maxrss, which Linux carries over fork + exec)."""
+    import resource
+
+    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_rss_children() -> int:
+    """Peak RSS of the largest waited-for child, in bytes (ru_maxrss is KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def quiet() -> None:
+    """Warnings and library logging down to what a benchmark table needs."""
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
