@@ -27,51 +27,17 @@ from typing import Any
 import pandas as pd
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.images import DEFAULT_MAX_PIXELS, is_jpeg
+from headstart.data.images import is_jpeg
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
-from headstart.features.registry import BackboneSpec
 from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
 from headstart.features.runner import EmbedError, RunStats, feed, run_batches, torch_threads
+from headstart.features.spec import BackboneSpec, EmbedOptions
 from headstart.features.writer import TableOut, assemble_tables
 
-__all__ = ["DECODES", "EmbedOptions", "EmbedResult", "embed"]
+__all__ = ["EmbedOptions", "EmbedResult", "embed"]
 
 log = logging.getLogger(__name__)
-
-DECODES = ("jpeg-scaled", "full")
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """How to run. ``cache_dir=None`` uses a throw-away cache.
-
-    Only ``decode`` changes the embeddings: ``jpeg-scaled`` (default) decodes JPEGs at the reduced scale the
-    resize needs, ``full`` decodes every pixel first (bit-for-bit what headstart did before it had the setting).
-    """
-
-    batch_size: int | str = "auto"
-    num_workers: int | str = "auto"
-    device: str = "auto"
-    on_error: str = "skip"
-    cache_dir: str | Path | None = ".headstart/cache"
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    decode: str = "jpeg-scaled"
-
-    def __post_init__(self) -> None:
-        if self.decode not in DECODES:
-            raise EmbedError(f"decode must be one of {', '.join(DECODES)}, got {self.decode!r}")
-        if self.on_error not in ("skip", "raise"):
-            raise EmbedError(f"on_error must be 'skip' or 'raise', got {self.on_error!r}")
-        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise EmbedError(f"batch_size must be a positive integer or auto, got {self.batch_size!r}")
-
-    def batch_size_for(self, device: Any) -> int:
-        """``auto``: 16 images on a CPU (small batches stay in the caches: MobileNetV2 runs about 1.6x faster
-        than at 64), 64 on a GPU."""
-        if self.batch_size != "auto":
-            return int(self.batch_size)
-        return 64 if getattr(device, "type", "cpu") == "cuda" else 16
 
 
 @dataclass

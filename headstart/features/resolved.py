@@ -60,12 +60,13 @@ class Resolved:
 
 
 def resolved_key(spec: Any, decode: str) -> str | None:
-    """The record's key for ``spec`` decoded with ``decode``; ``None`` for backbones registered by the user
-    (their code is not headstart's to digest)."""
-    from headstart.features.registry import _CUSTOM
+    """The record's key for ``spec`` decoded with ``decode``; ``None`` for backbones that a provider or the
+    user registered (their code is not headstart's to digest)."""
+    from headstart.features.registry import _ENTRIES
 
-    if spec.arch in _CUSTOM and spec.arch != "pixels":
-        return None
+    entry = _ENTRIES.get(spec.arch)
+    if ":" in spec.arch or (entry is not None and not str(entry.build).startswith("headstart.")):
+        return None  # a provider's or a user's backbone: its code is not headstart's to digest
     weights: Any = spec.weights
     text = str(weights)
     if weights is not None and (text.endswith((".pt", ".pth", ".ckpt")) or os.sep in text or Path(text).is_file()):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headstart._progress import Progress
+from headstart.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["EmbedError", "RunStats", "autocast", "feed", "run_batches", "select_device", "torch_threads"]
 
 
-class EmbedError(RuntimeError):
+class EmbedError(UserError, RuntimeError):
     """The embed run cannot go on (strict mode met a broken image, or a bad device/precision)."""
 
 
