@@ -101,8 +101,11 @@ def quality(files: list[Path]) -> dict[str, Any]:
     from headstart.data.images import decode_image
     from headstart.features.registry import load_backbone
 
+    from headstart.features.resolved import DECODE_MARGIN
+
     backbone = load_backbone(mobilenet_spec())
-    model, transform, target = backbone.model, backbone.transform, backbone.preprocessing["resize_size"]
+    model, transform = backbone.model, backbone.transform
+    target = backbone.preprocessing["resize_size"] * DECODE_MARGIN  # what the engine reduces to
     cosines, same, reduced_sizes = [], 0, []
     with torch.inference_mode():
         for path in files:

@@ -225,7 +225,9 @@ def _run(  # noqa: PLR0913
     first = prepared.drop_duplicates("id").set_index("id")
     has_bytes = "image" in first.columns
     items = [Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if has_bytes else None) for i in todo]
-    reduce_to = backbone.preprocessing.get("resize_size") if resolved.base.get("decode") == "jpeg-scaled" else None
+    resize = backbone.preprocessing.get("resize_size")
+    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
+    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
     dataset = ImageDataset(items, backbone.transform, options.max_image_pixels, reduce_to)
     batch_size = options.batch_size_for(device)
     loader, plan = feed(dataset, device, batch_size, options.num_workers)

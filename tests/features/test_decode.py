@@ -18,7 +18,8 @@ from headstart.features.embed import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from tests.conftest import REPO, digit_images
 
-# crop 32, so the resize target is round(32 * 256 / 224) = 37 px: a 160x120 JPEG is decoded at 1/2 (80x60)
+# crop 32, so the resize target is round(32 * 256 / 224) = 37 px; with the 2x margin (74 px) a 320x240 JPEG is
+# decoded at 1/2 (160x120) and a 144x120 one in full
 SMALL = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32)
 
 
@@ -28,13 +29,13 @@ def _options(cache: Path, **kw: object) -> EmbedOptions:
 
 @pytest.fixture
 def photo_folders(tmp_path: Path) -> tuple[Path, Path]:
-    """The same 18 colour pictures twice: as 160x120 JPEGs, and as PNGs of their fully decoded pixels."""
+    """The same 18 colour pictures twice: as 320x240 JPEGs, and as PNGs of their fully decoded pixels."""
     jpegs, pngs = tmp_path / "jpeg", tmp_path / "png"
     rng = np.random.default_rng(0)
     for i, (label, grey) in enumerate(digit_images(n_per_class=6)):
-        picture = Image.fromarray(grey).resize((160, 120), Image.BICUBIC)
+        picture = Image.fromarray(grey).resize((320, 240), Image.BICUBIC)
         tint = rng.uniform(0.4, 1.0, size=3)
-        pixels = np.clip(np.asarray(picture, np.float64)[..., None] * tint + rng.normal(0, 8, (120, 160, 3)), 0, 255)
+        pixels = np.clip(np.asarray(picture, np.float64)[..., None] * tint + rng.normal(0, 8, (240, 320, 3)), 0, 255)
         for root in (jpegs, pngs):
             (root / f"class_{label}").mkdir(parents=True, exist_ok=True)
         jpeg = jpegs / f"class_{label}" / f"img_{i:03d}.jpg"
@@ -73,7 +74,7 @@ def test_reduced_decoding_changes_the_fingerprint_and_the_vectors_a_little(
     full = embed(prepared, SMALL, tmp_path / "full", options=_options(tmp_path / "c", decode="full"))
     scaled = embed(prepared, SMALL, tmp_path / "scaled", options=_options(tmp_path / "c"))
     p_full, p_scaled = full.provenance["features.6"], scaled.provenance["features.6"]
-    assert p_scaled["decode"] == "jpeg-scaled"
+    assert p_scaled["decode"] == "jpeg-scaled" and p_scaled["decode_margin"] == 2
     assert p_scaled["base_fingerprint"] != p_full["base_fingerprint"]
     assert p_scaled["fingerprint"] != p_full["fingerprint"]
     assert scaled.from_cache == 0  # the full run's cache entries are not mixed in
