@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -109,7 +110,7 @@ def embed(
         keys = {(node, mode): layer_key(node, mode) for node in resolved.nodes for mode in spec.poolings}
         labels = {(node, mode): node if len(spec.poolings) == 1 else f"{node}-{mode}" for node, mode in keys}
         paths, failures_path = _outputs(labels, out_dir, single_file)
-        cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)
+        cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)  # a first look
         if todo and loaded is None:
             loaded = load_resolved(spec, options.device, scaled)  # something to compute: now the model is needed
             if loaded[0] != resolved:
@@ -117,16 +118,20 @@ def embed(
                 resolved = loaded[0]
                 remember(cache_root, key, resolved)
                 cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)
-        unique = len(set(prepared["id"]))
-        from_cache = unique - len(todo)
-        if from_cache:
-            log.info("%d of %d images are in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
-        stats = RunStats()
-        if todo:
-            assert loaded is not None
-            name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
-            stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
+        # One process at a time per fingerprint: a second run waits, then finds the first one's work.
+        with cache.lock() if options.cache_dir is not None else contextlib.nullcontext():
             cache.scan()
+            todo = cache.missing(prepared["id"].tolist(), list(keys.values()))
+            unique = len(set(prepared["id"]))
+            from_cache = unique - len(todo)
+            if from_cache:
+                log.info("%d of %d images in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
+            stats = RunStats()
+            if todo:
+                loaded = loaded or load_resolved(spec, options.device, scaled)
+                name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
+                stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
+                cache.scan()
         start = time.perf_counter()
         tables, provenance = [], {}
         base = {**resolved.base, "versions": resolved.versions}
