@@ -31,4 +31,6 @@ bench: $(BIN)/headstart
 	$(BIN)/python benchmarks/precision.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/load.py
-	$(BIN)/python benchmarks/heads.py
+	$(BIN)/python benchmarks/knn.py
+	$(BIN)/python benchmarks/logreg_sweep.py
+	$(BIN)/python benchmarks/dvc_rerun.py

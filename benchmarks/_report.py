@@ -1,4 +1,4 @@
-"""What both benchmarks print with: markdown tables, PASS/MISS, and facts about the machine."""
+"""What every benchmark prints with (markdown tables, PASS/MISS, facts about the machine) and the data they share."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import os
 import platform
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,6 +52,83 @@ def note(text: str) -> None:
 
 def mib(n_bytes: float) -> float:
     return n_bytes / 2**20
+
+# ---- added for the head benchmarks (knn.py, logreg_sweep.py, dvc_rerun.py): data and the last line -------
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Train and test vectors with their labels."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    def describe(self, queries: str = "queries") -> str:
+        n, d = self.X_train.shape
+        return f"{n:,} x {d} float32 train, {len(self.X_test):,} {queries}, {len(np.unique(self.y_train))} classes"
+
+
+def clustered_embeddings(
+    n_train: int,
+    n_test: int,
+    dim: int,
+    classes: int,
+    *,
+    clusters_per_class: int = 4,
+    topics: int | None = None,
+    spread: float = 0.25,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> Embeddings:
+    """Gaussian clusters around shared topics, like embeddings of a fine-grained dataset.
+
+    ``topics`` (default ``classes // 4``) random directions of norm ``sqrt(dim)``; each class has
+    ``clusters_per_class`` cluster centres, each at a random topic plus ``spread`` x N(0, I), so every topic
+    holds clusters of several classes; a sample is a centre plus ``noise`` x N(0, I). A sample's cosine to its
+    own centre is about 0.7 and to another topic about 0; within a topic, clusters of different classes overlap,
+    which is what makes k-NN (and a linear probe) err. Train and test come from the same mixture.
+    """
+    rng = np.random.default_rng(seed)
+    topics = topics or max(1, classes // 4)
+    directions = rng.standard_normal((topics, dim), dtype=np.float32)
+    directions *= np.sqrt(dim) / np.linalg.norm(directions, axis=1, keepdims=True)
+    n_clusters = classes * clusters_per_class
+    centres = directions[rng.integers(0, topics, n_clusters)] + spread * rng.standard_normal(
+        (n_clusters, dim), dtype=np.float32
+    )
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        cluster = rng.integers(0, n_clusters, n)
+        X = centres[cluster] + noise * rng.standard_normal((n, dim), dtype=np.float32)
+        return np.ascontiguousarray(X, dtype=np.float32), cluster // clusters_per_class
+
+    X_train, y_train = draw(n_train)
+    X_test, y_test = draw(n_test)
+    return Embeddings(X_train, y_train, X_test, y_test)
+
+
+def idx_dataset(name: str = "fashion-mnist", root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8, N x 28 x 28) and label indices of an MNIST-like built-in, train then t10k, read by
+    headstart.data's own IDX reader from where ``headstart`` looks for them (no third reader)."""
+    from headstart.data import builtin
+
+    directory = builtin._find_idx(name, root)
+    if directory is None:
+        raise SystemExit(f"the IDX files of {name} are not on this machine; see `headstart datasets`")
+    images, labels = [], []
+    for images_stem, labels_stem in builtin._IDX_FILES.values():
+        images.append(builtin._read_idx(builtin._idx_file(Path(directory), images_stem)))
+        labels.append(builtin._read_idx(builtin._idx_file(Path(directory), labels_stem)))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def footer(started: float) -> None:
+    """The last line: wall time since ``started`` (``time.perf_counter()``) and the load average."""
+    import time
+
+    note(f"Done in {time.perf_counter() - started:.0f} s; load average (1/5/15 min) at the end: {load_average()}.")
 
 
 def cpu_model() -> str:
