@@ -174,6 +174,12 @@ def _embed_run_options(p: argparse.ArgumentParser) -> None:
         help="skip: list unreadable images in a failures table; raise: stop at the first",
     )
     p.add_argument("--cache-dir", default=".headstart/cache", help="per-image embedding cache (resume, reuse)")
+    p.add_argument(
+        "--decode",
+        default="jpeg-scaled",
+        choices=["jpeg-scaled", "full"],
+        help="jpeg-scaled (default): decode JPEGs at the reduced scale the resize needs; full: every pixel",
+    )
     p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
 
 

@@ -141,7 +141,7 @@ def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> 
     }
     if float_column is not None:
         # Byte-stream-split groups the bytes of the floats by significance, which zstd then compresses
-        # well and, more to the point, decodes fast (see benchmarks/embed_throughput.py).
+        # well and, more to the point, decodes fast (see benchmarks/load.py).
         kwargs["use_dictionary"] = ["id", "label", "split", "path"]
         kwargs["use_byte_stream_split"] = [f"{float_column}.list.element"]
     return pq.ParquetWriter(where, schema, **kwargs)
