@@ -1,6 +1,6 @@
 """Image folders for the embedding benchmarks, generated once into ``.headstart/bench`` (git-ignored).
 
-Small images: each 28x28 Fashion-MNIST garment (the IDX files in /usr/share/datasets/fashion-mnist; scikit-learn's
+Small images: each 28x28 Fashion-MNIST garment (read by headstart's own IDX reader where `headstart datasets` finds it; scikit-learn's
 8x8 digits when they are absent) is upscaled, coloured and composited at a random place and scale on a noisy
 colour gradient, so files are neither tiny nor trivially compressible; 3 in 4 are JPEG (quality 90), 1 in 4 PNG.
 A folder of N images (``root/<class>/<file>``) is made of hard links to the first N generated files.
@@ -8,40 +8,27 @@ A folder of N images (``root/<class>/<file>``) is made of hard links to the firs
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
-import struct
 import time
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _report import mib, usable_cores
+from _report import idx_dataset, mib, usable_cores
 
-FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FMNIST_FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
-FMNIST_LABEL_FILES = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 FMNIST_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (MNIST format, gzip) as a numpy array."""
-    with gzip.open(path, "rb") as handle:
-        magic = struct.unpack(">I", handle.read(4))[0]
-        dims = magic & 0xFF
-        shape = struct.unpack(">" + "I" * dims, handle.read(4 * dims))
-        return np.frombuffer(handle.read(), dtype=np.uint8).reshape(shape)
 
 
 def shapes() -> tuple[str, np.ndarray, np.ndarray, tuple[str, ...]]:
     """(name, grey shapes, labels, class names): Fashion-MNIST when present, else scikit-learn's digits."""
-    if all((FMNIST_DIR / f).is_file() for f in FMNIST_FILES + FMNIST_LABEL_FILES):
-        images = np.concatenate([read_idx(FMNIST_DIR / f) for f in FMNIST_FILES])
-        labels = np.concatenate([read_idx(FMNIST_DIR / f) for f in FMNIST_LABEL_FILES])
+    try:
+        images, labels = idx_dataset("fashion-mnist")
         return "fashion-mnist", images, labels, FMNIST_CLASSES
+    except SystemExit:
+        pass
     from sklearn.datasets import load_digits
 
     digits = load_digits()
