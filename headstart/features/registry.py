@@ -96,11 +96,15 @@ class Backbone:
         size = self.preprocessing["crop_size"]
         return self.transform(Image.new("RGB", (size, size)))[None]
 
-    def make_loader(self, items: list[Any], batch_size: int, workers: int, max_pixels: int, pin_memory: bool) -> Any:
-        """Batches of decoded, preprocessed ``items`` (see :mod:`headstart.features.reader`)."""
-        from headstart.features.reader import ImageDataset, make_loader
+    def feed(  # noqa: PLR0913
+        self, items: list[Any], device: Any, batch_size: int, num_workers: int | str, max_pixels: int, reduce_to: Any
+    ) -> tuple[Any, Any]:
+        """Batches of decoded, preprocessed ``items`` and a function that says how they were decoded
+        (see :func:`headstart.features.runner.feed`); ``reduce_to``: decode JPEGs reduced to about this size."""
+        from headstart.features.reader import ImageDataset
+        from headstart.features.runner import feed
 
-        return make_loader(ImageDataset(items, self.transform, max_pixels), batch_size, workers, pin_memory)
+        return feed(ImageDataset(items, self.transform, max_pixels, reduce_to), device, batch_size, num_workers)
 
     def provenance(self) -> dict[str, Any]:
         """What went into the output, minus the node and pooling (see :mod:`headstart.features.fingerprint`)."""

@@ -1,5 +1,5 @@
 """Cheap heads on embeddings (faiss k-NN, logistic regression, SVM, nearest class mean), their selection on
-val, the evaluation protocol, metrics, the report and domain shift. This package never imports torch; its
+val, the evaluation protocol, metrics, persistence and domain shift. This package never imports torch; its
 names load on first use.
 """
 
@@ -12,6 +12,8 @@ _WHERE = {
     "SplitData": "evaluate",
     "evaluate_head": "evaluate",
     "KNNClassifier": "knn",
+    "nearest": "neighbours",
+    "nearest_rows": "neighbours",
     "NearestClassMean": "ncm",
     "HeadBundle": "persist",
     "ProvenanceMismatch": "persist",

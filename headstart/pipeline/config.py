@@ -69,6 +69,8 @@ class DatasetConfig:
     limit: int | None = None
     root: str | None = None
     text_column: str | None = None  # a text dataset: a CSV/Parquet table whose texts are in this column
+    labels: Literal["auto", "none"] = "auto"  # none: an unlabelled collection (null labels)
+    group_column: str | None = None  # a manifest column whose groups each stay in one split
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:

@@ -117,8 +117,14 @@ class TextBackbone(ProviderBackbone):
         features = prepare(texts)
         return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
 
-    def make_loader(self, items: list[Any], batch_size: int, workers: int, max_pixels: int, pin_memory: bool) -> Any:
-        return _TextBatches(self, items, batch_size)
+    def feed(  # noqa: PLR0913
+        self, items: list[Any], device: Any, batch_size: int, num_workers: int | str, max_pixels: int, reduce_to: Any
+    ) -> tuple[Any, Any]:
+        from headstart.features.balance import Plan
+        from headstart.features.runner import torch_threads
+
+        plan = Plan(0, torch_threads(), "texts tokenised in line")
+        return _TextBatches(self, items, batch_size), lambda: plan
 
 
 class _TextBatches:

@@ -27,7 +27,8 @@ from headstart.features.providers.base import (
     weights_mode,
 )
 from headstart.features.registry import BackboneError, BackboneSpec
-from headstart.features.weights import CHECKPOINT_FORMAT, ResolvedWeights, WeightsError, load_state_dict
+from headstart.features.finetune.checkpoint import is_checkpoint
+from headstart.features.weights import ResolvedWeights, WeightsError, load_state_dict
 
 __all__ = ["list_models", "load", "weights_present"]
 
@@ -101,8 +102,7 @@ def _create(timm: Any, name: str, spec: BackboneSpec, **kwargs: Any) -> Any:
 def _is_headstart_checkpoint(path: Path) -> bool:
     if path.suffix not in (".pt", ".pth", ".ckpt"):
         return False
-    state = load_state_dict(path)
-    return isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+    return is_checkpoint(load_state_dict(path))
 
 
 def _locate(timm: Any, name: str, path: Path | None) -> Path:
