@@ -104,7 +104,8 @@ def run_text(count: int, batch: int) -> list:
     from headstart.features.reader import Item
 
     items = [Item(i, None, b) for i, b in zip(prepared["id"], prepared["image"])]
-    batches = [b.pixels for b in backbone.feed(items, torch.device("cpu"), batch, 0, 0, None)[0] if b.pixels is not None]
+    loader, _ = backbone.feed(items, torch.device("cpu"), batch, 0, 0, None)
+    batches = [b.pixels for b in loader if b.pixels is not None]
     extractor = backbone.extractor(("default",), ("avg",)).eval()
     top, loop, total = alternate(
         lambda: ceiling(extractor, batches, count, repeats=1), lambda: engine(prepared, spec, options)
