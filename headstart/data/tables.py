@@ -39,15 +39,20 @@ __all__ = [
     "EmbeddingTable",
     "EmbeddingWriter",
     "SCHEMA_VERSION",
+    "ShardedEmbeddingWriter",
     "TableError",
     "embedding_schema",
     "failures_schema",
+    "iter_embeddings",
     "load_embeddings",
     "prepared_schema",
     "read_embedding_metadata",
     "read_failures",
     "read_manifest_parquet",
     "read_prepared",
+    "read_prepared_images",
+    "shard_files",
+    "shard_rows",
     "write_failures",
     "write_prepared",
 ]
@@ -231,6 +236,8 @@ class EmbeddingWriter:
 
 
 def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
+    if path.is_dir():
+        return _read_shards_meta(path, kind)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     try:
@@ -283,7 +290,8 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
             "the file was altered after headstart wrote it. Re-create it."
         )
     filters = [("split", "in", list(splits))] if splits is not None else None
-    table = pq.read_table(path, filters=filters, use_threads=True)
+    parts = [pq.read_table(f, filters=filters, use_threads=True) for f in shard_files(path)]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     X = np.empty((table.num_rows, dim), dtype=np.float32)
     row = 0
     for chunk in table.column("embedding").chunks:
@@ -292,6 +300,8 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
         row += len(chunk)
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance
+    if _ENGINE_KEY in (schema.metadata or {}):
+        frame.attrs["headstart_engine"] = json.loads(schema.metadata[_ENGINE_KEY])
     return EmbeddingTable(frame, X, frame["label"].to_numpy(dtype=object).astype(str))
 
 
@@ -314,6 +324,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     columns = ["id", "label", "split", "path"] + (["image"] if images else [])
     frame = pq.read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
+    frame.attrs["headstart_path"] = str(path)  # lets a cluster engine read the image bytes where they are
     return frame
 
 
@@ -340,3 +351,14 @@ def read_manifest_parquet(path: str | Path) -> pd.DataFrame:
     """Read a user's Parquet manifest (any schema) as strings; the caller checks the columns."""
     frame = pq.read_table(path).to_pandas()
     return frame.astype({c: "string" for c in frame.columns if c in ("path", "label", "split")})
+
+
+from headstart.data._shards import (  # noqa: E402 - the sharded forms build on the helpers above
+    _ENGINE_KEY,
+    ShardedEmbeddingWriter,
+    _read_shards_meta,
+    iter_embeddings,
+    read_prepared_images,
+    shard_files,
+    shard_rows,
+)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from headstart.data.tables import ROW_GROUP_ROWS, EmbeddingWriter, write_failures
+from headstart.data.tables import ROW_GROUP_ROWS, ShardedEmbeddingWriter, write_failures
 from headstart.features.cache import EmbeddingCache
 
 __all__ = ["TableOut", "assemble_tables"]
@@ -21,12 +21,18 @@ __all__ = ["TableOut", "assemble_tables"]
 
 @dataclass(frozen=True)
 class TableOut:
-    """One embedding table to write: the cache key of its layer, its path and its provenance."""
+    """One embedding table to write: the cache key of its layer, its path and its provenance.
+
+    ``rows_per_shard``: a larger table becomes a directory of shards (``None``: about 256 MB per shard);
+    ``engine``: information about the run kept beside the provenance (not for the local engine).
+    """
 
     key: str
     path: Path
     dim: int
     provenance: Mapping[str, Any]
+    rows_per_shard: int | None = None
+    engine: Mapping[str, Any] | None = None
 
 
 def assemble_tables(
@@ -72,9 +78,11 @@ class _writers:
     """Enter several EmbeddingWriters; all commit together or none does."""
 
     def __init__(self, tables: Sequence[TableOut]) -> None:
-        self.writers = [EmbeddingWriter(t.path, t.dim, t.provenance) for t in tables]
+        self.writers = [
+            ShardedEmbeddingWriter(t.path, t.dim, t.provenance, t.rows_per_shard, t.engine) for t in tables
+        ]
 
-    def __enter__(self) -> list[EmbeddingWriter]:
+    def __enter__(self) -> list[ShardedEmbeddingWriter]:
         entered = []
         try:
             for writer in self.writers:
