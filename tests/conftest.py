@@ -95,3 +95,16 @@ def mobilenet_weights() -> Path:
     from headstart.features.weights import ensure_checkpoint, resolve_weights
 
     return ensure_checkpoint(resolve_weights("mobilenet_v2", "IMAGENET1K_V1").enum)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> object:
+    """One local Ray cluster (2 CPUs) for the whole test session, shut down at its end; its address for drivers
+    in other processes is ``ray_cluster.gcs_address``."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'headstart[ray]')")
+    pytest.importorskip("ray.data", reason="ray is installed without ray[data]")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray.get_runtime_context()
+    finally:
+        ray.shutdown()

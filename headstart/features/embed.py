@@ -51,8 +51,14 @@ class EmbedOptions:
     on_error: str = "skip"
     cache_dir: str | Path | None = ".headstart/cache"
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    engine: str = "local"
+    ray_address: str = "auto"
+    ray_actors: int | str = "auto"
+    rows_per_shard: int | None = None
 
     def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise EmbedError(f"engine must be 'local' or 'ray', got {self.engine!r}")
         if self.on_error not in ("skip", "raise"):
             raise EmbedError(f"on_error must be 'skip' or 'raise', got {self.on_error!r}")
         if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -78,6 +84,7 @@ class EmbedResult:
     stats: RunStats
     assemble_seconds: float
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=lambda: {"engine": "local"})
 
     def summary(self) -> str:
         head = (
@@ -98,6 +105,7 @@ class EmbedResult:
             "from_cache": self.from_cache,
             **{f"run_{k}": v for k, v in self.stats.as_dict().items()},
             "assemble_seconds": round(self.assemble_seconds, 3),
+            **({"engine": self.engine} if self.engine.get("engine") != "local" else {}),
         }
 
 
@@ -168,7 +176,13 @@ def embed(
         if from_cache:
             log.info("%d of %d images are in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
         stats = RunStats()
-        if todo:
+        engine: dict[str, Any] = {"engine": options.engine}
+        if todo and options.engine == "ray":
+            from headstart.features.ray_engine import embed_on_ray
+
+            stats, engine = embed_on_ray(prepared, todo, backbone, extractor, keys, spec.precision, cache, options, progress)
+            cache.scan()
+        elif todo:
             stats = _run(
                 prepared,
                 todo,
@@ -202,7 +216,8 @@ def embed(
                 "dataset": dict(dataset or {}),
             }
             provenance[labels[key]] = prov
-            tables.append(TableOut(cache_key, paths[key], dims[key], prov))
+            info = {k: v for k, v in engine.items() if k != "rows_per_node"} if options.engine == "ray" else None
+            tables.append(TableOut(cache_key, paths[key], dims[key], prov, options.rows_per_shard, info))
         failures = assemble_tables(
             prepared, cache, tables, failures_path, {**base, "versions": versions, "dataset": dict(dataset or {})}
         )
@@ -216,6 +231,7 @@ def embed(
         stats=stats,
         assemble_seconds=assemble_seconds,
         provenance=provenance,
+        engine=engine,
     )
 
 
