@@ -77,6 +77,24 @@ def _read_shards_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]
     return schema, payload
 
 
+def row_groups(path: str | Path) -> list[tuple[Path, int]]:
+    """Every row group of a table (file, index), shard after shard: the units that heads stream over."""
+    return [(f, g) for f in shard_files(path) for g in range(pq.ParquetFile(f).num_row_groups)]
+
+
+def read_row_group(
+    file: Path, group: int, dim: int, splits: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row group of an embedding table as ``(frame, X)``; ``splits`` keeps only those splits."""
+    table = pq.ParquetFile(file).read_row_group(group)
+    if splits is not None:
+        keep = np.isin(table.column("split").to_numpy(zero_copy_only=False), list(splits))
+        table = table.filter(pa.array(keep))
+    column = table.column("embedding").combine_chunks()
+    X = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    return table.drop_columns(["embedding"]).to_pandas(), np.ascontiguousarray(X, dtype=np.float32)
+
+
 def iter_embeddings(
     path: str | Path, splits: Sequence[str] | None = None
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
@@ -84,23 +102,11 @@ def iter_embeddings(
 
     Memory stays at one row group (4,096 rows) whatever the table's size; ``splits`` keeps only those splits.
     """
-    path = Path(path)
-    _, provenance = _tables._read_meta(path, "embeddings")
-    dim = int(provenance["dim"])
-    wanted = set(splits) if splits is not None else None
-    for file in shard_files(path):
-        handle = pq.ParquetFile(file)
-        for group in range(handle.num_row_groups):
-            table = handle.read_row_group(group)
-            if wanted is not None:
-                keep = np.isin(table.column("split").to_numpy(zero_copy_only=False), list(wanted))
-                if not keep.any():
-                    continue
-                table = table.filter(pa.array(keep))
-            column = table.column("embedding").combine_chunks()
-            X = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-            frame = table.drop_columns(["embedding"]).to_pandas()
-            yield frame, np.ascontiguousarray(X, dtype=np.float32)
+    _, provenance = _tables._read_meta(Path(path), "embeddings")
+    for file, group in row_groups(path):
+        frame, X = read_row_group(file, group, int(provenance["dim"]), splits)
+        if len(frame):
+            yield frame, X
 
 
 def read_prepared_images(path: str | Path, ids: Sequence[str]) -> dict[str, bytes | None]:

@@ -51,6 +51,8 @@ __all__ = [
     "read_manifest_parquet",
     "read_prepared",
     "read_prepared_images",
+    "read_row_group",
+    "row_groups",
     "shard_files",
     "shard_rows",
     "write_failures",
@@ -359,6 +361,8 @@ from headstart.data._shards import (  # noqa: E402 - the sharded forms build on 
     _read_shards_meta,
     iter_embeddings,
     read_prepared_images,
+    read_row_group,
+    row_groups,
     shard_files,
     shard_rows,
 )

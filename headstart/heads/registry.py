@@ -140,6 +140,7 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
         index=p["index"],
         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
+        pq_m=None if p.get("pq_m") in (None, "auto") else int(p["pq_m"]),
     )
 
 
@@ -179,6 +180,7 @@ register_head(
             "index": "flat",
             "nlist": None,
             "nprobe": None,
+            "pq_m": None,
         },
         _knn,
     )
