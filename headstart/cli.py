@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resize-size", type=int, help="resize before the crop (default: the weights' ratio)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     _embed_run_options(p)
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="local (default) or ray (a cluster)")
+    p.add_argument("--address", default="auto", help="Ray cluster address (default auto: a running one, or local)")
+    p.add_argument("--rows-per-shard", type=int, help="a larger table becomes a directory of shards (default ~256 MB)")
     p.add_argument("--val", type=float, default=0.15, help="val fraction per class (default 0.15)")
     p.add_argument("--test", type=float, default=0.30, help="test fraction per class (default 0.30)")
     p.add_argument("--seed", type=int, default=0, help="split seed")
@@ -154,6 +157,9 @@ def _options(args: argparse.Namespace) -> Any:
         device=args.device,
         on_error=args.on_error,
         cache_dir=None if args.no_cache else args.cache_dir,
+        engine=getattr(args, "engine", "local"),
+        ray_address=getattr(args, "address", "auto"),
+        rows_per_shard=getattr(args, "rows_per_shard", None),
     )
 
 

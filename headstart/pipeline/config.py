@@ -93,6 +93,14 @@ class HeadConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RayConfig:
+    """Where ``embed.engine: ray`` runs: ``auto`` joins a running cluster, or starts a local one."""
+
+    address: str = "auto"
+    actors: int | Literal["auto"] = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
 class EmbedConfig:
     """How the embed stage runs; none of these change the embeddings."""
 
@@ -102,6 +110,9 @@ class EmbedConfig:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str = ".headstart/cache"
     max_image_pixels: int = 89_478_485
+    engine: Literal["local", "ray"] = "local"
+    rows_per_shard: int | Literal["auto"] = "auto"
+    ray: RayConfig = RayConfig()
 
 
 @dataclasses.dataclass(frozen=True)

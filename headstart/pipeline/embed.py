@@ -38,6 +38,10 @@ def embed_options(cfg: Config) -> EmbedOptions:
         on_error=e.on_error,
         cache_dir=e.cache_dir,
         max_image_pixels=e.max_image_pixels,
+        engine=e.engine,
+        ray_address=e.ray.address,
+        ray_actors=e.ray.actors,
+        rows_per_shard=None if e.rows_per_shard == "auto" else e.rows_per_shard,
     )
 
 
