@@ -32,11 +32,16 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a CLI or stage ``main``; headstart's own errors print one clear line instead of a traceback.
+    """Run a CLI or stage ``main``; a user's mistake (:class:`headstart.errors.UserError`, a missing file) prints
+    one line that names the input and the fix, and exits with status 2. Any other exception is a fault of
+    headstart and keeps its traceback.
 
-    Set ``HEADSTART_DEBUG=1`` to see the traceback.
+    ``-v`` (or ``HEADSTART_DEBUG=1``) shows the traceback of a user error too.
     """
     import os
+
+    args = sys.argv[1:] if argv is None else argv
+    verbose = bool(os.environ.get("HEADSTART_DEBUG")) or any(a in ("-v", "--verbose") for a in args)
 
     try:
         return int(main(argv) or 0)
@@ -47,11 +52,13 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print("headstart: interrupted; finished batches are kept in the cache, the next run resumes", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001
-        if os.environ.get("HEADSTART_DEBUG") or not _is_user_error(err):
+        if verbose or not _is_user_error(err):
             raise
         print(f"headstart: error: {err}", file=sys.stderr)
         return 2
 
 
 def _is_user_error(err: BaseException) -> bool:
-    return isinstance(err, (FileNotFoundError, NotADirectoryError)) or type(err).__module__.startswith("headstart")
+    from headstart.errors import UserError
+
+    return isinstance(err, (UserError, FileNotFoundError, NotADirectoryError))

@@ -82,6 +82,45 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "x.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "T", "--head", "knn", "--set", "k=0"], "--set k must be an integer >= 1, got 0"),
+        (["fit", "T", "--head", "knn", "--set", "kk=3"], "--set kk: 3 is not a parameter of head 'knn'"),
+        (["fit", "T", "--head", "knn", "--set", "k"], "--set takes KEY=VALUE"),
+        (["fit", "T", "--head", "forest"], "--head: unknown head 'forest'; known heads: knn, logreg, ncm, svm"),
+        (["fit", "T", "--head", "knn", "--few-shot", "abc"], "--few-shot takes labels per class .*got 'abc'"),
+        (["fit", "T", "--head", "knn", "--few-shot", "1,0"], "--few-shot must be a number of images per class >= 1"),
+        (["fit", "T", "--head", "knn", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["embed", "digits", "--batch-size", "abc"], "--batch-size takes an integer or auto, got 'abc'"),
+        (["embed", "digits", "--batch-size", "0"], "--batch-size must be a positive integer or auto, got 0"),
+        (["embed", "digits", "--workers", "-1"], "--workers must be an integer >= 0 or auto, got -1"),
+        (["embed", "digits", "--val", "0.9", "--test", "0.5"], "val \\+ test must leave room for train"),
+        (["embed", "digits", "--image-size", "0"], "--image-size must be at least 1, got 0"),
+        (["embed", "digits", "--pooling", "mean"], "--pooling 'mean' is not one of avg, max, avgmax, gem, cls"),
+        (["embed", "digits", "--backbone", "nosuch:net"], "unknown backbone provider 'nosuch:'"),
+        (["predict", "M", "--top", "0"], "--top must be at least 1, got 0"),
+    ],
+)
+def test_bad_flags_are_one_line_exit_2_and_write_nothing(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("T", str(tmp_path / "t.parquet")) if a == "T" else a for a in args]
+    assert main([*args, "-o", "out.parquet" if args[0] == "embed" else "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("headstart: error: "), err
+    assert __import__("re").search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path) -> None:
+    from headstart.cli.flags import CliError
+
+    with pytest.raises(CliError, match="--seeds must be at least 1"):
+        main(["-v", "fit", str(tmp_path / "t.parquet"), "--head", "knn", "--seeds", "0", "-o", str(tmp_path / "m")])
+
+
 def test_listings(capsys: pytest.CaptureFixture) -> None:
     assert main(["heads"]) == 0
     assert "logreg: L-BFGS" in capsys.readouterr().out

@@ -20,13 +20,14 @@ import pandas as pd
 
 from headstart.data.hashing import content_id
 from headstart.data.images import encode_png
+from headstart.errors import UserError
 
 __all__ = ["BUILTIN_DATASETS", "BuiltinDataset", "DatasetNotFound", "IDX_SEARCH_PATH", "load_builtin"]
 
 log = logging.getLogger(__name__)
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(UserError, FileNotFoundError):
     """A built-in dataset's files are not on this machine; the message says where to put them."""
 
 

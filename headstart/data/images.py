@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from headstart.errors import UserError
+
 __all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png"]
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit (about 0.25 GB of RGB)
 
 
-class UnreadableImage(ValueError):
+class UnreadableImage(UserError, ValueError):
     """An image file could not be turned into pixels; the message says why."""
 
 

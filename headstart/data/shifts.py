@@ -13,10 +13,12 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from headstart.errors import UserError
+
 __all__ = ["SHIFTS", "ShiftError", "parse_shift"]
 
 
-class ShiftError(ValueError):
+class ShiftError(UserError, ValueError):
     """A shift string in params.yaml is not one headstart knows."""
 
 

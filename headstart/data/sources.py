@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
+from headstart.errors import UserError
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLITS", "SourceError", "scan_folder", "scan_manifest", "scan_source", "source_kind"]
 
@@ -23,7 +24,7 @@ SPLITS = ("train", "val", "test")
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A dataset source is missing, malformed or empty; the message names it and says what to fix."""
 
 

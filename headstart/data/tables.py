@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from headstart._files import atomic_path
+from headstart.errors import UserError
 
 __all__ = [
     "EmbeddingTable",
@@ -66,7 +67,7 @@ _VERSION_KEY = b"headstart.schema_version"
 _PROVENANCE_KEY = b"headstart"
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A Parquet file is not the headstart table it was expected to be."""
 
 

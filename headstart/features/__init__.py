@@ -10,11 +10,13 @@ from __future__ import annotations
 from headstart._lazy import lazy_exports
 
 _WHERE = {
-    "BackboneSpec": "registry",
+    "BackboneSpec": "spec",
+    "EmbedOptions": "spec",
+    "FinetuneSettings": "spec",
+    "register_provider": "registry",
     "list_backbones": "registry",
     "load_backbone": "registry",
     "register_backbone": "registry",
-    "EmbedOptions": "embed",
     "EmbedResult": "embed",
     "embed": "embed",
 }

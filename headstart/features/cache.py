@@ -30,6 +30,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from headstart.errors import UserError
+
 __all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "layer_key"]
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ _PREFIX = struct.Struct("<4sIQII")
 _LRU_RECORDS = 32
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """The cache is damaged in a way that cannot be skipped; the message says which file to delete."""
 
 

@@ -28,48 +28,17 @@ import pandas as pd
 import torch
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, base_fingerprint, layer_fingerprint, library_versions
 from headstart.features.reader import ImageDataset, Item, auto_workers, forward_threads, make_loader
-from headstart.features.registry import BackboneSpec, load_backbone
+from headstart.features.registry import load_backbone
 from headstart.features.runner import EmbedError, RunStats, autocast, run_batches, select_device
+from headstart.features.spec import BackboneSpec, EmbedOptions
 from headstart.features.writer import TableOut, assemble_tables
 
 __all__ = ["EmbedOptions", "EmbedResult", "embed"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """How to run; nothing here changes the embeddings. ``cache_dir=None`` uses a throw-away cache."""
-
-    batch_size: int | str = "auto"
-    num_workers: int | str = "auto"
-    device: str = "auto"
-    on_error: str = "skip"
-    cache_dir: str | Path | None = ".headstart/cache"
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    engine: str = "local"
-    ray_address: str = "auto"
-    ray_actors: int | str = "auto"
-    rows_per_shard: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.engine not in ("local", "ray"):
-            raise EmbedError(f"engine must be 'local' or 'ray', got {self.engine!r}")
-        if self.on_error not in ("skip", "raise"):
-            raise EmbedError(f"on_error must be 'skip' or 'raise', got {self.on_error!r}")
-        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise EmbedError(f"batch_size must be a positive integer or auto, got {self.batch_size!r}")
-
-    def batch_size_for(self, device: Any) -> int:
-        """``auto``: 16 images on a CPU (small batches stay in the caches: MobileNetV2 runs about 1.6x faster
-        than at 64), 64 on a GPU."""
-        if self.batch_size != "auto":
-            return int(self.batch_size)
-        return 64 if getattr(device, "type", "cpu") == "cuda" else 16
 
 
 @dataclass
@@ -217,7 +186,8 @@ def embed(
             }
             provenance[labels[key]] = prov
             info = {k: v for k, v in engine.items() if k != "rows_per_node"} if options.engine == "ray" else None
-            tables.append(TableOut(cache_key, paths[key], dims[key], prov, options.rows_per_shard, info))
+            shard = None if options.rows_per_shard == "auto" else options.rows_per_shard
+            tables.append(TableOut(cache_key, paths[key], dims[key], prov, shard, info))
         failures = assemble_tables(
             prepared, cache, tables, failures_path, {**base, "versions": versions, "dataset": dict(dataset or {})}
         )

@@ -31,31 +31,16 @@ from torch import nn
 from headstart._files import atomic_path
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import UnreadableImage, decode_image
-from headstart.features.registry import Backbone, BackboneSpec, load_backbone
+from headstart.errors import SettingsError
+from headstart.features.registry import Backbone, load_backbone
 from headstart.features.runner import autocast, select_device
+from headstart.features.spec import BackboneSpec, FinetuneSettings
 from headstart.features.truncate import classifier_name
 from headstart.features.weights import CHECKPOINT_FORMAT, file_sha256
 
 __all__ = ["FinetuneResult", "FinetuneSettings", "LinearInit", "blocks", "finetune"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    unfreeze: int | str = 2
-    optimizer: str = "adamw"
-    head_lr: float = 1e-3
-    backbone_lr_factor: float = 0.1
-    weight_decay: float = 1e-4
-    epochs: int = 10
-    patience: int = 3
-    batch_size: int = 64
-    update_bn: bool = False
-    augment: bool = True
-    device: str = "auto"
-    seed: int = 0
-    num_workers: int | str = "auto"
 
 
 @dataclass(frozen=True)
@@ -227,7 +212,7 @@ def finetune(
     all_blocks = blocks(model, head_name)
     n = len(all_blocks) if settings.unfreeze == "all" else int(settings.unfreeze)
     if n < 0 or n > len(all_blocks):
-        raise ValueError(f"finetune.unfreeze must be between 0 and {len(all_blocks)} (or all) for {spec.arch}, got {n}")
+        raise SettingsError(f"must be between 0 and {len(all_blocks)} (or all) for {spec.arch}, got {n}", "unfreeze")
     trainable = all_blocks[len(all_blocks) - n :]
     for p in model.parameters():
         p.requires_grad_(False)

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from headstart.features.registry import Backbone, BackboneError, BackboneSpec, register_backbone
+from headstart.features.registry import Backbone
+from headstart.features.spec import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights
 
-__all__ = ["PixelsBackbone"]
+__all__ = ["PixelsBackbone", "build_pixels"]
 
 DEFAULT_SIZE = 16
 
@@ -67,8 +68,8 @@ class PixelsBackbone(Backbone):
         return 3 * self.preprocessing["crop_size"] ** 2
 
 
-@register_backbone("pixels")
-def _build(spec: BackboneSpec) -> Backbone:
+def build_pixels(spec: BackboneSpec) -> Backbone:
+    """The builder registered as ``pixels`` (:mod:`headstart.features.registry`)."""
     if spec.weights not in (None, "none"):
         raise BackboneError(f"the pixels backbone has no weights; remove `weights: {spec.weights}`")
     size = spec.image_size or DEFAULT_SIZE

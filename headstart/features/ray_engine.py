@@ -15,7 +15,7 @@ With the same batches, the vectors are the same bits as the local engine's.
 
 Example
 -------
->>> options = EmbedOptions(engine="ray", ray_address="auto")   # doctest: +SKIP
+>>> options = EmbedOptions(engine="ray", ray=RayOptions(address="auto"))   # doctest: +SKIP
 >>> embed(prepared, spec, "embeddings/digits/mobilenet_v2", options=options)   # doctest: +SKIP
 """
 
@@ -201,8 +201,8 @@ def embed_on_ray(
                 strict=options.on_error == "raise",
                 describe=lambda i: _describe(prepared, i),
                 progress=bar,
-                address=options.ray_address,
-                actors=options.ray_actors,
+                address=options.ray.address,
+                actors=options.ray.actors,
             )
     finally:
         bar.close()

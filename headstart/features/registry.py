@@ -1,4 +1,9 @@
-"""The backbone registry: any torchvision classification model by name, plus headstart's own (``pixels``).
+"""The backbone registry: any torchvision classification model by name, headstart's own (``pixels``), and
+``provider:model`` names (``timm:resnet18``) that a registered provider builds.
+
+Each entry says whether fine-tuning can train it and whether it takes weights, so no caller checks a name.
+A provider is three things: a prefix, ``load(spec) -> Backbone`` and ``list_models()``; register it with
+:func:`register_provider` (torchvision stays the unprefixed default).
 
 >>> "mobilenet_v2" in list_backbones()
 True
@@ -9,74 +14,31 @@ True
 
 from __future__ import annotations
 
+import importlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from headstart.features.weights import (
-    CHECKPOINT_FORMAT,
-    ResolvedWeights,
-    WeightsError,
-    ensure_checkpoint,
-    file_sha256,
-    load_state_dict,
-    resolve_weights,
-)
+from headstart.features.spec import BackboneError, BackboneSpec
+from headstart.features.weights import ResolvedWeights
 
 __all__ = [
     "Backbone",
+    "BackboneEntry",
     "BackboneError",
     "BackboneSpec",
+    "backbone_entry",
     "list_backbones",
+    "list_providers",
     "load_backbone",
     "register_backbone",
+    "register_provider",
 ]
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 RANDOM_INIT_SEED = 0
-
-
-class BackboneError(ValueError):
-    """An unknown backbone, node, pooling or precision; the message lists the valid ones."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Everything that decides what a backbone outputs.
-
-    ``weights`` is a weights name of ``arch`` (``IMAGENET1K_V1``), a checkpoint path, or ``None`` for random
-    initialisation. ``layers`` are graph nodes (``"default"``: the pooled features before the classifier).
-    ``pooling`` is one mode or a tuple of modes (one table per layer and mode, all from one pass).
-    """
-
-    arch: str
-    weights: str | None = None
-    layers: tuple[str, ...] = ("default",)
-    pooling: str | tuple[str, ...] = "avg"
-    image_size: int | None = None
-    resize_size: int | None = None
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise BackboneError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
-        if not self.layers:
-            raise BackboneError("a backbone needs at least one layer (use 'default')")
-        from headstart.features.pooling import POOLINGS
-
-        for mode in self.poolings:
-            if mode not in POOLINGS:
-                raise BackboneError(f"pooling '{mode}' is not one of {', '.join(POOLINGS)}")
-        if self.image_size is not None and self.image_size < 1:
-            raise BackboneError(f"image_size must be positive, got {self.image_size}")
-
-    @property
-    def poolings(self) -> tuple[str, ...]:
-        return (self.pooling,) if isinstance(self.pooling, str) else tuple(self.pooling)
 
 
 @dataclass
@@ -142,19 +104,99 @@ class Backbone:
         }
 
 
-_CUSTOM: dict[str, Callable[[BackboneSpec], Backbone]] = {}
+Builder = Callable[[BackboneSpec], Backbone]
 
 
-def register_backbone(name: str) -> Callable[[Callable[[BackboneSpec], Backbone]], Callable[[BackboneSpec], Backbone]]:
-    """Register a builder ``spec -> Backbone`` under ``name`` (like ``torchvision.models.register_model``)."""
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A registered backbone: how to build it and what it is. ``build`` may be ``"module:function"``, imported
+    on first use, so registering costs nothing. ``trainable``: fine-tuning can unfreeze its blocks;
+    ``has_weights``: it takes a ``weights`` setting (the ``pixels`` baseline has none)."""
 
-    def wrap(builder: Callable[[BackboneSpec], Backbone]) -> Callable[[BackboneSpec], Backbone]:
-        if name in _CUSTOM:
-            raise BackboneError(f"backbone '{name}' is registered twice")
-        _CUSTOM[name] = builder
+    name: str
+    build: Builder | str
+    trainable: bool = True
+    has_weights: bool = True
+    description: str = ""
+
+    def builder(self) -> Builder:
+        if isinstance(self.build, str):
+            module, _, attr = self.build.partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.build
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A family of backbones named ``prefix:model`` (``timm:resnet18``): ``load(spec)`` builds one (``spec.arch``
+    keeps the prefix), ``list_models()`` names the models without the prefix."""
+
+    prefix: str
+    load: Builder
+    list_models: Callable[[], list[str]]
+    trainable: bool = False
+    description: str = ""
+
+
+_ENTRIES: dict[str, BackboneEntry] = {}
+_TORCHVISION = "headstart.features.torchvision_backbones:load_torchvision"
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def register_backbone(
+    name: str,
+    build: Builder | str | None = None,
+    *,
+    trainable: bool = True,
+    has_weights: bool = True,
+    description: str = "",
+) -> Any:
+    """Register a builder ``spec -> Backbone`` under ``name`` (like ``torchvision.models.register_model``).
+
+    With ``build`` left out it is a decorator: ``@register_backbone("mine", trainable=False)``.
+    """
+
+    def wrap(builder: Builder | str) -> Builder | str:
+        if name in _ENTRIES or ":" in name:
+            raise BackboneError(f"backbone '{name}' is registered twice, or its name has a ':' (a provider prefix)")
+        _ENTRIES[name] = BackboneEntry(name, builder, trainable, has_weights, description)
         return builder
 
-    return wrap
+    return wrap if build is None else wrap(build)
+
+
+def register_provider(
+    prefix: str, load: Builder, list_models: Callable[[], list[str]], *, trainable: bool = False, description: str = ""
+) -> Provider:
+    """Make every ``prefix:model`` name a backbone built by ``load`` (torchvision's names stay unprefixed).
+
+    >>> register_provider("toy", load=lambda spec: ..., list_models=lambda: ["tiny"])  # doctest: +SKIP
+    >>> load_backbone(BackboneSpec("toy:tiny"))                                         # doctest: +SKIP
+    """
+    if not prefix.isidentifier() or prefix in _PROVIDERS:
+        raise BackboneError(f"provider prefix '{prefix}' is registered twice or is not a plain word")
+    _PROVIDERS[prefix] = Provider(prefix, load, list_models, trainable, description)
+    return _PROVIDERS[prefix]
+
+
+def list_providers() -> dict[str, Provider]:
+    return dict(_PROVIDERS)
+
+
+def _provider(arch: str) -> Provider:
+    prefix = arch.partition(":")[0]
+    if prefix not in _PROVIDERS:
+        known = ", ".join(f"{p}:" for p in sorted(_PROVIDERS)) or "none registered"
+        raise BackboneError(f"unknown backbone provider '{prefix}:' in '{arch}'; known providers: {known}")
+    return _PROVIDERS[prefix]
+
+
+def backbone_entry(arch: str) -> BackboneEntry:
+    """What the registry knows of ``arch`` without building it (any unregistered name is torchvision's)."""
+    if ":" in arch:
+        provider = _provider(arch)
+        return BackboneEntry(arch, provider.load, provider.trainable, True, provider.description)
+    return _ENTRIES.get(arch) or BackboneEntry(arch, _TORCHVISION, True, True, "torchvision")
 
 
 def _torchvision_names() -> list[str]:
@@ -163,112 +205,34 @@ def _torchvision_names() -> list[str]:
     return sorted(tvm.list_models(module=tvm))
 
 
-def list_backbones() -> list[str]:
-    """Every backbone name: headstart's own and torchvision's classification models."""
-    _import_builtin_backbones()
-    return sorted(_CUSTOM) + _torchvision_names()
-
-
-def _import_builtin_backbones() -> None:
-    import headstart.features.pixels  # noqa: F401 - registers `pixels`
+def list_backbones(provider: str | None = None) -> list[str]:
+    """Every backbone name: headstart's own and torchvision's; or, given a provider prefix, that provider's."""
+    if provider is not None:
+        found = _provider(f"{provider}:")
+        return [f"{found.prefix}:{name}" for name in found.list_models()]
+    return sorted(_ENTRIES) + _torchvision_names()
 
 
 def load_backbone(spec: BackboneSpec) -> Backbone:
     """Build the model of ``spec`` with its weights and preprocessing (on the CPU, eval mode)."""
-    _import_builtin_backbones()
-    if spec.arch in _CUSTOM:
-        return _CUSTOM[spec.arch](spec)
+    if ":" in spec.arch:
+        return _provider(spec.arch).load(spec)
+    if spec.arch in _ENTRIES:
+        return _ENTRIES[spec.arch].builder()(spec)
     names = _torchvision_names()
     if spec.arch not in names:
         raise BackboneError(
-            f"unknown backbone '{spec.arch}'; known: {', '.join(sorted(_CUSTOM))} and torchvision's {', '.join(names)}"
+            f"unknown backbone '{spec.arch}'; known: {', '.join(sorted(_ENTRIES))}, "
+            f"provider:model names ({', '.join(f'{p}:' for p in sorted(_PROVIDERS)) or 'no providers registered'}) "
+            f"and torchvision's {', '.join(names)}"
         )
-    return _load_torchvision(spec)
+    return BackboneEntry(spec.arch, _TORCHVISION).builder()(spec)
 
 
-def _load_torchvision(spec: BackboneSpec) -> Backbone:
-    import torchvision.models as tvm
-
-    from headstart.features.preprocess import build_transform
-
-    resolved = resolve_weights(spec.arch, spec.weights)
-    sha256 = None
-    base_enum = resolved.enum
-    if resolved.kind == "torchvision":
-        path = ensure_checkpoint(resolved.enum)
-        sha256 = _verified_sha256(path)
-        model = tvm.get_model(spec.arch, weights=None, **_builder_kwargs(spec.arch, resolved.enum))
-        model.load_state_dict(load_state_dict(path))
-    elif resolved.kind == "checkpoint":
-        assert resolved.path is not None
-        sha256 = file_sha256(resolved.path)
-        model, base_enum = _load_checkpoint(spec.arch, resolved.path)
-    else:
-        # random initialisation, seeded: the same `weights: none` backbone gives the same embeddings every run
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            model = tvm.get_model(spec.arch, weights=None)
-    model.eval()
-    transform, preprocessing = build_transform(spec.arch, base_enum, spec.image_size, spec.resize_size)
-    return Backbone(
-        spec=spec,
-        model=model,
-        transform=transform,
-        preprocessing=preprocessing,
-        weights=resolved,
-        weights_sha256=sha256,
-    )
-
-
-def _verified_sha256(path: Any) -> str:
-    digest = file_sha256(path)
-    match = re.search(r"-([a-f0-9]{8,})\.", path.name)
-    if match and not digest.startswith(match.group(1)):
-        raise WeightsError(
-            f"{path} is corrupt: its sha256 {digest[:12]}... does not start with {match.group(1)} "
-            "as its name promises; delete it and run again"
-        )
-    return digest
-
-
-def _builder_kwargs(arch: str, enum: Any) -> dict[str, Any]:
-    """The constructor arguments torchvision itself passes when it builds ``arch`` with ``enum``."""
-    kwargs: dict[str, Any] = {"num_classes": len(enum.meta["categories"])}
-    if arch in ("inception_v3", "googlenet"):
-        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
-    if arch.startswith("vit_") and "min_size" in enum.meta:
-        kwargs["image_size"] = enum.meta["min_size"][0]
-    return kwargs
-
-
-def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
-    """Build ``arch`` from a headstart fine-tuned checkpoint or a plain state dict."""
-    import torchvision.models as tvm
-
-    state = load_state_dict(path)
-    base_enum = None
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-        if state["arch"] != arch:
-            raise WeightsError(
-                f"checkpoint {path} is a fine-tuned '{state['arch']}', but the backbone's arch is "
-                f"'{arch}'; set `arch: {state['arch']}`"
-            )
-        if state.get("base_weights"):
-            base_enum = resolve_weights(arch, state["base_weights"]).enum
-        model = tvm.get_model(arch, weights=None, num_classes=int(state["num_classes"]))
-        model.load_state_dict(state["state_dict"])
-        return model, base_enum
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    model = tvm.get_model(arch, weights=None)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise WeightsError(f"checkpoint {path} does not fit {arch}: {str(err)[:300]}") from err
-    # a plain torchvision state dict: find its weights by file name, for the preprocessing
-    for enum in tvm.get_model_weights(arch):
-        if enum.url.rsplit("/", 1)[-1] == path.name:
-            base_enum = enum
-    return model, base_enum
+register_backbone(
+    "pixels",
+    "headstart.features.pixels:build_pixels",
+    trainable=False,
+    has_weights=False,
+    description="the raw image, resized and flattened (the honest baseline)",
+)

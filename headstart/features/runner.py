@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from headstart._progress import Progress
+from headstart.errors import UserError
 
 __all__ = ["EmbedError", "RunStats", "autocast", "run_batches", "select_device"]
 
 
-class EmbedError(RuntimeError):
+class EmbedError(UserError, RuntimeError):
     """The embed run cannot go on (strict mode met a broken image, or a bad device/precision)."""
 
 

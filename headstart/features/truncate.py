@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from headstart.errors import UserError
 from headstart.features.pooling import pool
 
 __all__ = [
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 _HEAD_NAMES = ("fc", "classifier", "head", "heads", "last_linear")
 
 
-class NodeError(ValueError):
+class NodeError(UserError, ValueError):
     """A node that the model's graph does not have."""
 
 

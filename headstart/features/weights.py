@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headstart.errors import UserError
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "OFFLINE_SOURCES",
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "headstart-checkpoint-v1"
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights are unknown, ambiguous or missing on this machine; the message says what to do."""
 
 

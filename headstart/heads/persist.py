@@ -15,6 +15,7 @@ import joblib
 import sklearn
 
 from headstart._files import atomic_path
+from headstart.errors import UserError
 
 __all__ = ["HEAD_FORMAT", "HeadBundle", "ProvenanceMismatch", "check_provenance", "load_head", "save_head"]
 
@@ -24,7 +25,7 @@ MODEL_FILE = "model.joblib"
 _IDENTITY = ("backbone", "weights", "weights_sha256", "node", "pooling", "precision", "preprocessing", "dim")
 
 
-class ProvenanceMismatch(ValueError):
+class ProvenanceMismatch(UserError, ValueError):
     """Embeddings from a different backbone/layer/preprocessing than the head was fitted on."""
 
 

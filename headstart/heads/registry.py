@@ -1,8 +1,12 @@
-"""The head registry: every head is a scikit-learn estimator built from named parameters.
+"""The head registry: every head is a scikit-learn estimator built from declared, checked parameters.
 
 A parameter given as a list, or as ``{logspace: [a, b, n]}`` (``10**linspace(a, b, n)``) or
 ``{linspace: [a, b, n]}``, is a grid: the head is fitted on train for each value and the one with the best
-val accuracy wins (:mod:`headstart.heads.selection`).
+val accuracy wins (:mod:`headstart.heads.selection`). Each :class:`HeadType` declares its parameters
+(:class:`Param`: default and allowed values) and the hooks the rest of headstart asks it for, so no caller
+checks a head's name: ``sweep`` (a fast way through its grid), ``adapt`` (how it moves to a new domain) and
+``probe`` (the linear probe fine-tuning starts from, for heads that are one). The built-in heads are in
+:mod:`headstart.heads.builtin`.
 
 >>> sorted(list_heads())
 ['knn', 'logreg', 'ncm', 'svm']
@@ -18,40 +22,65 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
 
-from headstart.heads.knn import KNNClassifier
-from headstart.heads.ncm import NearestClassMean
+from headstart.errors import UserError
 
 __all__ = [
     "HeadError",
     "HeadType",
+    "Param",
     "build_head",
+    "check_params",
     "expand_grid",
     "get_head",
+    "grid_points",
     "list_heads",
     "register_head",
     "resolve_params",
 ]
 
 
-class HeadError(ValueError):
+class HeadError(UserError, ValueError):
     """An unknown head or parameter; the message lists the valid ones."""
 
 
 @dataclass(frozen=True)
+class Param:
+    """A head parameter: its default, a check of one value and the allowed values in words."""
+
+    default: Any
+    check: Callable[[Any], bool] = field(default=lambda value: True, repr=False)
+    allowed: str = "any value"
+
+
+@dataclass(frozen=True)
 class HeadType:
-    """A kind of head: its defaults, how to build it, and whether its fit depends on a seed."""
+    """A kind of head: its parameters, how to build it, whether its fit depends on a seed, and its hooks.
+
+    ``sweep(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(points, val_accuracies, tiebreak)`` for a
+    grid it has a fast path for, else ``None`` (then every point is fitted). ``adapt(estimator, best, X, y,
+    steps, seed)`` returns the source-trained estimator moved to target data ``X, y``, or ``None`` when it cannot
+    adapt. ``probe(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(mean, scale, weight, bias, classes,
+    choice, val_accuracy)``: the linear layer fine-tuning starts from (``None``: not a linear probe).
+    """
 
     name: str
     description: str
-    defaults: Mapping[str, Any]
+    params: Mapping[str, Param]
     build: Callable[[Mapping[str, Any], int], Any]
     randomized: bool = False
-    sweep: Callable[..., list[float]] | None = field(default=None, repr=False)
+    sweep: Callable[..., Any] | None = field(default=None, repr=False)
+    adapt: Callable[..., Any] | None = field(default=None, repr=False)
+    probe: Callable[..., Any] | None = field(default=None, repr=False)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {key: p.default for key, p in self.params.items()}
+
+    @property
+    def linear_probe(self) -> bool:
+        """Whether fine-tuning can start from this head (it is a linear layer on the features)."""
+        return self.probe is not None
 
 
 _HEADS: dict[str, HeadType] = {}
@@ -64,15 +93,24 @@ def register_head(head: HeadType) -> HeadType:
     return head
 
 
+def _heads() -> dict[str, HeadType]:
+    import headstart.heads.builtin  # noqa: F401 - registers knn, logreg, svm, ncm
+
+    return _HEADS
+
+
 def list_heads() -> dict[str, HeadType]:
-    return dict(_HEADS)
+    return dict(_heads())
 
 
-def get_head(name: str) -> HeadType:
+def get_head(name: str, where: str = "") -> HeadType:
+    """The head type ``name``; ``where`` (a dotted key or a flag) goes into the message of an unknown one."""
+    heads = _heads()
     try:
-        return _HEADS[name]
+        return heads[name]
     except KeyError:
-        raise HeadError(f"unknown head '{name}'; known heads: {', '.join(sorted(_HEADS))}") from None
+        at = f"{where}: " if where else ""
+        raise HeadError(f"{at}unknown head '{name}'; known heads: {', '.join(sorted(heads))}") from None
 
 
 def expand_grid(value: Any, where: str = "") -> list[Any] | None:
@@ -86,24 +124,47 @@ def expand_grid(value: Any, where: str = "") -> list[Any] | None:
             kind, args = next(iter(value.items()))
             if not (isinstance(args, (list, tuple)) and len(args) == 3):
                 raise HeadError(f"{where}: {kind} takes [start, stop, num], got {args!r}")
+            if not isinstance(args[2], int) or isinstance(args[2], bool) or args[2] < 1:
+                raise HeadError(f"{where}: {kind}'s num must be an integer >= 1, got {args[2]!r}")
             points = np.linspace(float(args[0]), float(args[1]), int(args[2]))
             return [float(v) for v in (10.0**points if kind == "logspace" else points)]
         raise HeadError(f"{where} must be a value, a list or {{logspace: [a, b, n]}}, got {dict(value)!r}")
     return None
 
 
-def resolve_params(name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Split ``params`` (over the head's defaults) into fixed values and grids; unknown keys are errors."""
+def _key(where: str, key: str) -> str:
+    return f"{where} {key}" if where.startswith("-") else f"{where}.{key}"  # a CLI flag, or a dotted key
+
+
+def check_params(name: str, params: Mapping[str, Any], where: str | None = None) -> None:
+    """Check ``params`` of head ``name`` against what it declares; ``where`` is the dotted key of the head."""
+    head = get_head(name, where or "")
+    where = where or f"heads.{name}"
+    for key, value in params.items():
+        if key not in head.params:
+            known = ", ".join(f"{k} (default {p.default!r})" for k, p in head.params.items())
+            raise HeadError(
+                f"{_key(where, key)}: {value!r} is not a parameter of head '{name}'; its parameters: {known}"
+            )
+        param = head.params[key]
+        for v in expand_grid(value, _key(where, key)) or [value]:
+            try:
+                ok = param.check(v)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise HeadError(f"{_key(where, key)} must be {param.allowed}, got {v!r}")
+
+
+def resolve_params(
+    name: str, params: Mapping[str, Any], where: str | None = None
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Split ``params`` (over the head's defaults) into fixed values and grids; bad keys or values are errors."""
+    check_params(name, params, where)
     head = get_head(name)
-    unknown = sorted(set(params) - set(head.defaults))
-    if unknown:
-        raise HeadError(
-            f"head '{name}' has no parameter(s) {', '.join(unknown)}; its parameters: "
-            f"{', '.join(f'{k} (default {v!r})' for k, v in head.defaults.items())}"
-        )
     fixed, grid = {}, {}
     for key, value in {**head.defaults, **params}.items():
-        values = expand_grid(value, f"heads.{name}.{key}")
+        values = expand_grid(value, _key(where or f"heads.{name}", key))
         if values is None:
             fixed[key] = value
         elif len(values) == 1:
@@ -126,82 +187,3 @@ def build_head(name: str, params: Mapping[str, Any], seed: int = 0) -> Any:
         return head.build({**head.defaults, **params}, seed)
     except (TypeError, ValueError) as err:
         raise HeadError(f"head '{name}' cannot be built with {dict(params)}: {err}") from err
-
-
-# ---- the built-in heads ------------------------------------------------------------------------------
-
-
-def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
-    return KNNClassifier(
-        k=int(p["k"]),
-        metric=p["metric"],
-        weighting=p["weighting"],
-        temperature=float(p["temperature"]),
-        index=p["index"],
-        nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
-        nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
-        pq_m=None if p.get("pq_m") in (None, "auto") else int(p["pq_m"]),
-    )
-
-
-def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("clf", LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"]))),
-        ]
-    )
-
-
-def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
-    if p["kernel"] == "linear":
-        clf: Any = LinearSVC(C=float(p["C"]), max_iter=int(p["max_iter"]), random_state=seed)
-    elif p["kernel"] == "rbf":
-        gamma = p["gamma"] if isinstance(p["gamma"], str) else float(p["gamma"])
-        clf = SVC(kernel="rbf", C=float(p["C"]), gamma=gamma, max_iter=-1, random_state=seed)
-    else:
-        raise ValueError(f"svm kernel must be 'linear' or 'rbf', got {p['kernel']!r}")
-    return Pipeline([("scale", StandardScaler()), ("clf", clf)])
-
-
-def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
-    return NearestClassMean(temperature=float(p["temperature"]))
-
-
-register_head(
-    HeadType(
-        "knn",
-        "faiss k-NN, cosine by default, DINO temperature-weighted votes (k=20, T=0.07)",
-        {
-            "k": 20,
-            "metric": "cosine",
-            "weighting": "temperature",
-            "temperature": 0.07,
-            "index": "flat",
-            "nlist": None,
-            "nprobe": None,
-            "pq_m": None,
-        },
-        _knn,
-    )
-)
-register_head(
-    HeadType(
-        "logreg",
-        "L-BFGS multinomial logistic regression on standardised features, C swept on val",
-        {"C": {"logspace": [-6, 5, 45]}, "max_iter": 1000, "tol": 1e-4},
-        _logreg,
-    )
-)
-register_head(
-    HeadType(
-        "svm",
-        "SVM on standardised features (linear by default, or rbf), C (and gamma) chosen on val",
-        {"kernel": "linear", "C": {"logspace": [-4, 2, 7]}, "gamma": "scale", "max_iter": 5000},
-        _svm,
-        randomized=True,
-    )
-)
-register_head(
-    HeadType("ncm", "nearest class mean on L2-normalised features (the few-shot baseline)", {"temperature": 0.1}, _ncm)
-)

@@ -2,9 +2,10 @@
 
 Every grid point is fitted on train and scored (top-1 accuracy) on val; the first best point wins (grids are
 ordered from the most to the least regularised, so ties go to the simpler model), except for logistic
-regression, where the val log-loss breaks ties. Two sweeps have fast paths:
-logistic regression walks its C grid upwards with warm starts (each fit starts from the previous solution),
-and k-NN searches once with the largest k and votes for every k from the same neighbours.
+regression, where the val log-loss breaks ties. A head's ``sweep`` hook may take a faster way through its grid
+(:mod:`headstart.heads.builtin`): logistic regression walks its C grid upwards with warm starts (each fit
+starts from the previous solution), and k-NN searches once with the largest k and votes for every k from the
+same neighbours.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from headstart.heads.registry import HeadError, build_head, grid_points
+from headstart.heads.registry import HeadError, build_head, get_head, grid_points
 
 __all__ = ["Selection", "select", "sweep_logreg_C"]
 
@@ -60,24 +61,11 @@ def select(
             "give the dataset a val fraction or fix the parameter to one value"
         )
     start = time.perf_counter()
+    kind = get_head(head)
+    swept = kind.sweep(fixed, grid, X_train, y_train, X_val, y_val) if kind.sweep else None
     tiebreak: list[float] | None = None
-    if head == "logreg" and set(grid) == {"C"}:
-        Cs = sorted(grid["C"])
-        accuracies, tiebreak = sweep_logreg_C(
-            X_train,
-            y_train,
-            X_val,
-            y_val,
-            Cs,
-            max_iter=int(fixed["max_iter"]),
-            tol=float(fixed["tol"]),
-            warm_start=True,
-            with_loss=True,
-        )
-        points = [{"C": c} for c in Cs]
-    elif head == "knn" and set(grid) == {"k"}:
-        points = [{"k": int(k)} for k in grid["k"]]
-        accuracies = _sweep_knn_k(fixed, [p["k"] for p in points], X_train, y_train, X_val, y_val)
+    if swept is not None:
+        points, accuracies, tiebreak = swept
     else:
         points = grid_points(grid)
         accuracies = []
@@ -142,20 +130,3 @@ def sweep_logreg_C(
             max_iter,
         )
     return (accuracies, losses) if with_loss else accuracies
-
-
-def _sweep_knn_k(
-    fixed: Mapping[str, Any],
-    ks: list[int],
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-) -> list[float]:
-    estimator = build_head("knn", {**fixed, "k": max(ks)}).fit(X_train, y_train)
-    scores, idx = estimator.kneighbors(X_val, max(ks))
-    accuracies = []
-    for k in ks:
-        proba = estimator._vote(scores[:, :k], idx[:, :k])
-        accuracies.append(float(np.mean(estimator.classes_[np.argmax(proba, axis=1)] == y_val)))
-    return accuracies

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import SGDClassifier
-from sklearn.pipeline import Pipeline
 
+from headstart.errors import UserError
 from headstart.heads.evaluate import SplitData
-from headstart.heads.registry import build_head, resolve_params
+from headstart.heads.registry import build_head, get_head, resolve_params
 from headstart.heads.selection import select
 
 __all__ = ["REGIMES", "TransferError", "markdown", "transfer_table"]
@@ -36,7 +35,7 @@ __all__ = ["REGIMES", "TransferError", "markdown", "transfer_table"]
 REGIMES = ("source only", "target only", "source + target", "source -> target")
 
 
-class TransferError(ValueError):
+class TransferError(UserError, ValueError):
     """The two datasets cannot be compared (different labels, or shared images between train and test)."""
 
 
@@ -65,23 +64,12 @@ def _train(
 def _adapt(
     kind: str, estimator: Any, best: Mapping[str, Any], X: np.ndarray, y: np.ndarray, steps: int, seed: int
 ) -> Any | None:
-    adapted = copy.deepcopy(estimator)
+    adapt = get_head(kind).adapt
+    if adapt is None:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if kind == "knn":
-            return adapted.add(X, y)
-        if kind == "ncm":
-            return adapted.fit(X, y)  # prototypes move to the target's class means
-        clf = adapted.named_steps["clf"]
-        Xs = adapted.named_steps["scale"].transform(X)  # keep the source's standardisation
-        loss = {"logreg": "log_loss", "svm": "hinge"}.get(kind)
-        if loss is not None and hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
-            sgd = SGDClassifier(
-                loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None, random_state=seed
-            )
-            sgd.fit(Xs, y, coef_init=clf.coef_, intercept_init=clf.intercept_)
-            return Pipeline([("scale", adapted.named_steps["scale"]), ("clf", sgd)])
-    return None
+        return adapt(copy.deepcopy(estimator), best, X, y, steps, seed)
 
 
 def _accuracy(estimator: Any, X: np.ndarray, y: np.ndarray) -> float:

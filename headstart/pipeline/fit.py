@@ -26,9 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = load_config(args.params)
     ds, head = cfg.dataset(args.dataset), cfg.head(args.head)
-    name = (
-        layout.finetuned_name(cfg.backbone(args.backbone).name) if args.finetuned else cfg.backbone(args.backbone).name
-    )
+    cfg.backbone(args.backbone)  # a name params.yaml knows
+    name = layout.finetuned_name(args.backbone) if args.finetuned else args.backbone
     tables = layout.layer_tables(ds.name, name)
     if not tables:
         raise FileNotFoundError(
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for layer, table in tables.items():
         evaluation, record = fit_table(
             table,
-            head.head,
+            head.kind,
             head.params,
             layout.model_dir(ds.name, name, head.name, layer),
             name=head.name,
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(layout.head_metrics(ds.name, name, head.name), metrics)
     write_json(
         layout.results(ds.name, name, head.name),
-        {"dataset": ds.name, "backbone": name, "head": head.name, "kind": head.head, "layers": results},
+        {"dataset": ds.name, "backbone": name, "head": head.name, "kind": head.kind, "layers": results},
     )
     return 0
 

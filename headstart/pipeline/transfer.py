@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         {s: source.frame.loc[source.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")},
         {s: target.frame.loc[target.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")},
     )
-    heads = [(name, cfg.head(name).head, cfg.head(name).params) for name in tr.heads]
+    heads = [(name, cfg.head(name).kind, cfg.head(name).params) for name in tr.heads]
     rows = transfer_table(
         SplitData.from_table(source), SplitData.from_table(target), heads, adapt_steps=tr.adapt_steps, seed=cfg.seed
     )

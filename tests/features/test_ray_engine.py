@@ -97,10 +97,11 @@ _DRIVER = textwrap.dedent("""
     import sys
     from headstart.data import prepare_dataset
     from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.spec import RayOptions
     from headstart.features.registry import BackboneSpec
     folder, out, cache, address = sys.argv[1:5]
     spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6", "default"), image_size=32)
-    options = EmbedOptions(batch_size=2, num_workers=0, cache_dir=cache, engine="ray", ray_address=address)
+    options = EmbedOptions(batch_size=2, num_workers=0, cache_dir=cache, engine="ray", ray=RayOptions(address=address))
     embed(prepare_dataset(folder), spec, out, options=options)
 """)
 

@@ -46,8 +46,43 @@ def test_every_torchvision_classifier_is_listed() -> None:
 
 
 def test_unknown_backbone_lists_the_known_ones() -> None:
-    with pytest.raises(BackboneError, match="unknown backbone 'mobilenet_v9'; known: pixels and .*mobilenet_v2"):
+    with pytest.raises(
+        BackboneError, match="unknown backbone 'mobilenet_v9'; known: pixels, provider:model .*mobilenet_v2"
+    ):
         load_backbone(BackboneSpec("mobilenet_v9"))
+    with pytest.raises(
+        BackboneError, match="unknown backbone provider 'nosuch:' in 'nosuch:resnet18'; known providers"
+    ):
+        load_backbone(BackboneSpec("nosuch:resnet18"))
+
+
+def test_entries_say_what_is_special_instead_of_name_checks() -> None:
+    from headstart.features.registry import backbone_entry
+
+    pixels, mobilenet = backbone_entry("pixels"), backbone_entry("mobilenet_v2")
+    assert (pixels.trainable, pixels.has_weights) == (False, False)
+    assert (mobilenet.trainable, mobilenet.has_weights) == (True, True)
+
+
+def test_a_provider_serves_its_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headstart.features import registry
+
+    monkeypatch.setattr(registry, "_PROVIDERS", {})
+    built: list[str] = []
+
+    def load(spec: BackboneSpec) -> registry.Backbone:
+        built.append(spec.arch)
+        return load_backbone(BackboneSpec("pixels", image_size=4))
+
+    registry.register_provider("toy", load, lambda: ["tiny", "small"])
+    assert list_backbones("toy") == ["toy:tiny", "toy:small"]
+    backbone = load_backbone(BackboneSpec("toy:tiny"))
+    assert built == ["toy:tiny"] and backbone.declared_dim("pixels") == 48
+    assert registry.backbone_entry("toy:tiny").trainable is False
+    with pytest.raises(BackboneError, match="unknown backbone provider 'tim:' .*known providers: toy:"):
+        load_backbone(BackboneSpec("tim:resnet18"))
+    with pytest.raises(BackboneError, match="registered twice"):
+        registry.register_provider("toy", load, list)
 
 
 def test_unknown_node_suggests_close_names() -> None:
@@ -70,7 +105,11 @@ def test_bad_spec_values() -> None:
     with pytest.raises(BackboneError, match="pooling 'mean' is not one of avg, max, avgmax, gem, cls"):
         BackboneSpec("resnet18", pooling="mean")
     with pytest.raises(BackboneError, match="precision 'fp8'"):
-        BackboneSpec("resnet18", precision="fp8")
+        BackboneSpec("resnet18", precision="fp8")  # type: ignore[arg-type]
+    with pytest.raises(BackboneError, match="image_size must be a positive integer"):
+        BackboneSpec("resnet18", image_size=0)
+    with pytest.raises(BackboneError, match="layers must be a tuple of layer names"):
+        BackboneSpec("resnet18", layers="features.3")  # type: ignore[arg-type]
 
 
 def test_random_weights_are_seeded() -> None:

@@ -18,9 +18,30 @@ def test_grids_from_lists_and_logspace() -> None:
 def test_unknown_head_and_parameter_name_the_valid_ones() -> None:
     with pytest.raises(HeadError, match="unknown head 'forest'; known heads: knn, logreg, ncm, svm"):
         get_head("forest")
-    with pytest.raises(HeadError, match="head 'knn' has no parameter\\(s\\) kk; its parameters: k \\(default 20\\)"):
+    with pytest.raises(
+        HeadError, match="heads.knn.kk: 3 is not a parameter of head 'knn'; its parameters: k \\(default 20\\)"
+    ):
         resolve_params("knn", {"kk": 3})
     with pytest.raises(HeadError, match="heads.svm.C is an empty list"):
         resolve_params("svm", {"C": []})
-    with pytest.raises(HeadError, match="svm kernel must be 'linear' or 'rbf'"):
-        build_head("svm", {"kernel": "poly", "C": 1.0})
+    with pytest.raises(HeadError, match="heads.svm.kernel must be one of 'linear', 'rbf', got 'poly'"):
+        resolve_params("svm", {"kernel": "poly", "C": 1.0})
+    with pytest.raises(HeadError, match="--set C must be a number > 0, got -1"):
+        resolve_params("logreg", {"C": [1.0, -1]}, where="--set")
+
+
+def test_every_declared_default_passes_its_own_check() -> None:
+    from headstart.heads.registry import list_heads
+
+    for name, head in list_heads().items():
+        resolve_params(name, head.defaults)  # would raise if a default broke its declaration
+        assert build_head(name, resolve_params(name, {})[0] | {k: v[0] for k, v in resolve_params(name, {})[1].items()})
+
+
+def test_hooks_replace_name_checks() -> None:
+    from headstart.heads.registry import list_heads
+
+    heads = list_heads()
+    assert [n for n, h in heads.items() if h.linear_probe] == ["logreg"]
+    assert heads["logreg"].sweep and heads["knn"].sweep and heads["svm"].sweep is None
+    assert all(h.adapt for h in heads.values())

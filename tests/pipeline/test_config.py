@@ -38,6 +38,56 @@ def test_the_repository_params_parse() -> None:
         ({"datasets": {"d": {"source": "digits", "split": {"val": 0.6, "test": 0.5}}}}, "must leave room for train"),
         ({"evaluate": {"few_shot": [1, "most"]}}, "evaluate.few_shot\\[1\\] must be"),
         ({"heads": {}}, "needs a non-empty 'heads' section"),
+        # head parameters are checked against what each head declares, at load time
+        ({"heads": {"knn": {"kk": 5}}}, "heads.knn.kk: 5 is not a parameter of head 'knn'; its parameters: k "),
+        ({"heads": {"knn": {"k": 0}}}, "heads.knn.k must be an integer >= 1, got 0"),
+        ({"heads": {"knn": {"k": [5, "x"]}}}, "heads.knn.k must be an integer >= 1, got 'x'"),
+        ({"heads": {"svm": {"kernel": "poly"}}}, "heads.svm.kernel must be one of 'linear', 'rbf', got 'poly'"),
+        ({"heads": {"lr": {"head": "logreg", "C": {"logspace": [-1, 1]}}}}, "heads.lr.C: logspace takes"),
+        ({"heads": {"forest": {}}}, "heads.forest: unknown head 'forest'; known heads: knn, logreg, ncm, svm"),
+        # every section's values, with the dotted key, the bad value and what is allowed
+        ({"evaluate": {"seeds": 0}}, "evaluate.seeds must be at least 1, got 0"),
+        ({"evaluate": {"few_shot": [0, "all"]}}, "evaluate.few_shot\\[0\\] must be a number of images per class >= 1"),
+        ({"finetune": {"epochs": -1}}, "finetune.epochs must be a positive integer, got -1"),
+        ({"finetune": {"unfreeze": -2}}, "finetune.unfreeze must be a number of blocks >= 0 or all, got -2"),
+        ({"finetune": {"epoch": 3}}, "unknown key 'finetune.epoch'.*epochs"),
+        ({"embed": {"batch_size": -1}}, "embed.batch_size must be a positive integer or auto, got -1"),
+        ({"embed": {"num_workers": -1}}, "embed.num_workers must be an integer >= 0 or auto, got -1"),
+        (
+            {"backbones": {"b": {"pooling": "mean"}}},
+            "backbones.b.pooling 'mean' is not one of avg, max, avgmax, gem, cls",
+        ),
+        ({"backbones": {"b": {"pooling": ["avg", "sum"]}}}, "backbones.b.pooling 'sum' is not one of"),
+        ({"backbones": {"b": {"image_size": 0}}}, "backbones.b.image_size must be a positive integer"),
+        (
+            {"datasets": {"d": {"source": "digits", "split": {"val": 1.5}}}},
+            "datasets.d.split.val must be in \\[0, 1\\)",
+        ),
+        # names that become paths stay plain (issue 14.6)
+        ({"datasets": {"../../../x": {"source": "digits"}}}, "datasets.../../../x: '../../../x' is not a plain name"),
+        ({"backbones": {"a/b": {"arch": "resnet18"}}}, "backbones.a/b: 'a/b' is not a plain name"),
+        ({"heads": {"..": {"head": "knn"}}}, "heads...: '..' is not a plain name"),
+        # references between sections
+        ({"transfer": {"t": {"source": "d", "target": "e", "backbone": "b"}}}, "transfer.t.target names 'e'"),
+        (
+            {"transfer": {"t": {"source": "d", "target": "d", "backbone": "b", "heads": ["knn", "lgreg"]}}},
+            "transfer.t.heads\\[1\\] names 'lgreg', which is not in heads: knn",
+        ),
+        (
+            {
+                "transfer": {
+                    "t": {"source": "d", "target": "d", "backbone": "b", "layer": "features.3", "heads": ["knn"]}
+                }
+            },
+            "transfer.t.layer names 'features.3', which backbones.b does not embed; known: default",
+        ),
+        ({"finetune": {"datasets": ["d"], "backbones": ["x"]}}, "finetune.backbones\\[0\\] names 'x'"),
+        (
+            {"backbones": {"p": {"arch": "pixels"}}, "finetune": {"datasets": ["d"], "backbones": ["p"]}},
+            "finetune.backbones\\[0\\] names 'p' \\(arch pixels\\), which has nothing to fine-tune",
+        ),
+        ({"finetune": {"datasets": ["d"], "backbones": ["b"]}}, "finetune starts from a linear probe; add a logreg"),
+        ({"finetune": {"probe_head": "knn"}}, "finetune.probe_head names 'knn', which is not a linear probe"),
     ],
 )
 def test_bad_params_name_the_key(patch: dict, message: str) -> None:
@@ -54,7 +104,7 @@ def test_weights_none_means_random_and_a_head_may_reuse_a_kind() -> None:
         }
     )
     assert cfg.backbones["b"].weights is None
-    assert cfg.heads["knn_l2"].head == "knn" and cfg.heads["knn_l2"].params["metric"] == "l2"
+    assert cfg.heads["knn_l2"].kind == "knn" and cfg.heads["knn_l2"].params["metric"] == "l2"
     with pytest.raises(ConfigError, match="heads.svm is not in params.yaml; known heads: knn_l2"):
         cfg.head("svm")
 
@@ -67,3 +117,28 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(BASE))
     assert load_config(tmp_path / "params.yaml").dataset("d").source == "digits"
+
+
+def test_the_config_holds_the_library_types_frozen_all_the_way_down() -> None:
+    from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
+    from headstart.heads.spec import HeadSpec
+
+    cfg = load_config(REPO / "params.yaml")
+    assert isinstance(cfg.backbones["mobilenet_v2"], BackboneSpec) and isinstance(cfg.embed, EmbedOptions)
+    assert isinstance(cfg.heads["logreg"], HeadSpec) and isinstance(cfg.finetune.settings, FinetuneSettings)
+    assert cfg.finetune.settings.seed == cfg.seed and cfg.finetune.probe_head == "logreg"
+    logspace = cfg.heads["logreg"].params["C"]["logspace"]
+    assert logspace == (-6, 5, 45)
+    with pytest.raises(TypeError):
+        cfg.heads["logreg"].params["C"]["logspace"] = (0, 1, 2)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.heads["knn"].params["k"] = 5  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.backbones["x"] = cfg.backbones["pixels"]  # type: ignore[index]
+
+
+def test_the_probe_head_defaults_to_the_first_linear_probe() -> None:
+    cfg = parse_config(
+        {**BASE, "heads": {"knn": {}, "lr": {"head": "logreg"}}, "finetune": {"datasets": ["d"], "backbones": ["b"]}}
+    )
+    assert cfg.finetune.probe_head == "lr"

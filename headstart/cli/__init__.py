@@ -1,0 +1,147 @@
+"""`headstart`: embed once, fit cheap heads, predict, and see what is available.
+
+    headstart embed digits -o emb.parquet --layer features.13 --image-size 64
+    headstart fit emb.parquet --head logreg -o models/logreg
+    headstart predict models/logreg path/to/images/ -o predictions.csv
+    headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
+
+The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from headstart._terminal import run_main, setup_logging
+from headstart.cli.commands import cmd_backbones, cmd_datasets, cmd_embed, cmd_fit, cmd_heads, cmd_predict
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    return run_main(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "embed",
+        help="embed a dataset with a truncated pretrained backbone",
+        description="Embed SOURCE (a built-in dataset name, an image folder root/<class>/<image> or a "
+        "manifest .csv/.parquet with path,label[,split]) into an embedding table.",
+    )
+    p.add_argument("source")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="OUT.parquet for one layer, or a directory (one <layer>.parquet per layer)",
+    )
+    p.add_argument("--backbone", default="mobilenet_v2", help="a name from `headstart backbones`")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="exact weights name (default IMAGENET1K_V1; none for pixels), a checkpoint path, or none",
+    )
+    p.add_argument(
+        "--layer",
+        action="append",
+        dest="layers",
+        metavar="NODE",
+        help="graph node or module name to cut at; repeat for several (default: default, the pooled "
+        "features before the classifier)",
+    )
+    p.add_argument(
+        "--pooling",
+        action="append",
+        dest="poolings",
+        metavar="MODE",
+        help="avg (default), max, avgmax, gem or cls; repeat for several",
+    )
+    p.add_argument("--image-size", help="crop size (default: the weights' own, e.g. 224)")
+    p.add_argument("--resize-size", help="resize before the crop (default: the weights' ratio)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    _embed_run_options(p)
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="local (default) or ray (a cluster)")
+    p.add_argument("--address", default="auto", help="Ray cluster address (default auto: a running one, or local)")
+    p.add_argument("--rows-per-shard", help="a larger table becomes a directory of shards (default auto: ~256 MB)")
+    p.add_argument("--val", default="0.15", help="val fraction per class (default 0.15)")
+    p.add_argument("--test", default="0.30", help="test fraction per class (default 0.30)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--shift", help="domain shift, e.g. invert, rotate:30, blur:1.5 (chain with +)")
+    p.add_argument("--limit", help="keep a stratified subset of this many images")
+    p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
+    p.set_defaults(run=cmd_embed)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit a head on an embedding table and print its test metrics",
+        description="Fit HEAD on the train split (choosing grid parameters on val, then refitting on "
+        "train+val), score it on test, save it to MODEL_DIR and print the metrics as JSON.",
+    )
+    p.add_argument("embeddings", help="an embedding table written by `headstart embed` or the embed stage")
+    p.add_argument("--head", required=True, help="a head kind from `headstart heads` (knn, logreg, svm, ncm, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="head parameter, YAML value: k=10, C=[0.1,1,10], C={logspace: [-4, 2, 13]}",
+    )
+    p.add_argument("--seeds", default="1", help="seeds for seeded heads and few-shot subsets (default 1)")
+    p.add_argument("--few-shot", default="", help="comma-separated labels per class, e.g. 1,5,10,all (default: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_fit)
+
+    p = sub.add_parser("predict", help="classify new images (or an embedding table) with a fitted head")
+    p.add_argument("model", help="MODEL_DIR written by `headstart fit` or models/<dataset>/<backbone>/<head>/<layer>")
+    p.add_argument("inputs", nargs="*", help="image files and/or folders")
+    p.add_argument("--embeddings", help="classify the rows of this embedding table instead of images")
+    p.add_argument("-o", "--output", help="predictions.csv or predictions.json (default: CSV on stdout)")
+    p.add_argument("--top", default="5", help="how many classes to list per image (default 5)")
+    _embed_run_options(p)
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("backbones", help="list backbones and whether their weights are on this machine")
+    p.add_argument("name", nargs="?", help="show one backbone's graph nodes and default layer")
+    p.set_defaults(run=cmd_backbones)
+
+    p = sub.add_parser("datasets", help="list built-in datasets and params.yaml's datasets, and whether present")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(run=cmd_datasets)
+
+    p = sub.add_parser("heads", help="list heads and their parameters")
+    p.set_defaults(run=cmd_heads)
+    return parser
+
+
+def _embed_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", default="auto", help="images per batch (default auto: 16 on a CPU, 64 on a GPU)")
+    p.add_argument("--workers", default="auto", help="decoding processes (default auto)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument(
+        "--on-error",
+        default="skip",
+        choices=["skip", "raise"],
+        help="skip: list unreadable images in a failures table; raise: stop at the first",
+    )
+    p.add_argument("--cache-dir", default=".headstart/cache", help="per-image embedding cache (resume, reuse)")
+    p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""The built-in heads (knn, logreg, svm, ncm): their declared parameters, builders and hooks.
+
+The hooks are what the rest of headstart used to special-case by name: the logreg and knn grid sweeps
+(:mod:`headstart.heads.selection`), domain adaptation (:mod:`headstart.heads.transfer`) and the linear probe
+fine-tuning starts from (the `finetune` stage).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+
+from headstart.heads.knn import KNNClassifier
+from headstart.heads.ncm import NearestClassMean
+from headstart.heads.registry import HeadType, Param, build_head, register_head
+
+__all__: list[str] = []
+
+
+def _integer(default: Any, low: int = 1, *, none: bool = False) -> Param:
+    def check(v: Any) -> bool:
+        if none and v in (None, "auto"):
+            return True
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+    return Param(default, check, f"an integer >= {low}" + (" or auto" if none else ""))
+
+
+def _positive(default: Any, *words: str) -> Param:
+    def check(v: Any) -> bool:
+        if isinstance(v, str):
+            return v in words
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0
+
+    return Param(default, check, "a number > 0" + "".join(f" or {w}" for w in words))
+
+
+def _choice(default: Any, *values: str) -> Param:
+    return Param(default, lambda v: v in values, f"one of {', '.join(map(repr, values))}")
+
+
+# ---- builders -------------------------------------------------------------------------------------------
+
+
+def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
+    return KNNClassifier(
+        k=int(p["k"]),
+        metric=p["metric"],
+        weighting=p["weighting"],
+        temperature=float(p["temperature"]),
+        index=p["index"],
+        nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
+        nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
+        pq_m=None if p["pq_m"] in (None, "auto") else int(p["pq_m"]),
+    )
+
+
+def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"]))),
+        ]
+    )
+
+
+def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
+    if p["kernel"] == "linear":
+        clf: Any = LinearSVC(C=float(p["C"]), max_iter=int(p["max_iter"]), random_state=seed)
+    else:
+        gamma = p["gamma"] if isinstance(p["gamma"], str) else float(p["gamma"])
+        clf = SVC(kernel="rbf", C=float(p["C"]), gamma=gamma, max_iter=-1, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("clf", clf)])
+
+
+def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
+    return NearestClassMean(temperature=float(p["temperature"]))
+
+
+# ---- hooks ----------------------------------------------------------------------------------------------
+
+
+def _sweep_logreg(
+    fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
+) -> Any:
+    """C walked upwards with warm starts; the val log-loss breaks ties between equal accuracies."""
+    from headstart.heads.selection import sweep_logreg_C
+
+    if set(grid) != {"C"}:
+        return None
+    Cs = sorted(grid["C"])
+    accuracies, losses = sweep_logreg_C(
+        X_train, y_train, X_val, y_val, Cs, max_iter=int(fixed["max_iter"]), tol=float(fixed["tol"]), with_loss=True
+    )
+    return [{"C": c} for c in Cs], accuracies, losses
+
+
+def _sweep_knn(
+    fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
+) -> Any:
+    """One search with the largest k; every k votes from the same neighbours."""
+    if set(grid) != {"k"}:
+        return None
+    ks = [int(k) for k in grid["k"]]
+    estimator = build_head("knn", {**fixed, "k": max(ks)}).fit(X_train, y_train)
+    scores, idx = estimator.kneighbors(X_val, max(ks))
+    accuracies = []
+    for k in ks:
+        proba = estimator._vote(scores[:, :k], idx[:, :k])
+        accuracies.append(float(np.mean(estimator.classes_[np.argmax(proba, axis=1)] == y_val)))
+    return [{"k": k} for k in ks], accuracies, None
+
+
+def _adapt_knn(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> Any:
+    return estimator.add(X, y)  # the target's images join the index
+
+
+def _adapt_ncm(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> Any:
+    return estimator.fit(X, y)  # prototypes move to the target's class means
+
+
+def _adapt_linear(loss: str) -> Any:
+    def adapt(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> Any:
+        """``steps`` epochs of SGD on the target, starting from the source weights (source standardisation kept)."""
+        clf, scaler = estimator.named_steps["clf"], estimator.named_steps["scale"]
+        if not hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
+            return None
+        sgd = SGDClassifier(
+            loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None, random_state=seed
+        )
+        sgd.fit(scaler.transform(X), y, coef_init=clf.coef_, intercept_init=clf.intercept_)
+        return Pipeline([("scale", scaler), ("clf", sgd)])
+
+    return adapt
+
+
+def _probe_logreg(
+    fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
+) -> Any:
+    from headstart.heads.probe import finetuning_probe
+
+    return finetuning_probe(X_train, y_train, X_val, y_val, list(grid.get("C") or [float(fixed["C"])]))
+
+
+register_head(
+    HeadType(
+        "knn",
+        "faiss k-NN, cosine by default, DINO temperature-weighted votes (k=20, T=0.07)",
+        {
+            "k": _integer(20),
+            "metric": _choice("cosine", "cosine", "l2"),
+            "weighting": _choice("temperature", "uniform", "distance", "temperature"),
+            "temperature": _positive(0.07),
+            "index": _choice("flat", "flat", "ivf", "ivfpq"),
+            "nlist": _integer(None, none=True),
+            "nprobe": _integer(None, none=True),
+            "pq_m": _integer(None, none=True),
+        },
+        _knn,
+        sweep=_sweep_knn,
+        adapt=_adapt_knn,
+    )
+)
+register_head(
+    HeadType(
+        "logreg",
+        "L-BFGS multinomial logistic regression on standardised features, C swept on val",
+        {"C": _positive({"logspace": [-6, 5, 45]}), "max_iter": _integer(1000), "tol": _positive(1e-4)},
+        _logreg,
+        sweep=_sweep_logreg,
+        adapt=_adapt_linear("log_loss"),
+        probe=_probe_logreg,
+    )
+)
+register_head(
+    HeadType(
+        "svm",
+        "SVM on standardised features (linear by default, or rbf), C (and gamma) chosen on val",
+        {
+            "kernel": _choice("linear", "linear", "rbf"),
+            "C": _positive({"logspace": [-4, 2, 7]}),
+            "gamma": _positive("scale", "scale", "auto"),
+            "max_iter": _integer(5000),
+        },
+        _svm,
+        randomized=True,
+        adapt=_adapt_linear("hinge"),
+    )
+)
+register_head(
+    HeadType(
+        "ncm",
+        "nearest class mean on L2-normalised features (the few-shot baseline)",
+        {"temperature": _positive(0.1)},
+        _ncm,
+        adapt=_adapt_ncm,
+    )
+)
