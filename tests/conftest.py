@@ -103,7 +103,7 @@ def ray_cluster() -> object:
     in other processes is ``ray_cluster.gcs_address``."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'headstart[ray]')")
     pytest.importorskip("ray.data", reason="ray is installed without ray[data]")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray.get_runtime_context()
     finally:

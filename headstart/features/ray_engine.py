@@ -69,7 +69,7 @@ def connect(address: str = "auto") -> bool:
                 f"no Ray cluster at ray.address={address}; start one (`ray start --head`) or use `auto`"
             ) from None
         log.info("no running Ray cluster found; starting a local one")
-        ray.init(**kwargs)
+        ray.init(address="local", **kwargs)
     return True
 
 
