@@ -106,3 +106,28 @@ def test_shards_from_different_runs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.parquet" / "part-00001.parquet").unlink()
     with pytest.raises(TableError, match="without gaps"):
         load_embeddings(tmp_path / "a.parquet")
+
+
+def test_heads_predict_and_provenance_read_a_sharded_table_like_one_file(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from headstart.heads.persist import load_head
+    from headstart.heads.workflow import fit_table
+    from headstart.pipeline.predict import predict_table
+
+    X, y = load_digits(return_X_y=True)
+    ids = [f"{i:08x}" for i in range(len(X))]
+    splits = np.where(np.arange(len(X)) % 10 < 2, "test", np.where(np.arange(len(X)) % 10 < 4, "val", "train"))
+    prov = {**PROV, "dim": 64}
+    for name, rows in (("one", 10_000), ("many", 500)):
+        with ShardedEmbeddingWriter(tmp_path / f"{name}.parquet", 64, prov, rows_per_shard=rows) as writer:
+            writer.write(ids, [str(v) for v in y], splits.tolist(), [None] * len(X), X.astype(np.float32))
+    assert (tmp_path / "many.parquet").is_dir() and len(shard_files(tmp_path / "many.parquet")) == 4
+    fitted = {}
+    for name in ("one", "many"):
+        evaluation, _ = fit_table(tmp_path / f"{name}.parquet", "logreg", {"C": 1.0}, tmp_path / f"m-{name}", seeds=1, few_shot=())
+        fitted[name] = evaluation.metrics["accuracy"]
+        bundle = load_head(tmp_path / f"m-{name}")
+        rows = predict_table(bundle, load_embeddings(tmp_path / "many.parquet"), "many")  # provenance checked
+        assert len(rows) == len(X)
+    assert fitted["one"] == fitted["many"] > 0.9
