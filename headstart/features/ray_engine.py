@@ -130,7 +130,12 @@ def run_on_ray(
         )
         ds = ray.data.from_items(units, override_num_blocks=len(units))
         ds = ds.map_batches(
-            decode_batches, fn_kwargs={"transform": transform, "max_pixels": max_pixels}, batch_size=1, num_cpus=cpus
+            decode_batches,
+            fn_kwargs={"transform": transform, "max_pixels": max_pixels},
+            batch_size=1,
+            # given as a function, the task's resources keep Ray Data from fusing the decoding into the model
+            # actors: CPU tasks decode the next batches while the actors run the network
+            ray_remote_args_fn=lambda: {"num_cpus": cpus},
         )
         ds = ds.map_batches(
             Embedder,
