@@ -103,7 +103,14 @@ def ray_cluster() -> object:
     in other processes is ``ray_cluster.gcs_address``."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'headstart[ray]')")
     pytest.importorskip("ray.data", reason="ray is installed without ray[data]")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    for attempt in range(3):  # Ray gives its raylet 30 s to start, which a loaded machine can miss
+        try:
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            break
+        except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception for the timeout
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(err):
+                raise
     try:
         yield ray.get_runtime_context()
     finally:
