@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from headstart._progress import Progress
-from headstart.features.ray_tasks import Embedder, decode_batches, work_items
+from headstart.features.ray_tasks import _UNIT_IMAGES, Embedder, decode_batches, work_items
 from headstart.features.runner import EmbedError, RunStats
 
 __all__ = ["RayRun", "connect", "embed_on_ray", "run_on_ray"]
@@ -118,6 +118,7 @@ def run_on_ray(
         cpus = 1.0 if cluster["min_node_cpus"] >= 2 else 0.5
         threads = max(1, int(cluster["cpus"] // max(pool, 1))) if not gpus else 0
         cluster = {**cluster, "actors": pool}
+        crop = int(getattr(transform, "crop_size", [224])[0])
         units = work_items(prepared, todo, size, prepared.attrs.get("headstart_path"))
         log.info(
             "ray: %d images in %d work items on %d node(s) (%g CPUs, %d GPUs), %d actor(s)",
@@ -133,9 +134,11 @@ def run_on_ray(
             decode_batches,
             fn_kwargs={"transform": transform, "max_pixels": max_pixels},
             batch_size=1,
-            # given as a function, the task's resources keep Ray Data from fusing the decoding into the model
-            # actors: CPU tasks decode the next batches while the actors run the network
-            ray_remote_args_fn=lambda: {"num_cpus": cpus},
+            num_cpus=cpus,
+            # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes); as the model
+            # actors ask for no memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the
+            # next batches while the actors run the network
+            memory=2**29 + 2 * 4 * 3 * crop * crop * _UNIT_IMAGES,
         )
         ds = ds.map_batches(
             Embedder,
