@@ -70,7 +70,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "head": args.head,
         "params": evaluation.params,
         "test": compact_metrics(evaluation),
-        "model": str(Path(args.output) / "model.joblib"),
+        "model": str(Path(args.output) / "model.json"),
     }
     print(json.dumps(payload, indent=2, default=str))
     return 0
@@ -88,11 +88,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.embeddings:
         if args.inputs:
             raise CliError("give images or --embeddings, not both")
-        rows = predict_table(load_head(args.model), load_embeddings(args.embeddings), args.embeddings, top=top)
+        bundle = load_head(args.model, trust_pickle=args.trust_pickle)
+        rows = predict_table(bundle, load_embeddings(args.embeddings), args.embeddings, top=top)
     else:
         if not args.inputs:
             raise CliError("give image files or folders to classify (or --embeddings TABLE)")
-        rows = predict_images(args.model, args.inputs, options=options, top=top, progress=tqdm_progress)
+        rows = predict_images(
+            args.model, args.inputs, options=options, top=top, progress=tqdm_progress, trust_pickle=args.trust_pickle
+        )
     column = f"top{top}"
     if args.output and args.output.endswith(".json"):
         text = rows.to_json(orient="records", indent=2)
@@ -104,8 +107,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ]
         text = flat.to_csv(index=False)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        from headstart._files import atomic_path
+
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
         errors = int(pd.notna(rows["error"]).sum()) if "error" in rows else 0
         print(
             f"{len(rows)} predictions -> {args.output}" + (f" ({errors} unreadable images)" if errors else ""),
@@ -180,6 +185,8 @@ def cmd_heads(args: argparse.Namespace) -> int:
     from headstart.heads.registry import list_heads
 
     for name, head in list_heads().items():
-        print(f"{name}: {head.description}")
-        print("    " + ", ".join(f"{k}={v!r}" for k, v in head.defaults.items()))
+        probe = " (a linear probe: fine-tuning can start from it)" if head.linear_probe else ""
+        print(f"{name}: {head.description}{probe}")
+        for key, param in head.params.items():
+            print(f"    {key}={param.default!r}  ({param.allowed}; a list or {{logspace: [a, b, n]}} is a grid)")
     return 0

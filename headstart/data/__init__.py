@@ -21,7 +21,7 @@ _WHERE = {
     "assign_splits": "splits",
     "few_shot_indices": "splits",
     "EmbeddingTable": "tables",
-    "EmbeddingWriter": "tables",
+    "EmbeddingWriter": "table_writer",
     "TableError": "tables",
     "load_embeddings": "tables",
     "read_embedding_metadata": "tables",

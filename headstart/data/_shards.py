@@ -161,13 +161,16 @@ class ShardedEmbeddingWriter:
         self.rows = 0
         self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.shards")
         self._shards: list[Any] = []
+        self._done = False
 
     def __enter__(self) -> ShardedEmbeddingWriter:
         self._tmp.mkdir(parents=True)
         return self
 
     def _open_shard(self) -> Any:
-        writer = _tables.EmbeddingWriter(self._tmp / _SHARD.format(len(self._shards)), self.dim, self.provenance)
+        from headstart.data.table_writer import EmbeddingWriter
+
+        writer = EmbeddingWriter(self._tmp / _SHARD.format(len(self._shards)), self.dim, self.provenance)
         if self.engine is not None:
             info = json.dumps(self.engine, sort_keys=True, separators=(",", ":")).encode()
             writer.schema = writer.schema.with_metadata({**writer.schema.metadata, _ENGINE_KEY: info})
@@ -187,7 +190,7 @@ class ShardedEmbeddingWriter:
         while start < len(ids):
             if not self._shards or self._shards[-1].rows + self._shards[-1]._pending_rows >= self.rows_per_shard:
                 if self._shards:
-                    self._shards[-1].__exit__(None, None, None)
+                    self._shards[-1].__exit__(None, None, None)  # complete: renamed inside the private folder
                 self._open_shard()
             shard = self._shards[-1]
             room = self.rows_per_shard - shard.rows - shard._pending_rows
@@ -196,14 +199,21 @@ class ShardedEmbeddingWriter:
             start = end
         self.rows += len(ids)
 
+    def finish(self) -> None:
+        """Complete the last shard; after this only moving the table into place is left (on leaving the block)."""
+        if not self._shards:
+            self._open_shard()  # an empty table is one empty file
+        if not self._done:
+            self._done = True
+            self._shards[-1].__exit__(None, None, None)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if self._shards:
-                self._shards[-1].__exit__(exc_type, exc, tb)
             if exc_type is None:
-                if not self._shards:
-                    self._open_shard().__exit__(None, None, None)  # an empty table is one empty file
+                self.finish()
                 self._commit()
+            elif self._shards and not self._done:
+                self._shards[-1].__exit__(exc_type, exc, tb)  # discards the shard being written
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -1,4 +1,5 @@
-"""The Parquet tables headstart writes, their schemas and their IO. No other module touches Parquet.
+"""The Parquet tables headstart writes, their schemas and their IO. No other module touches Parquet, except
+:mod:`headstart.data.table_writer`, which streams embedding tables out with this module's schema and settings.
 
 Three tables:
 
@@ -22,7 +23,6 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,29 +36,14 @@ import pyarrow.parquet as pq
 from headstart._files import atomic_path
 from headstart.errors import UserError
 
-__all__ = [
-    "EmbeddingTable",
-    "EmbeddingWriter",
-    "SCHEMA_VERSION",
-    "ShardedEmbeddingWriter",
-    "TableError",
-    "embedding_schema",
-    "failures_schema",
-    "iter_embeddings",
-    "load_embeddings",
-    "prepared_schema",
-    "read_embedding_metadata",
-    "read_failures",
-    "read_manifest_parquet",
-    "read_prepared",
-    "read_prepared_images",
-    "read_row_group",
-    "row_groups",
-    "shard_files",
-    "shard_rows",
-    "write_failures",
-    "write_prepared",
-]
+__all__ = [  # noqa: RUF022 (grouped by role)
+    "SCHEMA_VERSION", "EmbeddingTable", "TableError", "embedding_schema", "failures_schema",
+    "prepared_schema", "load_embeddings", "read_embedding_metadata", "read_failures", "read_manifest_parquet",
+    "read_prepared", "write_failures", "write_prepared",
+    # the sharded form and reading a row group at a time (headstart.data._shards)
+    "ShardedEmbeddingWriter", "iter_embeddings", "read_prepared_images", "read_row_group", "row_groups",
+    "shard_files", "shard_rows",
+]  # fmt: skip
 
 SCHEMA_VERSION = "1"
 ROW_GROUP_ROWS = 4096
@@ -127,115 +112,19 @@ def _metadata(kind: str, payload: Mapping[str, Any] | None) -> dict[bytes, bytes
 
 
 def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> pq.ParquetWriter:
-    kwargs: dict[str, Any] = {"compression": "zstd", "write_statistics": ["id", "label", "split"]}
+    # Page checksums let a reader tell a damaged file from a good one (a flipped byte in a float page would
+    # otherwise be read as a different embedding); they are a function of the data, so the bytes stay stable.
+    kwargs: dict[str, Any] = {
+        "compression": "zstd",
+        "write_statistics": ["id", "label", "split"],
+        "write_page_checksum": True,
+    }
     if float_column is not None:
         # Byte-stream-split groups the bytes of the floats by significance, which zstd then compresses
         # well and, more to the point, decodes fast (see benchmarks/embed_throughput.py).
         kwargs["use_dictionary"] = ["id", "label", "split", "path"]
         kwargs["use_byte_stream_split"] = [f"{float_column}.list.element"]
     return pq.ParquetWriter(where, schema, **kwargs)
-
-
-class EmbeddingWriter:
-    """Stream rows into an embedding table, in fixed-size row groups, atomically.
-
-    >>> with EmbeddingWriter("out.parquet", dim=96, provenance={"node": "features.13"}) as w:  # doctest: +SKIP
-    ...     w.write(ids, labels, splits, paths, vectors)
-    """
-
-    def __init__(
-        self, path: str | Path, dim: int, provenance: Mapping[str, Any], row_group_rows: int = ROW_GROUP_ROWS
-    ) -> None:
-        self.path = Path(path)
-        self.dim = dim
-        self.schema = embedding_schema(dim, provenance)
-        self.row_group_rows = row_group_rows
-        self.rows = 0
-        self._pending: list[tuple[list[str], list[str], list[str], list[str | None], np.ndarray]] = []
-        self._pending_rows = 0
-        self._stack = contextlib.ExitStack()
-        self._writer: pq.ParquetWriter | None = None
-
-    def __enter__(self) -> EmbeddingWriter:
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        self._writer = _writer(tmp, self.schema, float_column="embedding")
-        self._stack.callback(self._writer.close)
-        return self
-
-    def write(
-        self,
-        ids: Sequence[str],
-        labels: Sequence[str],
-        splits: Sequence[str],
-        paths: Sequence[str | None],
-        vectors: np.ndarray,
-    ) -> None:
-        """Append rows; ``vectors`` is ``(len(ids), dim)``."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise TableError(f"{self.path}: expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        if not len(ids) == len(labels) == len(splits) == len(paths) == len(vectors):
-            raise TableError(f"{self.path}: columns of different lengths in one write")
-        if not np.isfinite(vectors).all():
-            bad = [ids[i] for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1))[:3]]
-            raise TableError(f"{self.path}: embeddings with NaN or inf for ids {bad}; check the backbone's precision")
-        self._pending.append((list(ids), list(labels), list(splits), list(paths), vectors))
-        self._pending_rows += len(ids)
-        while self._pending_rows >= self.row_group_rows:
-            self._flush(self.row_group_rows)
-
-    def _flush(self, n: int) -> None:
-        """Write the first ``n`` pending rows as one row group."""
-        ids: list[str] = []
-        labels: list[str] = []
-        splits: list[str] = []
-        paths: list[str | None] = []
-        chunks: list[np.ndarray] = []
-        while self._pending and len(ids) < n:
-            c_ids, c_labels, c_splits, c_paths, c_vecs = self._pending.pop(0)
-            room = n - len(ids)
-            if len(c_ids) > room:
-                self._pending.insert(0, (c_ids[room:], c_labels[room:], c_splits[room:], c_paths[room:], c_vecs[room:]))
-                c_ids, c_labels, c_splits, c_paths, c_vecs = (
-                    c_ids[:room],
-                    c_labels[:room],
-                    c_splits[:room],
-                    c_paths[:room],
-                    c_vecs[:room],
-                )
-            ids += c_ids
-            labels += c_labels
-            splits += c_splits
-            paths += c_paths
-            chunks.append(c_vecs)
-        self._pending_rows -= len(ids)
-        flat = pa.array(np.concatenate(chunks).reshape(-1), type=pa.float32())
-        embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
-        batch = pa.RecordBatch.from_arrays(
-            [
-                pa.array(ids, pa.string()),
-                pa.array(labels, pa.string()),
-                pa.array(splits, pa.string()),
-                pa.array(paths, pa.string()),
-                embedding,
-            ],
-            schema=self.schema,
-        )
-        if self._writer is None:
-            raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
-        self._writer.write_batch(batch, row_group_size=n)
-        self.rows += len(ids)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None and self._pending_rows:
-                self._flush(self._pending_rows)
-        finally:
-            if exc_type is not None:
-                # Make the atomic_path context discard the temporary file.
-                self._stack.__exit__(exc_type, exc, tb)
-            else:
-                self._stack.close()
 
 
 def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
@@ -245,8 +134,8 @@ def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise TableError(f"{path} is not a readable Parquet file ({err})") from err
+    except (pa.ArrowException, OSError) as err:
+        raise TableError(f"{path} is not a readable Parquet file ({err}); {_REDO}") from err
     meta = schema.metadata or {}
     found = meta.get(_KIND_KEY, b"").decode()
     if found != kind:
@@ -260,6 +149,17 @@ def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
         )
     payload = json.loads(meta[_PROVENANCE_KEY]) if _PROVENANCE_KEY in meta else {}
     return schema, payload
+
+
+_REDO = "re-run the stage that wrote it (`dvc repro --force STAGE`, or the `headstart` command that made it)"
+
+
+def _read_table(path: Path, **kwargs: Any) -> pa.Table:
+    """``pq.read_table`` with the page checksums checked; a damaged file is one line that names it and the fix."""
+    try:
+        return pq.read_table(path, page_checksum_verification=True, **kwargs)
+    except (pa.ArrowException, OSError) as err:
+        raise TableError(f"{path} is damaged ({str(err).splitlines()[0]}); {_REDO}") from err
 
 
 def read_embedding_metadata(path: str | Path) -> dict[str, Any]:
@@ -293,7 +193,7 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
             "the file was altered after headstart wrote it. Re-create it."
         )
     filters = [("split", "in", list(splits))] if splits is not None else None
-    parts = [pq.read_table(f, filters=filters, use_threads=True) for f in shard_files(path)]
+    parts = [_read_table(f, filters=filters, use_threads=True) for f in shard_files(path)]
     table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     X = np.empty((table.num_rows, dim), dtype=np.float32)
     row = 0
@@ -325,7 +225,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     path = Path(path)
     _, meta = _read_meta(path, "prepared")
     columns = ["id", "label", "split", "path"] + (["image"] if images else [])
-    frame = pq.read_table(path, columns=columns).to_pandas()
+    frame = _read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
     frame.attrs["headstart_path"] = str(path)  # lets a cluster engine read the image bytes where they are
     return frame
@@ -345,7 +245,7 @@ def read_failures(path: str | Path) -> pd.DataFrame:
     """Read a failures table as a DataFrame."""
     path = Path(path)
     _, meta = _read_meta(path, "failures")
-    frame = pq.read_table(path).to_pandas()
+    frame = _read_table(path).to_pandas()
     frame.attrs["headstart"] = meta
     return frame
 

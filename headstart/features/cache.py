@@ -16,6 +16,7 @@ backbone settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,13 +24,14 @@ import struct
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from headstart._files import atomic_path, disk_full, fault_point
 from headstart.errors import UserError
 
 __all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "layer_key"]
@@ -71,9 +73,8 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "meta.json"
         if meta is not None and not meta_path.exists():
-            tmp = meta_path.with_name(f".meta.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-            os.replace(tmp, meta_path)
+            with atomic_path(meta_path) as tmp:
+                tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
         self._records: list[_Record] = []
         self._where: dict[str, dict[str, tuple[int, int]]] = {}
         self._failures: dict[str, str] = {}
@@ -185,6 +186,27 @@ class EmbeddingCache:
         return arrays
 
     # ---- writing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this fingerprint's lock: one process at a time looks for missing images and embeds them.
+
+        A second ``embed`` on the same cache waits here, then finds the first one's work in the cache (call
+        :meth:`scan`) instead of embedding the same images again. The lock goes with the process (``kill -9``
+        included).
+        """
+        import fcntl
+
+        with open(self.dir / ".lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another headstart process is embedding into %s; waiting for it to finish", self.dir)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def open_segment(self) -> SegmentWriter:
         name = f"seg-{time.time_ns():020d}-{os.getpid()}.hse"
         return SegmentWriter(self.dir / name)
@@ -219,16 +241,34 @@ class SegmentWriter:
         record = _PREFIX.pack(_MAGIC, len(header), len(payload), zlib.crc32(header), zlib.crc32(payload))
         if self._handle is None:
             self._handle = open(self.path, "ab", buffering=0)
+        end = self._handle.tell()
         view = memoryview(record + header + payload)
-        while view:  # one write call in practice; a kill leaves a whole record or a torn tail
-            view = view[self._handle.write(view) :]
+        try:
+            while view:  # one write call in practice; a kill leaves a whole record or a torn tail
+                view = view[self._handle.write(view) :]
+        except OSError as err:
+            with contextlib.suppress(OSError):  # drop the torn record (a later scan would skip it anyway)
+                os.ftruncate(self._handle.fileno(), end)
+            kept = f"the {self.records} batches written before are kept and the next run resumes after them"
+            full = disk_full(err, self.path, kept=kept)
+            if full is not None:
+                raise full from err
+            raise
         self.records += 1
+        fault_point()
 
     def close(self) -> None:
         if self._handle is not None:
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                os.fsync(handle.fileno())
+            except OSError as err:
+                full = disk_full(err, self.path, kept="finished batches are kept and the next run resumes")
+                if full is not None:
+                    raise full from err
+                raise
+            finally:
+                handle.close()
 
     def __enter__(self) -> SegmentWriter:
         return self

@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -130,42 +131,45 @@ def embed(
         cache = EmbeddingCache(cache_root, fingerprint, meta={**base, "versions": versions})
         if cache.torn:
             log.info("cache %s: ignoring the torn end of an interrupted run (%s)", cache.dir, ", ".join(cache.torn))
-        ids = prepared["id"].tolist()
-        if options.on_error == "raise":
-            for item_id in dict.fromkeys(ids):
-                error = cache.failure(item_id)
-                if error is not None:
-                    raise EmbedError(
-                        f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
-                        "an earlier run). Set `embed.on_error: skip` to list it in the failures table"
-                    )
-        todo = cache.missing(ids, list(keys.values()))
-        unique = len(set(ids))
-        from_cache = unique - len(todo)
-        if from_cache:
-            log.info("%d of %d images are in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
-        stats = RunStats()
-        engine: dict[str, Any] = {"engine": options.engine}
-        if todo and options.engine == "ray":
-            from headstart.features.ray_engine import embed_on_ray
+        # One process at a time per fingerprint: a second run waits, then finds the first one's work.
+        with cache.lock() if options.cache_dir is not None else contextlib.nullcontext():
+            cache.scan()
+            ids = prepared["id"].tolist()
+            if options.on_error == "raise":
+                for item_id in dict.fromkeys(ids):
+                    error = cache.failure(item_id)
+                    if error is not None:
+                        raise EmbedError(
+                            f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
+                            "an earlier run). Set `embed.on_error: skip` to list it in the failures table"
+                        )
+            todo = cache.missing(ids, list(keys.values()))
+            unique = len(set(ids))
+            from_cache = unique - len(todo)
+            if from_cache:
+                log.info("%d of %d images in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
+            stats = RunStats()
+            engine: dict[str, Any] = {"engine": options.engine}
+            if todo and options.engine == "ray":
+                from headstart.features.ray_engine import embed_on_ray
 
-            stats, engine = embed_on_ray(prepared, todo, backbone, extractor, keys, spec.precision, cache, options, progress)
-            cache.scan()
-        elif todo:
-            stats = _run(
-                prepared,
-                todo,
-                backbone,
-                extractor,
-                keys,
-                device,
-                spec.precision,
-                cache,
-                options,
-                progress,
-                name=f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " "),
-            )
-            cache.scan()
+                stats, engine = embed_on_ray(prepared, todo, backbone, extractor, keys, spec.precision, cache, options, progress)
+                cache.scan()
+            elif todo:
+                stats = _run(
+                    prepared,
+                    todo,
+                    backbone,
+                    extractor,
+                    keys,
+                    device,
+                    spec.precision,
+                    cache,
+                    options,
+                    progress,
+                    name=f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " "),
+                )
+                cache.scan()
         start = time.perf_counter()
         tables = []
         provenance = {}

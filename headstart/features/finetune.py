@@ -34,7 +34,7 @@ from headstart.data.images import UnreadableImage, decode_image
 from headstart.errors import SettingsError
 from headstart.features.registry import Backbone, load_backbone
 from headstart.features.runner import autocast, select_device
-from headstart.features.spec import BackboneSpec, FinetuneSettings
+from headstart.features.spec import BackboneError, BackboneSpec, FinetuneSettings
 from headstart.features.truncate import classifier_name
 from headstart.features.weights import CHECKPOINT_FORMAT, file_sha256
 
@@ -98,7 +98,9 @@ class FinetuneResult:
 def _head_name(model: nn.Module) -> str:
     head = classifier_name(model)
     if head is None:
-        raise ValueError(f"cannot find the classifier of {type(model).__name__}: it has no linear layer")
+        raise BackboneError(
+            f"cannot find the classifier of {type(model).__name__}: it has no linear layer to fine-tune from"
+        )
     return head
 
 
@@ -252,7 +254,9 @@ def finetune(
             worker_init_fn=_seed_worker if workers else None,
         )
     if not len(loaders["train"].dataset) or not len(loaders["val"].dataset):
-        raise ValueError("fine-tuning needs train and val images; give the dataset a val split")
+        raise SettingsError(
+            "fine-tuning needs train and val images; give the dataset a val split (datasets.<name>.split.val)"
+        )
 
     backbone_params = [p for _, b in trainable for p in b.parameters()]
     groups = [{"params": list(head.parameters()), "lr": settings.head_lr}]
@@ -263,7 +267,7 @@ def finetune(
     elif settings.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, momentum=0.9, weight_decay=settings.weight_decay)
     else:
-        raise ValueError(f"finetune.optimizer must be adamw or sgd, got {settings.optimizer!r}")
+        raise SettingsError(f"must be adamw or sgd, got {settings.optimizer!r}", "optimizer")
     steps = settings.epochs * len(loaders["train"])
     warmup = max(1, min(len(loaders["train"]), steps // 10))
 

@@ -6,6 +6,7 @@ that the current row group needs are held.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from headstart._files import atomic_path
 from headstart.data.tables import ROW_GROUP_ROWS, ShardedEmbeddingWriter, write_failures
 from headstart.features.cache import EmbeddingCache
 
@@ -45,7 +47,14 @@ def assemble_tables(
     """Write every table in ``tables`` (and the failures table); returns the failure rows."""
     keys = [t.key for t in tables]
     failures: list[dict[str, Any]] = []
-    with _writers(tables) as writers:
+    # Every table and the failures table are written to temporaries first; only when all of them are complete
+    # are they renamed into place (on leaving the stack), so a failure midway leaves every previous table as it was.
+    with contextlib.ExitStack() as stack:
+        writers = [
+            stack.enter_context(ShardedEmbeddingWriter(t.path, t.dim, t.provenance, t.rows_per_shard, t.engine))
+            for t in tables
+        ]
+        failures_tmp = stack.enter_context(atomic_path(failures_path)) if failures_path is not None else None
         for start in range(0, len(prepared), ROW_GROUP_ROWS):
             chunk = prepared.iloc[start : start + ROW_GROUP_ROWS]
             ok_ids, ok_rows = [], []
@@ -69,36 +78,8 @@ def assemble_tables(
             labels, splits, paths = (list(col) for col in zip(*ok_rows, strict=True))
             for table, writer in zip(tables, writers, strict=True):
                 writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids))
-    if failures_path is not None:
-        write_failures(failures_path, failures, failures_provenance)
+        for writer in writers:
+            writer.finish()
+        if failures_tmp is not None:
+            write_failures(failures_tmp, failures, failures_provenance)
     return failures
-
-
-class _writers:
-    """Enter several EmbeddingWriters; all commit together or none does."""
-
-    def __init__(self, tables: Sequence[TableOut]) -> None:
-        self.writers = [
-            ShardedEmbeddingWriter(t.path, t.dim, t.provenance, t.rows_per_shard, t.engine) for t in tables
-        ]
-
-    def __enter__(self) -> list[ShardedEmbeddingWriter]:
-        entered = []
-        try:
-            for writer in self.writers:
-                entered.append(writer.__enter__())
-        except BaseException as err:
-            for writer in reversed(entered):
-                writer.__exit__(type(err), err, err.__traceback__)
-            raise
-        return entered
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        error = None
-        for writer in reversed(self.writers):
-            try:
-                writer.__exit__(exc_type, exc, tb)
-            except BaseException as err:  # keep closing the others
-                error = error or err
-        if error is not None:
-            raise error

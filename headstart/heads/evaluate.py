@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.data.tables import EmbeddingTable
+from headstart.heads._checks import check_classes
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
 from headstart.heads.registry import build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
@@ -43,16 +44,17 @@ class SplitData:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    source: str = ""  # where the data came from, for messages
 
     @classmethod
-    def from_table(cls, table: EmbeddingTable) -> SplitData:
+    def from_table(cls, table: EmbeddingTable, source: str = "") -> SplitData:
         split = table.frame["split"].to_numpy()
         parts = {}
         for name in ("train", "val", "test"):
             mask = split == name
             parts[f"X_{name}"] = np.ascontiguousarray(table.X[mask])
             parts[f"y_{name}"] = table.labels[mask]
-        return cls(**parts)
+        return cls(**parts, source=source)
 
     @property
     def classes(self) -> np.ndarray:
@@ -109,6 +111,7 @@ def evaluate_head(
     """Run the whole protocol for ``head`` (a registered head kind) with ``params``."""
     kind = get_head(head)
     fixed, grid = resolve_params(head, params)
+    check_classes(data.y_train, f"the train split of {data.source}" if data.source else "the train split")
     selection = select(head, fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val, seed)
     best = selection.best
     classes = data.classes

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-
+from headstart.heads._checks import check_classes
 from headstart.heads.ivf import BatchedIVF
 
 __all__ = ["KNNClassifier"]
@@ -99,6 +99,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         check_classification_targets(y)
+        check_classes(y)
         self.classes_, self._y = np.unique(y, return_inverse=True)
         vectors = self._prepare(X)
         n, d = vectors.shape
@@ -179,15 +180,26 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        if "index_" in state and isinstance(state["index_"], faiss.Index):
-            state["index_"] = ("faiss", faiss.serialize_index(state["index_"]))
+        # A flat index is saved as its vectors and rebuilt on load; any other faiss index as faiss's bytes.
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the instance's own dict
+        index = state.get("index_")
+        if isinstance(index, (faiss.IndexFlatIP, faiss.IndexFlatL2)):
+            kind = "flat-ip" if isinstance(index, faiss.IndexFlatIP) else "flat-l2"
+            state["index_"] = (kind, index.reconstruct_n(0, index.ntotal))
+        elif isinstance(index, faiss.Index):
+            state["index_"] = ("faiss", faiss.serialize_index(index))
         return state
 
     def __setstate__(self, state: dict) -> None:
-        if isinstance(state.get("index_"), tuple) and state["index_"][0] == "faiss":
-            state["index_"] = faiss.deserialize_index(state["index_"][1])
-        self.__dict__.update(state)
+        index = state.get("index_")
+        if isinstance(index, tuple) and index[0] in ("flat-ip", "flat-l2"):
+            vectors = np.ascontiguousarray(index[1], dtype=np.float32)
+            flat = faiss.IndexFlatIP if index[0] == "flat-ip" else faiss.IndexFlatL2
+            state["index_"] = flat(vectors.shape[1])
+            state["index_"].add(vectors)
+        elif isinstance(index, tuple) and index[0] == "faiss":
+            state["index_"] = faiss.deserialize_index(np.ascontiguousarray(index[1], dtype=np.uint8))
+        super().__setstate__(state)
 
 
 def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None) -> Any:

@@ -13,6 +13,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from headstart.heads._checks import check_classes
+
 __all__ = ["NearestClassMean"]
 
 
@@ -38,6 +40,7 @@ class NearestClassMean(ClassifierMixin, BaseEstimator):
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
+        check_classes(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         Xn = _normalise(X.astype(np.float64))
         means = np.stack([Xn[encoded == c].mean(axis=0) for c in range(len(self.classes_))])

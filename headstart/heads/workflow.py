@@ -1,7 +1,8 @@
 """Fit one head on one embedding table and write everything the pipeline and the CLI keep of it.
 
-``model_dir/model.joblib`` (the head with its embeddings' provenance), ``model_dir/metrics.json`` (test
-metrics) and ``model_dir/predictions.csv`` (one row per test image: id, actual, predicted, probability).
+``model_dir/model.json`` + ``model.npz`` (the head with its embeddings' provenance), ``model_dir/metrics.json``
+(test quality: no timings, so the same inputs give the same bytes) and ``model_dir/predictions.csv`` (one row per
+test image: id, actual, predicted, probability). The folder is built beside ``model_dir`` and swapped in whole.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from headstart._files import atomic_path, write_json
+from headstart._files import atomic_dir, atomic_path, write_json
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
@@ -24,6 +25,8 @@ from headstart.heads.persist import save_head
 __all__ = ["compact_metrics", "evaluation_record", "fit_table"]
 
 log = logging.getLogger(__name__)
+
+_TIMINGS = ("seconds", "_per_image")  # metric names that are timings, kept out of the model directory
 
 
 def fit_table(
@@ -43,9 +46,16 @@ def fit_table(
     Returns the evaluation and its JSON-ready record (what the report reads).
     """
     table = load_embeddings(table_path)
-    data = SplitData.from_table(table)
+    data = SplitData.from_table(table, source=str(table_path))
     evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
-    model_dir = Path(model_dir)
+    with atomic_dir(model_dir) as building:
+        _write_model_dir(building, table, data, evaluation, head, name)
+    return evaluation, evaluation_record(evaluation, table.provenance)
+
+
+def _write_model_dir(
+    model_dir: Path, table: Any, data: SplitData, evaluation: HeadEvaluation, head: str, name: str | None
+) -> None:
     save_head(
         model_dir,
         evaluation.model,
@@ -62,9 +72,8 @@ def fit_table(
         evaluation,
         class_scores(evaluation.model, data.X_test),
     )
-    record = evaluation_record(evaluation, table.provenance)
-    write_json(model_dir / "metrics.json", compact_metrics(evaluation))
-    return evaluation, record
+    quality = {k: v for k, v in compact_metrics(evaluation).items() if not k.endswith(_TIMINGS)}
+    write_json(model_dir / "metrics.json", quality)
 
 
 def compact_metrics(evaluation: HeadEvaluation) -> dict[str, Any]:

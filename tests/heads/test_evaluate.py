@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headstart.data.tables import EmbeddingWriter, load_embeddings
+from headstart.data.table_writer import EmbeddingWriter
+from headstart.data.tables import load_embeddings
 from headstart.heads import evaluate as evaluate_module
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.persist import ProvenanceMismatch, check_provenance, load_head
@@ -85,7 +86,7 @@ def test_fit_table_saves_a_head_that_refuses_other_embeddings(tmp_path: Path) ->
     with pytest.raises(
         ProvenanceMismatch,
         match=r"flatten.parquet has embeddings of .*node flatten.*but the head "
-        r".*model.joblib was fitted on .*node features.13.*differ in: node",
+        r".*model.json was fitted on .*node features.13.*differ in: node",
     ):
         bundle.check(other, str(tmp_path / "flatten.parquet"))
     with pytest.raises(ProvenanceMismatch, match="differ in: weights_sha256"):

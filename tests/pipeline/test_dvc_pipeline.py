@@ -34,7 +34,14 @@ SMALL_PARAMS = {
     "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
     "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
     "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
-    "finetune": {"datasets": ["digits"], "backbones": ["mobilenet_v2"], "unfreeze": 1, "epochs": 1, "batch_size": 32},
+    "finetune": {
+        "datasets": ["digits"],
+        "backbones": ["mobilenet_v2"],
+        "probe_head": "logreg",  # dvc.yaml's finetune stage depends on this head's model dir
+        "unfreeze": 1,
+        "epochs": 1,
+        "batch_size": 32,
+    },
     "transfer": {
         "shift": {
             "source": "digits",

@@ -1,0 +1,103 @@
+"""Streaming rows into an embedding table, in fixed-size row groups, atomically (schema: :mod:`.tables`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from headstart._files import atomic_path, full_disk_names
+from headstart.data.tables import ROW_GROUP_ROWS, TableError, _writer, embedding_schema
+
+__all__ = ["EmbeddingWriter"]
+
+
+class EmbeddingWriter:
+    """Stream rows into an embedding table, in fixed-size row groups, atomically.
+
+    The table appears at ``path`` only when the ``with`` block and every write succeeded; otherwise the previous
+    table (if any) is left as it was and the temporary file is removed.
+
+    >>> with EmbeddingWriter("out.parquet", dim=96, provenance={"node": "features.13"}) as w:  # doctest: +SKIP
+    ...     w.write(ids, labels, splits, paths, vectors)
+    """
+
+    def __init__(
+        self, path: str | Path, dim: int, provenance: Mapping[str, Any], row_group_rows: int = ROW_GROUP_ROWS
+    ) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self.schema = embedding_schema(dim, provenance)
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._pending: list[tuple[list[str], list[str], list[str], list[str | None], np.ndarray]] = []
+        self._pending_rows = 0
+        self._stack = contextlib.ExitStack()
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> EmbeddingWriter:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._writer = stack.enter_context(_writer(tmp, self.schema, float_column="embedding"))
+            self._stack = stack.pop_all()
+        return self
+
+    def write(
+        self,
+        ids: Sequence[str],
+        labels: Sequence[str],
+        splits: Sequence[str],
+        paths: Sequence[str | None],
+        vectors: np.ndarray,
+    ) -> None:
+        """Append rows; ``vectors`` is ``(len(ids), dim)``."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise TableError(f"{self.path}: expected vectors of shape (n, {self.dim}), got {vectors.shape}")
+        if not len(ids) == len(labels) == len(splits) == len(paths) == len(vectors):
+            raise TableError(f"{self.path}: columns of different lengths in one write")
+        if not np.isfinite(vectors).all():
+            bad = [ids[i] for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1))[:3]]
+            raise TableError(f"{self.path}: embeddings with NaN or inf for ids {bad}; check the backbone's precision")
+        self._pending.append((list(ids), list(labels), list(splits), list(paths), vectors))
+        self._pending_rows += len(ids)
+        while self._pending_rows >= self.row_group_rows:
+            self._flush(self.row_group_rows)
+
+    def _flush(self, n: int) -> None:
+        """Write the first ``n`` pending rows as one row group."""
+        if self._writer is None:
+            raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
+        columns: list[list[Any]] = [[x for chunk in self._pending for x in chunk[i]] for i in range(4)]
+        vectors = np.concatenate([chunk[4] for chunk in self._pending])
+        rest = len(vectors) - n
+        self._pending = [(*(c[n:] for c in columns), vectors[n:])] if rest else []  # type: ignore[list-item]
+        self._pending_rows = rest
+        flat = pa.array(vectors[:n].reshape(-1), type=pa.float32())
+        embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)
+        arrays = [pa.array(c[:n], pa.string()) for c in columns]
+        batch = pa.RecordBatch.from_arrays([*arrays, embedding], schema=self.schema)
+        with full_disk_names(self.path):
+            self._writer.write_batch(batch, row_group_size=n)
+        self.rows += n
+
+    def finish(self) -> None:
+        """Write the last rows and the footer; after this only the rename is left (done on leaving the block)."""
+        if self._writer is not None:
+            if self._pending_rows:
+                self._flush(self._pending_rows)
+            with full_disk_names(self.path):
+                self._writer.close()
+            self._writer = None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:  # the block failed: atomic_path discards the temporary file
+            return bool(self._stack.__exit__(exc_type, exc, tb))
+        with self._stack:
+            self.finish()
+        return False
