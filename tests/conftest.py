@@ -115,3 +115,15 @@ def ray_cluster() -> object:
         yield ray.get_runtime_context()
     finally:
         ray.shutdown()
+
+
+# ---- embeddings made up for the heads ----------------------------------------------------------------------
+
+
+def clusters(n: int = 1200, d: int = 24, classes: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` float32 vectors from 3 Gaussian clusters per class, and their labels ``c0``, ``c1``, ... (strings)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes * 3, d)) * 2.0
+    which = rng.integers(0, len(centres), n)
+    X = (centres[which] + rng.standard_normal((n, d))).astype(np.float32)
+    return X, np.array([f"c{w % classes}" for w in which])

@@ -65,6 +65,7 @@ def embed_options(args: argparse.Namespace) -> Any:
             engine=getattr(args, "engine", "local"),
             rows_per_shard=_number(getattr(args, "rows_per_shard", None) or "auto", "--rows-per-shard", int, auto=True),
             ray=RayOptions(address=getattr(args, "address", "auto")),
+            decode=args.decode,
         )
 
 

@@ -150,8 +150,10 @@ class ShardedEmbeddingWriter:
         provenance: Mapping[str, Any],
         rows_per_shard: int | None = None,
         engine: Mapping[str, Any] | None = None,
+        **columns: Any,
     ) -> None:
         self.path = Path(path)
+        self.columns = columns  # labelled=, extra=: as EmbeddingWriter takes them
         self.dim = dim
         self.provenance = dict(provenance)
         self.rows_per_shard = int(rows_per_shard or shard_rows(dim))
@@ -170,7 +172,7 @@ class ShardedEmbeddingWriter:
     def _open_shard(self) -> Any:
         from headstart.data.table_writer import EmbeddingWriter
 
-        writer = EmbeddingWriter(self._tmp / _SHARD.format(len(self._shards)), self.dim, self.provenance)
+        writer = EmbeddingWriter(self._tmp / _SHARD.format(len(self._shards)), self.dim, self.provenance, **self.columns)
         if self.engine is not None:
             info = json.dumps(self.engine, sort_keys=True, separators=(",", ":")).encode()
             writer.schema = writer.schema.with_metadata({**writer.schema.metadata, _ENGINE_KEY: info})
@@ -184,6 +186,7 @@ class ShardedEmbeddingWriter:
         splits: Sequence[str],
         paths: Sequence[str | None],
         vectors: np.ndarray,
+        extra: Mapping[str, Sequence[str | None]] | None = None,
     ) -> None:
         """Append rows (in id order), splitting them across shards at every ``rows_per_shard`` rows."""
         start = 0
@@ -195,7 +198,8 @@ class ShardedEmbeddingWriter:
             shard = self._shards[-1]
             room = self.rows_per_shard - shard.rows - shard._pending_rows
             end = min(len(ids), start + room)
-            shard.write(ids[start:end], labels[start:end], splits[start:end], paths[start:end], vectors[start:end])
+            part = {k: list(v)[start:end] for k, v in extra.items()} if extra else None
+            shard.write(ids[start:end], labels[start:end], splits[start:end], paths[start:end], vectors[start:end], part)
             start = end
         self.rows += len(ids)
 

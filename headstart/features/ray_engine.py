@@ -94,6 +94,7 @@ def run_on_ray(
     batch_size: Callable[[Any], int],
     max_pixels: int,
     sink: Callable[..., None],
+    reduce_to: int | None = None,
     strict: bool,
     describe: Callable[[str], str],
     progress: Progress,
@@ -132,7 +133,7 @@ def run_on_ray(
         ds = ray.data.from_items(units, override_num_blocks=len(units))
         ds = ds.map_batches(
             decode_batches,
-            fn_kwargs={"transform": transform, "max_pixels": max_pixels},
+            fn_kwargs={"transform": transform, "max_pixels": max_pixels, "reduce_to": reduce_to},
             batch_size=1,
             num_cpus=cpus,
             # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes); as the model
@@ -183,8 +184,7 @@ def run_on_ray(
 def embed_on_ray(
     prepared: pd.DataFrame,
     todo: list[str],
-    backbone: Any,
-    extractor: Any,
+    loaded: Any,
     keys: dict,
     precision: str,
     cache: Any,
@@ -193,6 +193,10 @@ def embed_on_ray(
 ) -> tuple[RunStats, dict[str, Any]]:
     """What :func:`~headstart.features.embed.embed` calls for ``engine: ray``: the forward pass of ``todo`` on
     the cluster, into the local engine's cache; returns the run's account and the engine information."""
+    resolved, backbone, extractor, _ = loaded
+    resize = backbone.preprocessing.get("resize_size")  # JPEGs decoded at the scale the local engine uses
+    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
+    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
     bar = progress(total=len(todo), desc="embed on ray", unit="img")
     try:
         with cache.open_segment() as segment:
@@ -200,6 +204,7 @@ def embed_on_ray(
                 prepared,
                 todo,
                 transform=backbone.transform,
+                reduce_to=reduce_to,
                 extractor=extractor.to("cpu"),
                 keys=keys,
                 precision=precision,

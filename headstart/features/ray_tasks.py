@@ -49,7 +49,9 @@ def _none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
 
 
-def decode_batches(units: dict[str, np.ndarray], transform: Any, max_pixels: int) -> dict[str, list]:
+def decode_batches(
+    units: dict[str, np.ndarray], transform: Any, max_pixels: int, reduce_to: int | None = None
+) -> dict[str, list]:
     """CPU task: read and decode the images of some batches; one output row per batch (the local reader's code)."""
     from headstart.data.tables import read_prepared_images
 
@@ -61,7 +63,7 @@ def decode_batches(units: dict[str, np.ndarray], transform: Any, max_pixels: int
         for rows in batches:
             items = [Item(i, path, stored.get(i) if read else image) for i, path, image, read in rows]
             items = [_fetch(item) for item in items]
-            dataset = ImageDataset(items, transform, max_pixels)
+            dataset = ImageDataset(items, transform, max_pixels, reduce_to)
             batch = collate([dataset[k] for k in range(len(dataset))])
             pixels = batch.pixels.numpy() if batch.pixels is not None else np.zeros((0,), np.float32)
             out["ids"].append(json.dumps(batch.ids))

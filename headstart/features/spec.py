@@ -99,7 +99,12 @@ class RayOptions:
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    """How to run the embed engine; nothing here changes the embeddings. ``cache_dir=None``: a throw-away cache."""
+    """How to run the embed engine. ``cache_dir=None``: a throw-away cache.
+
+    Only ``decode`` changes the embeddings: ``jpeg-scaled`` (default) decodes JPEGs at the reduced scale the
+    resize needs, ``full`` decodes every pixel first (bit-for-bit what headstart did before it had the setting).
+    It enters the fingerprint only for datasets that hold a JPEG (see :func:`headstart.features.embed.embed`).
+    """
 
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
@@ -110,6 +115,7 @@ class EmbedOptions:
     engine: Literal["local", "ray"] = "local"
     rows_per_shard: int | Literal["auto"] = "auto"
     ray: RayOptions = RayOptions()
+    decode: Literal["jpeg-scaled", "full"] = "jpeg-scaled"
 
     def __post_init__(self) -> None:
         if self.engine not in ("local", "ray"):
@@ -117,6 +123,8 @@ class EmbedOptions:
         _positive(self.rows_per_shard, "rows_per_shard", auto=True)
         if self.on_error not in ("skip", "raise"):
             raise SettingsError(f"must be 'skip' or 'raise', got {self.on_error!r}", "on_error")
+        if self.decode not in ("jpeg-scaled", "full"):
+            raise SettingsError(f"must be 'jpeg-scaled' or 'full', got {self.decode!r}", "decode")
         _positive(self.batch_size, "batch_size", auto=True)
         if self.num_workers != "auto" and (
             not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 0
