@@ -21,7 +21,12 @@ repro: $(BIN)/headstart
 	@echo
 	$(BIN)/dvc metrics show
 
-test: $(BIN)/headstart
+# the tests also cover the optional extras (Ray, timm, Hugging Face, open_clip, sentence-transformers, readers)
+$(VENV)/.extras: $(BIN)/headstart
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ray,providers,readers]'
+	touch $@
+
+test: $(VENV)/.extras
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/headstart
