@@ -4,6 +4,7 @@
     headstart fit emb.parquet --head logreg -o models/logreg
     headstart predict models/logreg path/to/images/ -o predictions.csv
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
+    headstart cache info | headstart cache prune --keep-fingerprints-in-use | headstart cache clear
 
 The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
 """
@@ -13,7 +14,15 @@ from __future__ import annotations
 import argparse
 
 from headstart._terminal import run_main, setup_logging
-from headstart.cli.commands import cmd_backbones, cmd_datasets, cmd_embed, cmd_fit, cmd_heads, cmd_predict
+from headstart.cli.commands import (
+    cmd_backbones,
+    cmd_cache,
+    cmd_datasets,
+    cmd_embed,
+    cmd_fit,
+    cmd_heads,
+    cmd_predict,
+)
 
 __all__ = ["main"]
 
@@ -129,7 +138,29 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("heads", help="list heads and their parameters")
     p.set_defaults(run=cmd_heads)
+    _cache_parser(sub)
     return parser
+
+
+def _cache_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="what the per-image embedding cache holds; prune or clear it",
+        description="A fingerprint is in use when an embedding table names it in its provenance (the tables "
+        "under embeddings/, or those given with --tables). prune and clear never delete under a running embed.",
+    )
+    p.add_argument("action", choices=["info", "prune", "clear"])
+    p.add_argument("--cache-dir", default=".headstart/cache", help="the cache folder (default .headstart/cache)")
+    p.add_argument(
+        "--tables", nargs="+", default=[], metavar="TABLE", help="embedding tables or folders (default embeddings/)"
+    )
+    p.add_argument(
+        "--keep-fingerprints-in-use", action="store_true", help="prune: keep what the tables use, remove the rest"
+    )
+    p.add_argument("--older-than", metavar="DAYS", help="prune: only what was last written more than DAYS ago")
+    p.add_argument("--dry-run", action="store_true", help="prune, clear: list what would go, delete nothing")
+    p.add_argument("--json", action="store_true", help="info: one JSON record per fingerprint")
+    p.set_defaults(run=cmd_cache)
 
 
 def _embed_run_options(p: argparse.ArgumentParser) -> None:
