@@ -15,7 +15,7 @@ Sections (``--sections``, comma-separated; default all):
 ``ceiling``   (b) the forward pass alone, on one batch of tensors already in memory (the engine's batch
               size), through the same
               truncated model the engine runs (channels-last, inference mode): the most (c) can reach.
-``engine``    (c) ``headstart.features.embed.embed`` on the image folder, with a fresh cache.
+``engine``    (c) ``headstart.features.engine.embed`` on the image folder, with a fresh cache.
 ``bf16``      forward-only images/s in fp32 and bf16 (autocast) for mobilenet_v2 and resnet18 (random weights).
 ``accuracy``  logistic-regression test accuracy on digits from fp32 and from bf16 embeddings.
 ``memory``    peak RSS of ``embed`` in a fresh process for ``--mem-small`` and ``--mem-large`` images.
@@ -68,7 +68,7 @@ def _engine_batch() -> int:
     """The batch size the engine itself picks on this machine (``batch_size: auto``)."""
     import torch
 
-    from headstart.features.embed import EmbedOptions
+    from headstart.features.engine import EmbedOptions
 
     return EmbedOptions().batch_size_for(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -392,7 +392,7 @@ def run_ceiling(files: Sequence[Path], images: int) -> dict[str, float]:
 
 def run_engine(root: Path, scratch: Path, workers: int | str = "auto") -> dict[str, Any]:
     """(c) ``embed`` on the folder, the engine's batch size, ``workers`` decoding workers, fresh cache."""
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
 
     prepared, prepare_seconds = prepare(root, "bench")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="engine-") as tmp:
@@ -557,7 +557,7 @@ def report_bf16_speed(rows: list[dict[str, Any]]) -> None:
 def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     """Embed digits in fp32 and bf16 and compare logistic-regression test accuracy per layer."""
     from headstart.data import load_embeddings, prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.heads.evaluate import SplitData, evaluate_head
 
     prepared = prepare_dataset("digits", name="digits")
@@ -654,7 +654,7 @@ def memory_child(spec_json: str) -> None:
     """Run in a fresh process: prepare + embed one folder, print peak RSS figures as JSON on the last line."""
     import logging
 
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
 
     logging.basicConfig(level=logging.WARNING)
     job = json.loads(spec_json)

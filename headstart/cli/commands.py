@@ -15,7 +15,7 @@ __all__ = ["cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit",
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from headstart.data.prepare import prepare_dataset
-    from headstart.features.embed import embed
+    from headstart.features.engine import embed
 
     spec, options, parts = backbone_spec(args), embed_options(args), split(args)
     limit = positive(args.limit, "--limit", none=True)

@@ -19,12 +19,12 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.hashing import file_id
 from headstart.data.sources import IMAGE_EXTENSIONS
 from headstart.data.tables import EmbeddingTable, load_embeddings
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.heads.metrics import class_scores
 from headstart.heads.persist import HeadBundle, load_head
 
-__all__ = ["list_images", "predict_images", "predict_table", "spec_from_provenance"]
+__all__ = ["classify_images", "list_images", "predict_images", "predict_table", "spec_from_provenance"]
 
 
 def spec_from_provenance(provenance: dict[str, Any]) -> BackboneSpec:
@@ -99,6 +99,18 @@ def predict_images(
     pickled head of an older headstart (see :func:`headstart.heads.persist.load_head`).
     """
     bundle = load_head(model, trust_pickle=trust_pickle)
+    return classify_images(bundle, inputs, options=options, top=top, progress=progress)
+
+
+def classify_images(
+    bundle: HeadBundle,
+    inputs: Sequence[str | Path],
+    *,
+    options: EmbedOptions = EmbedOptions(),
+    top: int = 5,
+    progress: ProgressFactory = null_progress,
+) -> pd.DataFrame:
+    """:func:`predict_images` with a head already in memory (``headstart.fit(...).predict`` uses it)."""
     paths = list_images(inputs)
     frame = (
         pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths, "image": None})

@@ -14,7 +14,7 @@ from headstart.cli import main
 from headstart.data import prepare_dataset
 from headstart.features.cache import EmbeddingCache, hold_lock
 from headstart.features.cache_admin import cache_info, clear, fingerprints_in_use, prune
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 
 USED = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32)

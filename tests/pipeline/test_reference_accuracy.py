@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from headstart.data import load_embeddings, prepare_dataset
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.heads.evaluate import SplitData, evaluate_head
 
