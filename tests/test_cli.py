@@ -121,9 +121,31 @@ def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path) -> None:
         main(["-v", "fit", str(tmp_path / "t.parquet"), "--head", "knn", "--seeds", "0", "-o", str(tmp_path / "m")])
 
 
+def test_only_user_errors_become_one_line(capsys: pytest.CaptureFixture) -> None:
+    from headstart._terminal import run_main
+    from headstart.errors import UserError
+
+    class Mistake(UserError, ValueError):
+        pass
+
+    def user(argv: list[str] | None) -> int:
+        raise Mistake("bad input; do this instead")
+
+    def fault(argv: list[str] | None) -> int:
+        raise ValueError("a bug in headstart")
+
+    assert run_main(user, []) == 2
+    assert capsys.readouterr().err == "headstart: error: bad input; do this instead\n"
+    with pytest.raises(ValueError, match="a bug in headstart"):
+        run_main(fault, [])  # a plain ValueError is a fault: it keeps its traceback
+    with pytest.raises(Mistake):
+        run_main(user, ["-v"])
+
+
 def test_listings(capsys: pytest.CaptureFixture) -> None:
     assert main(["heads"]) == 0
-    assert "logreg: L-BFGS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "logreg: L-BFGS" in out and "(a linear probe" in out and "k=20  (an integer >= 1;" in out
     assert main(["datasets", "--params", "none.yaml"]) == 0
     assert "digits          present" in capsys.readouterr().out
     assert main(["backbones"]) == 0

@@ -53,7 +53,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from headstart.heads.workflow import compact_metrics, fit_table
+    from headstart.workflow.fit import fit_table
+    from headstart.workflow.records import compact_metrics, head_timings
 
     params, protocol = head_params(args.head, args.set), evaluate_settings(args)
     evaluation, _ = fit_table(
@@ -70,6 +71,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "head": args.head,
         "params": evaluation.params,
         "test": compact_metrics(evaluation),
+        "timings": head_timings(evaluation),
         "model": str(Path(args.output) / "model.json"),
     }
     print(json.dumps(payload, indent=2, default=str))
@@ -185,8 +187,10 @@ def cmd_heads(args: argparse.Namespace) -> int:
     from headstart.heads.registry import list_heads
 
     for name, head in list_heads().items():
-        print(f"{name}: {head.description}")
-        print("    " + ", ".join(f"{k}={v!r}" for k, v in head.defaults.items()))
+        probe = " (a linear probe: fine-tuning can start from it)" if head.linear_probe else ""
+        print(f"{name}: {head.description}{probe}")
+        for key, param in head.params.items():
+            print(f"    {key}={param.default!r}  ({param.allowed}; a list or {{logspace: [a, b, n]}} is a grid)")
     return 0
 
 

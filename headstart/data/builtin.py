@@ -111,12 +111,12 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as handle:
         data = handle.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+        raise DatasetNotFound(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
+        raise DatasetNotFound(f"{path} is truncated: header says {shape}, found {array.size} values; download it again")
     return array.reshape(shape)
 
 
@@ -145,7 +145,7 @@ def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
             images = _read_idx(_idx_file(Path(directory), images_stem))  # type: ignore[arg-type]
             targets = _read_idx(_idx_file(Path(directory), labels_stem))  # type: ignore[arg-type]
             if len(images) != len(targets):
-                raise ValueError(
+                raise DatasetNotFound(
                     f"{directory}: {images_stem} has {len(images)} images but {labels_stem} has {len(targets)} labels"
                 )
             labels = [_CLASS_NAMES[name][t] for t in targets]
@@ -205,5 +205,5 @@ def load_builtin(name: str, root: str | None = None) -> pd.DataFrame:
     try:
         dataset = BUILTIN_DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown built-in dataset '{name}'; built-ins: {', '.join(BUILTIN_DATASETS)}") from None
+        raise DatasetNotFound(f"unknown built-in dataset '{name}'; built-ins: {', '.join(BUILTIN_DATASETS)}") from None
     return dataset.loader(root)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from headstart.errors import SettingsError
+
 __all__ = ["POOLINGS", "pool"]
 
 POOLINGS = ("avg", "max", "avgmax", "gem", "cls")
@@ -23,9 +25,10 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
     if x.ndim == 4:
         dims: tuple[int, ...] = (2, 3)
         if mode == "cls":
-            raise ValueError(
-                "pooling 'cls' needs a token sequence (N, T, C), but this node outputs a feature map "
-                f"{tuple(x.shape)}; use avg, max, avgmax or gem"
+            raise SettingsError(
+                "'cls' needs a token sequence (N, T, C), but this node outputs a feature map "
+                f"{tuple(x.shape)}; use avg, max, avgmax or gem",
+                "pooling",
             )
     elif x.ndim == 3:
         dims = (1,)
@@ -42,4 +45,4 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
         return torch.cat([x.mean(dim=dims), x.amax(dim=dims)], dim=1), mode
     if mode == "gem":
         return x.clamp(min=1e-6).pow(GEM_P).mean(dim=dims).pow(1.0 / GEM_P), mode
-    raise ValueError(f"unknown pooling '{mode}'; known: {', '.join(POOLINGS)}")
+    raise SettingsError(f"'{mode}' is not one of {', '.join(POOLINGS)}", "pooling")

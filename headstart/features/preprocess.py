@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from headstart.features.spec import BackboneError
+
 __all__ = ["build_transform"]
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ def build_transform(
             source = None
     base = source.transforms() if source is not None else ImageClassification(crop_size=224)
     if not isinstance(base, ImageClassification):
-        raise ValueError(f"{source} has preprocessing {type(base).__name__}, not an image classification preset")
+        raise BackboneError(f"{source} has preprocessing {type(base).__name__}, not an image classification preset")
     crop = base.crop_size[0]
     resize = base.resize_size[0]
     if image_size is not None:
@@ -40,7 +42,10 @@ def build_transform(
     elif resize_size is not None:
         resize = resize_size
     if resize < crop:
-        raise ValueError(f"resize_size {resize} is smaller than image_size {crop}; the crop would not fit")
+        raise BackboneError(
+            f"resize_size {resize} is smaller than image_size {crop}; the crop would not fit: "
+            "raise resize_size or leave it out"
+        )
     transform = (
         source.transforms(crop_size=crop, resize_size=resize)
         if source is not None

@@ -7,8 +7,8 @@ from typing import Any
 
 from headstart.features.registry import RANDOM_INIT_SEED, Backbone
 from headstart.features.spec import BackboneSpec
+from headstart.features.finetune.checkpoint import Checkpoint, is_checkpoint
 from headstart.features.weights import (
-    CHECKPOINT_FORMAT,
     WeightsError,
     ensure_checkpoint,
     file_sha256,
@@ -83,16 +83,17 @@ def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
 
     state = load_state_dict(path)
     base_enum = None
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-        if state["arch"] != arch:
+    if is_checkpoint(state):
+        tuned = Checkpoint.from_dict(state, str(path))
+        if tuned.arch != arch:
             raise WeightsError(
-                f"checkpoint {path} is a fine-tuned '{state['arch']}', but the backbone's arch is "
-                f"'{arch}'; set `arch: {state['arch']}`"
+                f"checkpoint {path} is a fine-tuned '{tuned.arch}', but the backbone's arch is "
+                f"'{arch}'; set `arch: {tuned.arch}`"
             )
-        if state.get("base_weights"):
-            base_enum = resolve_weights(arch, state["base_weights"]).enum
-        model = tvm.get_model(arch, weights=None, num_classes=int(state["num_classes"]))
-        model.load_state_dict(state["state_dict"])
+        if tuned.base_weights:
+            base_enum = resolve_weights(arch, tuned.base_weights).enum
+        model = tvm.get_model(arch, weights=None, num_classes=tuned.num_classes)
+        model.load_state_dict(tuned.state_dict)
         return model, base_enum
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

@@ -25,7 +25,6 @@ from typing import Any
 from headstart.errors import UserError
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "OFFLINE_SOURCES",
     "ResolvedWeights",
     "WeightsError",
@@ -37,9 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "headstart-checkpoint-v1"
-
 
 class WeightsError(UserError, ValueError):
     """Weights are unknown, ambiguous or missing on this machine; the message says what to do."""

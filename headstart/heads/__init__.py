@@ -1,5 +1,5 @@
 """Cheap heads on embeddings (faiss k-NN, logistic regression, SVM, nearest class mean), their selection on
-val, the evaluation protocol, metrics, the report and domain shift. This package never imports torch; its
+val, the evaluation protocol, metrics, persistence and domain shift. This package never imports torch; its
 names load on first use.
 """
 

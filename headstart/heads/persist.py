@@ -143,7 +143,7 @@ def load_head(model: str | Path, *, trust_pickle: bool = False) -> HeadBundle:
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
             if isinstance(err, UnsafeModelError):
                 raise UnsafeModelError(f"{path}: {err}") from err
-            raise ValueError(
+            raise ProvenanceMismatch(
                 f"{path} is not a readable headstart head ({HEAD_FORMAT}: {err}); fit it again with `headstart fit`"
             ) from err
     return HeadBundle(

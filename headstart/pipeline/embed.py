@@ -6,12 +6,12 @@ import argparse
 import dataclasses
 import logging
 
-from headstart._files import write_json
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.tables import read_prepared
 from headstart.features.engine import embed
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
+from headstart.workflow.records import write_embed_records
 
 log = logging.getLogger("headstart.pipeline.embed")
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=tqdm_progress,
     )
     print(f"{ds.name} x {name}: {result.summary()}")
-    write_json(layout.embed_metrics(ds.name, name), result.metrics())
+    write_embed_records(ds.name, name, result.metrics())
     return 0
 
 

@@ -20,7 +20,9 @@ __all__ = [
     "model_dir",
     "prepared",
     "results",
+    "timings",
     "transfer_metrics",
+    "transfer_report",
     "transfer_results",
 ]
 
@@ -72,6 +74,17 @@ def finetune_metrics(dataset: str, backbone: str) -> Path:
 
 def transfer_metrics(name: str) -> Path:
     return Path("metrics/transfer") / f"{name}.json"
+
+
+def timings(stage: str, *parts: str) -> Path:
+    """Where a stage writes its timings and run counts: outputs that no stage depends on, and not metrics, so
+    that `dvc metrics diff` shows quality only (``timings/heads/<dataset>/<backbone>/<head>.json``, ...)."""
+    *folders, last = parts
+    return Path("timings") / stage / Path(*folders) / f"{last}.json"
+
+
+def transfer_report(name: str) -> Path:
+    return REPORT_DIR / "transfer" / f"{name}.md"
 
 
 def confusion_plot(dataset: str, backbone: str, head: str, layer: str) -> Path:

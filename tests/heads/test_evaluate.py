@@ -12,7 +12,7 @@ from headstart.data.tables import load_embeddings
 from headstart.heads import evaluate as evaluate_module
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.persist import ProvenanceMismatch, check_provenance, load_head
-from headstart.heads.workflow import fit_table
+from headstart.workflow.fit import fit_table
 from tests.heads.test_knn import _clusters
 
 

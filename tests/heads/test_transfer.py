@@ -9,7 +9,8 @@ import pytest
 
 from headstart.data import prepare_dataset
 from headstart.heads.evaluate import SplitData
-from headstart.heads.transfer import REGIMES, TransferError, check_disjoint, markdown, transfer_table
+from headstart.heads.transfer import REGIMES, TransferError, check_disjoint, transfer_table
+from headstart.report.transfer import transfer_markdown as markdown
 
 
 def _domain(shift: float, seed: int) -> SplitData:

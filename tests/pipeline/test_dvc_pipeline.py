@@ -34,7 +34,23 @@ SMALL_PARAMS = {
     "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
     "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
     "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
-    "finetune": {"datasets": ["digits"], "backbones": ["mobilenet_v2"], "unfreeze": 1, "epochs": 1, "batch_size": 32},
+    # every key the finetune stage lists in dvc.yaml's params (DVC refuses a listed key that is missing)
+    "finetune": {
+        "datasets": ["digits"],
+        "backbones": ["mobilenet_v2"],
+        "probe_head": "logreg",
+        "unfreeze": 1,
+        "optimizer": "adamw",
+        "head_lr": 0.001,
+        "backbone_lr_factor": 0.1,
+        "weight_decay": 0.0001,
+        "epochs": 1,
+        "patience": 3,
+        "batch_size": 32,
+        "update_bn": False,
+        "augment": True,
+        "device": "auto",
+    },
     "transfer": {
         "shift": {
             "source": "digits",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import yaml
 
@@ -28,17 +29,27 @@ def test_outputs_are_where_the_layout_says() -> None:
     ds, bb, head = "${item.dataset}", "${item.backbone}", "${item.head}"
     assert _stage("prepare")["outs"] == [str(layout.prepared("${key}"))]
     embed = _stage("embed")
-    assert embed["outs"] == [str(layout.embeddings_dir(ds, bb))]
+    assert embed["outs"][0] == str(layout.embeddings_dir(ds, bb))
+    assert embed["outs"][1] == {str(layout.timings("embed", ds, bb)): {"cache": False}}
     assert list(embed["metrics"][0]) == [str(layout.embed_metrics(ds, bb))]
     fit = _stage("fit")
     outs = [o if isinstance(o, str) else next(iter(o)) for o in fit["outs"]]
     assert outs[0] == str(layout.model_dir(ds, bb, head, "x").parent)
     assert outs[1] == str(layout.results(ds, bb, head))
     assert outs[2] == str(layout.confusion_plot(ds, bb, head, "x").parent)
+    assert fit["outs"][3] == {str(layout.timings("heads", ds, bb, head)): {"cache": False}}
+    assert {str(layout.timings("finetune", ds, bb)): {"cache": False}} in _stage("finetune")["outs"]
     assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head))]
     assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
     report = _stage("report")
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
+
+
+def _lookup(dotted: str) -> object:
+    node = PARAMS
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def test_every_stage_param_exists_in_params_yaml() -> None:
@@ -53,10 +64,24 @@ def test_every_stage_param_exists_in_params_yaml() -> None:
         for param in _stage(name).get("params", []):
             for placeholder, value in names.items():
                 param = param.replace(placeholder, value)
+            param = re.sub(r"\$\{([\w.]+)\}", lambda m: str(_lookup(m.group(1))), param)  # params.yaml's values
             node = PARAMS
             for part in param.split("."):
                 assert part in node, f"stage {name} reads params.yaml key {param}, which does not exist"
                 node = node[part]
+
+
+def test_no_stage_depends_on_timings_and_no_metrics_file_is_one() -> None:
+    for name in DVC["stages"]:
+        stage = _stage(name)
+        assert not [d for d in stage["deps"] if d.startswith("timings")], name
+        metrics = [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", [])]
+        assert not [m for m in metrics if m.startswith("timings")], name
+
+
+def test_finetune_stage_reads_its_training_keys_not_the_whole_section() -> None:
+    params = _stage("finetune")["params"]
+    assert "finetune" not in params and "finetune.datasets" not in params and "finetune.epochs" in params
 
 
 def test_embed_stage_does_not_depend_on_run_only_settings() -> None:

@@ -1,19 +1,19 @@
-"""The head comparison report: a Markdown table, PNG figures, and the same data for ``dvc plots``.
+"""The head comparison as Markdown: one row per dataset x backbone x layer x head, with the best value of each
+column in bold within a dataset, the best head's scores per class, fine-tuning and domain shift.
 
-One row per dataset x backbone x layer x head, with the best value of each column in bold within a dataset.
+Quality only: timings live in ``timings/`` (they change on every run and would make the report change too).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from headstart._files import atomic_path
+__all__ = ["FIGURES", "ReportRow", "markdown_table", "render_markdown", "rows_from_results"]
 
-__all__ = ["ReportRow", "render_report", "rows_from_results"]
+# the figures render_markdown links to, written beside it by headstart.report.figures
+FIGURES = ("fewshot.png", "confusion.png")
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,6 @@ def _columns(rows: Sequence[ReportRow]) -> list[_Column]:
     shots = [row["n"] for row in rows[0].record.get("few_shot", []) if row["n"] != "all"] if rows else []
     for n in [s for s in shots if s in (1, 5)] or shots[:1]:
         columns.append((f"{n}-shot", lambda r, n=n: r.few_shot(n), "{:.3f}", True))
-    columns += [
-        ("fit s", lambda r: r.metric("fit_seconds"), "{:.3f}", False),
-        ("predict ms/img", lambda r: r.metric("predict_ms_per_image"), "{:.4f}", False),
-    ]
     return columns
 
 
@@ -114,16 +110,14 @@ def markdown_table(rows: Sequence[ReportRow]) -> str:
     return "\n".join(lines)
 
 
-def render_report(
+def render_markdown(
     rows: Sequence[ReportRow],
-    out_dir: str | Path,
     *,
     finetune: Sequence[Mapping[str, Any]] = (),
     transfer: Sequence[Mapping[str, Any]] = (),
     protocol: Mapping[str, Any] | None = None,
 ) -> str:
-    """Write ``heads.md``, ``fewshot.png``, ``confusion.png`` and ``plots/fewshot.csv`` into ``out_dir``."""
-    out_dir = Path(out_dir)
+    """The text of ``heads.md`` (it links to the figures :mod:`headstart.report.figures` draws beside it)."""
     datasets = list(dict.fromkeys(r.dataset for r in rows))
     parts = [
         "# Head comparison",
@@ -136,7 +130,7 @@ def render_report(
             else ""
         )
         + "*k*-shot: mean test accuracy when trained on *k* labelled images per class. Best value per column "
-        "and dataset in **bold**.",
+        "and dataset in **bold**. Fit and predict times are in `timings/`.",
         "",
     ]
     for dataset in datasets:
@@ -150,13 +144,10 @@ def render_report(
             "",
         ]
     if rows:
-        _fewshot_figure(rows, out_dir / "fewshot.png")
-        _confusion_figure(rows, out_dir / "confusion.png")
-        _fewshot_csv(rows, out_dir / "plots" / "fewshot.csv")
         parts += [
-            "![Few-shot curves: test accuracy against labelled images per class](fewshot.png)",
+            f"![Few-shot curves: test accuracy against labelled images per class]({FIGURES[0]})",
             "",
-            "![Confusion matrix of the best head per dataset](confusion.png)",
+            f"![Confusion matrix of the best head per dataset]({FIGURES[1]})",
             "",
         ]
     if finetune:
@@ -170,10 +161,7 @@ def render_report(
             table["markdown"],
             "",
         ]
-    text = "\n".join(parts).rstrip() + "\n"
-    with atomic_path(out_dir / "heads.md") as tmp:
-        tmp.write_text(text)
-    return text
+    return "\n".join(parts).rstrip() + "\n"
 
 
 def _per_class_table(row: ReportRow) -> str:
@@ -189,8 +177,8 @@ def _per_class_table(row: ReportRow) -> str:
 def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[ReportRow]) -> str:
     lines = [
         "| dataset | backbone | blocks unfrozen | test accuracy | its linear probe | best frozen head | "
-        "training s | epochs (best) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "epochs (best) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for ft in finetune:
         frozen = [r for r in rows if r.dataset == ft["dataset"] and r.backbone == ft["backbone"]]
@@ -201,130 +189,6 @@ def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[Report
         )
         lines.append(
             f"| {ft['dataset']} | {ft['backbone']} | {unfrozen} | **{ft['test_accuracy']:.4f}** | "
-            f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['train_seconds']:.0f} | "
-            f"{ft['epochs']} ({ft['best_epoch']}) |"
+            f"{ft['probe_test_accuracy']:.4f} | {best_text} | {ft['epochs']} ({ft['best_epoch']}) |"
         )
     return "\n".join(lines)
-
-
-def _x(row: Mapping[str, Any], n_classes: int) -> float:
-    return float(row["n"]) if row["n"] != "all" else row["train_images"] / max(n_classes, 1)
-
-
-def _fewshot_csv(rows: Sequence[ReportRow], path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "curve",
-                "dataset",
-                "backbone",
-                "layer",
-                "head",
-                "labels_per_class",
-                "accuracy_mean",
-                "accuracy_low",
-                "accuracy_high",
-            ]
-        )
-        for row in rows:
-            n_classes = len(row.record["confusion"]["classes"])
-            for point in row.record.get("few_shot", []):
-                mean, std = point["accuracy_mean"], point["accuracy_std"]
-                writer.writerow(
-                    [
-                        f"{row.dataset}/{row.label}",
-                        row.dataset,
-                        row.backbone,
-                        row.layer,
-                        row.head,
-                        f"{_x(point, n_classes):.2f}",
-                        f"{mean:.4f}",
-                        f"{mean - std:.4f}",
-                        f"{mean + std:.4f}",
-                    ]
-                )
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _fewshot_figure(rows: Sequence[ReportRow], path: Path) -> None:
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(r.dataset for r in rows))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)
-    heads = list(dict.fromkeys(r.head for r in rows))
-    features = list(dict.fromkeys((r.backbone, r.layer) for r in rows))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":", "-."]
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for row in (r for r in rows if r.dataset == dataset):
-            points = row.record.get("few_shot", [])
-            if not points:
-                continue
-            n_classes = len(row.record["confusion"]["classes"])
-            xs = [_x(p, n_classes) for p in points]
-            mean = [p["accuracy_mean"] for p in points]
-            std = [p["accuracy_std"] for p in points]
-            color = colors[heads.index(row.head) % len(colors)]
-            style = styles[features.index((row.backbone, row.layer)) % len(styles)]
-            ax.plot(xs, mean, style, marker="o", ms=3, color=color, label=f"{row.backbone}/{row.layer} {row.head}")
-            ax.fill_between(
-                xs,
-                [m - s for m, s in zip(mean, std, strict=True)],
-                [m + s for m, s in zip(mean, std, strict=True)],
-                color=color,
-                alpha=0.12,
-                lw=0,
-            )
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled training images per class (log scale; last point: all)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{dataset}: few-shot learning curves (band: ±1 std over seeds)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-
-
-def _confusion_figure(rows: Sequence[ReportRow], path: Path) -> None:
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(r.dataset for r in rows))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5.5), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        best = max((r for r in rows if r.dataset == dataset), key=lambda r: r.metric("accuracy") or 0.0)
-        classes = best.record["confusion"]["classes"]
-        matrix = best.record["confusion"]["matrix"]
-        ax.imshow(matrix, cmap="Blues")
-        ticks = range(len(classes))
-        ax.set_xticks(list(ticks), classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right")
-        ax.set_yticks(list(ticks), classes)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("actual")
-        top = max(max(r) for r in matrix) or 1
-        if len(classes) <= 20:
-            for i, line in enumerate(matrix):
-                for j, count in enumerate(line):
-                    if count:
-                        ax.text(
-                            j,
-                            i,
-                            str(count),
-                            ha="center",
-                            va="center",
-                            fontsize=7,
-                            color="white" if count > top / 2 else "black",
-                        )
-        ax.set_title(f"{dataset}: {best.label}\ntest accuracy {best.metric('accuracy'):.4f}")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)

@@ -1,0 +1,131 @@
+"""Fine-tune a backbone from its linear probe: surgery, data, the loop, the checkpoint, in that order."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from headstart._progress import ProgressFactory, null_progress
+from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
+from headstart.features.finetune.data import make_loaders
+from headstart.features.finetune.loop import evaluate, train
+from headstart.features.finetune.surgery import LinearInit, build_net
+from headstart.features.reader import auto_workers
+from headstart.features.registry import load_backbone
+from headstart.features.runner import select_device
+from headstart.features.spec import BackboneSpec, FinetuneSettings
+from headstart.features.weights import resolve_weights
+
+__all__ = ["FinetuneResult", "finetune"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneResult:
+    checkpoint: Path
+    sha256: str
+    test_accuracy: float
+    val_accuracy: float
+    probe_test_accuracy: float
+    best_epoch: int
+    epochs: int
+    train_seconds: float
+    unfrozen: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run decided (the same for the same inputs); the time it took is in :attr:`train_seconds`."""
+        return {
+            "test_accuracy": self.test_accuracy,
+            "val_accuracy": self.val_accuracy,
+            "probe_test_accuracy": self.probe_test_accuracy,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs,
+            "unfrozen_blocks": len(self.unfrozen),
+            "unfrozen_names": self.unfrozen,
+            "checkpoint": str(self.checkpoint),
+            "sha256": self.sha256,
+            "history": self.history,
+        }
+
+
+def finetune(
+    spec: BackboneSpec,
+    prepared: pd.DataFrame,
+    init: LinearInit,
+    out: str | Path,
+    settings: FinetuneSettings = FinetuneSettings(),
+    progress: ProgressFactory = null_progress,
+) -> FinetuneResult:
+    """Fine-tune ``spec``'s backbone on ``prepared`` (train; early stopping on val; scored on test) and save the
+    best epoch as a checkpoint at ``out`` (see :mod:`headstart.features.finetune.checkpoint`)."""
+    backbone = load_backbone(spec)
+    device = select_device(settings.device)
+    net, trainable, n_blocks = build_net(copy.deepcopy(backbone.model), init, settings.unfreeze, spec.arch)
+    net = net.to(device).to(memory_format=torch.channels_last)
+    batches = -(-len(prepared) // settings.batch_size)
+    workers = auto_workers(device, batches) if settings.num_workers == "auto" else int(settings.num_workers)
+    loaders = make_loaders(
+        prepared,
+        list(init.classes),
+        backbone.transform,
+        batch_size=settings.batch_size,
+        num_workers=workers,
+        augment=settings.augment,
+        seed=settings.seed,
+    )
+    probe_test, _ = evaluate(net, loaders["test"], device, spec.precision)
+    log.info(
+        "fine-tuning %s: %d of %d blocks unfrozen (%s...)",
+        spec.arch,
+        len(trainable),
+        n_blocks,
+        ", ".join(name for name, _ in trainable[:2]),
+    )
+    # Dropout inside unfrozen blocks draws from torch's global generator: seed it for this run only and give the
+    # caller's random state back afterwards (the data and augmentation have their own seeded generators).
+    devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(settings.seed)
+        run = train(net, trainable, loaders, settings, device, spec.precision, progress)
+    test, _ = evaluate(net, loaders["test"], device, spec.precision)
+    unfrozen = [name for name, _ in trainable]
+    net = net.cpu()
+    checkpoint = Checkpoint(
+        arch=spec.arch,
+        base_weights=resolve_weights(spec.arch, spec.weights).name,
+        num_classes=net.original_classes(),
+        state_dict=net.restored_state_dict(),
+        head=net.head_state(init.classes),
+        config={
+            **asdict(settings),
+            "image_size": spec.image_size,
+            "resize_size": spec.resize_size,
+            "precision": spec.precision,
+            "unfrozen": unfrozen,
+        },
+        history=run.history,
+        best_epoch=run.best_epoch,
+        test_accuracy=test,
+    )
+    out = Path(out)
+    sha256 = save_checkpoint(checkpoint, out)
+    return FinetuneResult(
+        checkpoint=out,
+        sha256=sha256,
+        test_accuracy=test,
+        val_accuracy=run.best_val,
+        probe_test_accuracy=probe_test,
+        best_epoch=run.best_epoch,
+        epochs=run.epochs,
+        train_seconds=run.seconds,
+        unfrozen=unfrozen,
+        history=run.history,
+    )

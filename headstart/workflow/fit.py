@@ -1,0 +1,142 @@
+"""Fit heads and write what the pipeline and the CLI keep of them.
+
+:func:`fit_table` (the CLI's ``headstart fit`` and the fit stage): one head on one embedding table, saved into a
+model directory: ``model.joblib`` (the head with its embeddings' provenance), ``metrics.json`` (test quality, no
+timings: a model directory is the same bytes for the same inputs) and ``predictions.csv`` (one row per test
+image). :func:`fit_stage`: one head on every layer of a dataset x backbone, with the stage's metrics, results,
+confusion plots and timings.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart._files import atomic_dir, atomic_path, write_json
+from headstart._progress import ProgressFactory, null_progress
+from headstart.data.tables import load_embeddings
+from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
+from headstart.heads.metrics import class_scores
+from headstart.heads.persist import save_head
+from headstart.pipeline import layout
+from headstart.pipeline.config import Config
+from headstart.workflow.records import compact_metrics, evaluation_record, head_timings
+
+__all__ = ["fit_stage", "fit_table"]
+
+log = logging.getLogger(__name__)
+
+
+def fit_table(
+    table_path: str | Path,
+    head: str,
+    params: Mapping[str, Any],
+    model_dir: str | Path,
+    *,
+    name: str | None = None,
+    seeds: int = 5,
+    few_shot: Sequence[int | str] = (1, 2, 5, 10, 20, "all"),
+    seed: int = 0,
+    progress: ProgressFactory = null_progress,
+) -> tuple[HeadEvaluation, dict[str, Any]]:
+    """Run the evaluation protocol for ``head`` on ``table_path`` and save the head into ``model_dir``.
+
+    Returns the evaluation and its JSON-ready record (what the report reads).
+    """
+    table = load_embeddings(table_path)
+    data = SplitData.from_table(table, source=str(table_path))
+    evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
+    with atomic_dir(model_dir) as building:  # built beside model_dir and swapped in whole
+        _write_model_dir(building, table, data, evaluation, head, name)
+    return evaluation, evaluation_record(evaluation, table.provenance)
+
+
+def _write_model_dir(
+    model_dir: Path, table: Any, data: SplitData, evaluation: HeadEvaluation, head: str, name: str | None
+) -> None:
+    save_head(
+        model_dir,
+        evaluation.model,
+        head=head,
+        name=name or head,
+        params=evaluation.params,
+        classes=evaluation.classes,
+        provenance=table.provenance,
+    )
+    test = table.frame["split"].to_numpy() == "test"
+    _write_predictions(
+        model_dir / "predictions.csv",
+        table.frame["id"].to_numpy()[test],
+        evaluation,
+        class_scores(evaluation.model, data.X_test),
+    )
+    write_json(model_dir / "metrics.json", compact_metrics(evaluation))
+
+
+def fit_stage(
+    cfg: Config,
+    dataset: str,
+    backbone: str,
+    head: str,
+    *,
+    finetuned: bool = False,
+    progress: ProgressFactory = null_progress,
+) -> list[str]:
+    """One head on every layer of ``dataset`` x ``backbone`` (its fine-tuned copy if ``finetuned``); writes
+    models, metrics (quality), results (what the report reads), confusion plots and timings. Returns one
+    summary line per layer."""
+    ds, h = cfg.dataset(dataset), cfg.head(head)
+    cfg.backbone(backbone)  # a name params.yaml knows
+    name = layout.finetuned_name(backbone) if finetuned else backbone
+    tables = layout.layer_tables(ds.name, name)
+    if not tables:
+        raise FileNotFoundError(
+            f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run "
+            f"`dvc repro` (the embed stage writes them) first"
+        )
+    metrics, results, timings, lines = {}, {}, {}, []
+    for layer, table in tables.items():
+        evaluation, record = fit_table(
+            table,
+            h.kind,
+            h.params,
+            layout.model_dir(ds.name, name, h.name, layer),
+            name=h.name,
+            seeds=cfg.evaluate.seeds,
+            few_shot=cfg.evaluate.few_shot,
+            seed=cfg.seed,
+            progress=progress,
+        )
+        metrics[layer], results[layer], timings[layer] = compact_metrics(evaluation), record, head_timings(evaluation)
+        with (
+            atomic_path(layout.confusion_plot(ds.name, name, h.name, layer)) as tmp,
+            open(tmp, "w", newline="") as f,
+        ):
+            writer = csv.writer(f)
+            writer.writerow(["actual", "predicted"])
+            writer.writerows(zip(evaluation.y_true, evaluation.y_pred, strict=True))
+        m = evaluation.metrics
+        lines.append(
+            f"{ds.name} x {name} x {layer} x {h.name}: test accuracy {m['accuracy']:.4f}, "
+            f"macro-F1 {m['macro_f1']:.4f}, params {evaluation.params}"
+        )
+    write_json(layout.head_metrics(ds.name, name, h.name), metrics)
+    write_json(
+        layout.results(ds.name, name, h.name),
+        {"dataset": ds.name, "backbone": name, "head": h.name, "kind": h.kind, "layers": results},
+    )
+    write_json(layout.timings("heads", ds.name, name, h.name), timings)
+    return lines
+
+
+def _write_predictions(path: Path, ids: np.ndarray, evaluation: HeadEvaluation, scores: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "actual", "predicted", "probability"])
+        for item_id, actual, predicted, row in zip(ids, evaluation.y_true, evaluation.y_pred, scores, strict=True):
+            writer.writerow([item_id, actual, predicted, f"{row.max():.6f}"])

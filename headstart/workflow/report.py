@@ -1,0 +1,65 @@
+"""The report stage's work: gather every stage's results, render reports/heads.md, its figures and plot data."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from headstart._files import atomic_path
+from headstart.pipeline import layout
+from headstart.pipeline.config import Config
+from headstart.report.figures import confusion_figure, fewshot_csv, fewshot_figure
+from headstart.report.tables import FIGURES, render_markdown, rows_from_results
+
+__all__ = ["gather_results", "report_stage", "write_report"]
+
+log = logging.getLogger(__name__)
+
+
+def _read(paths: list[Path]) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+
+
+def gather_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
+    """The fit, finetune and transfer results the config names; every frozen backbone's must be there."""
+    heads = [layout.results(ds, bb, h) for ds in cfg.datasets for bb in cfg.backbones for h in cfg.heads]
+    missing = [str(p) for p in heads if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"missing results {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
+            "run `dvc repro` (the fit stages write them)"
+        )
+    pairs = [(ds, bb) for ds in cfg.finetune.datasets for bb in cfg.finetune.backbones]
+    tuned = [layout.results(ds, layout.finetuned_name(bb), h) for ds, bb in pairs for h in cfg.heads]
+    return {
+        "heads": _read(heads + tuned),  # the fine-tuned network as one more backbone
+        "finetune": _read([layout.finetune_results(ds, bb) for ds, bb in pairs]),
+        "transfer": _read([layout.transfer_results(name) for name in cfg.transfer]),
+    }
+
+
+def write_report(
+    results: dict[str, list[dict[str, Any]]], out_dir: str | Path, protocol: dict[str, Any] | None = None
+) -> str:
+    """Write ``heads.md``, the figures it links to and ``plots/fewshot.csv`` into ``out_dir``; return the text."""
+    out_dir = Path(out_dir)
+    rows = rows_from_results(results["heads"])
+    text = render_markdown(
+        rows, finetune=results.get("finetune", ()), transfer=results.get("transfer", ()), protocol=protocol
+    )
+    if rows:
+        fewshot_figure(rows, out_dir / FIGURES[0])
+        confusion_figure(rows, out_dir / FIGURES[1])
+        fewshot_csv(rows, out_dir / "plots" / "fewshot.csv")
+    with atomic_path(out_dir / "heads.md") as tmp:
+        tmp.write_text(text)
+    return text
+
+
+def report_stage(cfg: Config) -> str:
+    """The report stage: reports/heads.md and its figures from every result the config names."""
+    text = write_report(gather_results(cfg), layout.REPORT_DIR, protocol={"seeds": cfg.evaluate.seeds})
+    log.info("wrote %s", layout.REPORT)
+    return text

@@ -1,0 +1,80 @@
+"""The report package renders Markdown, figures and plot data from results records, and nothing else."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from headstart.report.tables import render_markdown, rows_from_results
+from headstart.report.transfer import transfer_markdown
+from headstart.workflow.fit import fit_table
+from headstart.workflow.report import write_report
+from tests.heads.test_evaluate import _table
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("results")
+    table = _table(tmp / "flatten.parquet", "flatten")
+    out = []
+    for head, params in (("knn", {"k": [1, 5]}), ("ncm", {})):
+        _, record = fit_table(table, head, params, tmp / head, seeds=2, few_shot=(1, 5, "all"))
+        result = {"dataset": "clusters", "backbone": "pixels", "head": head, "kind": head}
+        out.append({**result, "layers": {"flatten": record}})
+    finetune = [
+        {
+            "dataset": "clusters",
+            "backbone": "pixels",
+            "unfrozen": 2,
+            "unfrozen_blocks": 2,
+            "test_accuracy": 0.99,
+            "probe_test_accuracy": 0.9,
+            "epochs": 3,
+            "best_epoch": 2,
+        }
+    ]
+    return {"heads": out, "finetune": finetune, "transfer": []}
+
+
+def test_markdown_has_a_row_per_head_best_in_bold_and_no_timings(results: dict) -> None:
+    rows = rows_from_results(results["heads"])
+    text = render_markdown(rows, finetune=results["finetune"], protocol={"seeds": 2})
+    lines = text.splitlines()
+    assert "| backbone | layer | head | accuracy | balanced acc. | macro-F1 | 1-shot | 5-shot | chosen on val |" in text
+    assert [line.split(" | ")[2] for line in lines if line.startswith("| pixels |")] == ["knn", "ncm"]
+    best = max(rows, key=lambda r: r.metric("accuracy"))
+    assert f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}" in text
+    assert f"**{best.metric('accuracy'):.4f}" in text
+    assert "fit s" not in text and "ms/img" not in text and "training s" not in text
+    assert "| clusters | pixels | 2 | **0.9900** | 0.9000 |" in text
+    assert "![Few-shot curves" in text and "## Fine-tuning" in text
+
+
+def test_write_report_writes_figures_and_plot_data_the_same_bytes_twice(results: dict, tmp_path: Path) -> None:
+    text = write_report(results, tmp_path / "a", protocol={"seeds": 2})
+    write_report(results, tmp_path / "b", protocol={"seeds": 2})
+    assert (tmp_path / "a" / "heads.md").read_text() == text
+    for name in ("heads.md", "fewshot.png", "confusion.png", "plots/fewshot.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "fewshot.png").read_bytes().startswith(b"\x89PNG")
+    with open(tmp_path / "a" / "plots" / "fewshot.csv") as handle:
+        points = list(csv.DictReader(handle))
+    assert len(points) == 2 * 3  # two heads x three few-shot points
+    assert {p["head"] for p in points} == {"knn", "ncm"}
+    assert all(float(p["accuracy_low"]) <= float(p["accuracy_mean"]) <= float(p["accuracy_high"]) for p in points)
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_transfer_markdown_names_the_domains_and_the_forgetting() -> None:
+    rows = [
+        {"head": "knn", "regime": "source only", "source_test": 0.9, "target_test": 0.5},
+        {"head": "knn", "regime": "target only", "source_test": 0.6, "target_test": 0.95},
+        {"head": "knn", "regime": "source + target", "source_test": 0.88, "target_test": 0.93},
+        {"head": "knn", "regime": "source -> target", "source_test": 0.8, "target_test": 0.9},
+    ]
+    text = transfer_markdown(rows, "digits", "inverted", 2)
+    assert "| knn | digits, then 2 epoch(s) on inverted | 80.0% | 90.0% |" in text
+    assert "| knn | digits + inverted | 88.0% | 93.0% |" in text
+    assert "knn forgets 10.0 points of digits when adapted (90.0% -> 80.0%) and gains 40.0 on inverted" in text

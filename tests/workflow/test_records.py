@@ -1,0 +1,75 @@
+"""What the workflow keeps: quality in metrics, results and model directories (the same bytes for the same
+inputs), timings and run counts in timings/ only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headstart.pipeline import layout
+from headstart.pipeline.config import load_config
+from headstart.workflow.fit import fit_stage, fit_table
+from headstart.workflow.records import is_timing, split_timings, write_embed_records
+from tests.conftest import REPO
+from tests.heads.test_evaluate import _table
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_model_directory_and_record_hold_no_timings(tmp_path: Path) -> None:
+    evaluation, record = fit_table(
+        _table(tmp_path / "t.parquet", "flatten"), "knn", {"k": [1, 5]}, tmp_path / "model", seeds=2, few_shot=(2,)
+    )
+    assert {"fit_seconds", "predict_ms_per_image"} <= set(evaluation.metrics)  # measured ...
+    saved = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert {"accuracy", "balanced_accuracy", "macro_f1", "val_accuracy", "fewshot_2_accuracy"} <= set(saved)
+    timing = {k for k in _keys(saved) | _keys(record) if is_timing(k)}
+    assert not timing, timing  # ... but kept out of what DVC tracks
+    assert record["per_seed"] and "accuracy" in record["per_seed"][0]
+
+
+def test_split_timings_of_the_embed_stage() -> None:
+    counts = {"images": 5, "embedded": 4, "failed": 1, "from_cache": 2, "run_computed": 3, "assemble_seconds": 0.1}
+    quality, timings = split_timings(counts)
+    assert quality == {"images": 5, "embedded": 4, "failed": 1}
+    assert set(timings) == {"from_cache", "run_computed", "assemble_seconds"}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    _table(tmp_path / layout.embeddings_dir("digits", "pixels") / "flatten.parquet", "flatten")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_fit_stage_twice_gives_the_same_bytes_and_timings_apart(project: Path) -> None:
+    cfg = load_config("params.yaml")
+    tracked = [
+        layout.head_metrics("digits", "pixels", "knn"),
+        layout.results("digits", "pixels", "knn"),
+        layout.model_dir("digits", "pixels", "knn", "flatten") / "metrics.json",
+        layout.model_dir("digits", "pixels", "knn", "flatten") / "predictions.csv",
+        layout.confusion_plot("digits", "pixels", "knn", "flatten"),
+    ]
+    fit_stage(cfg, "digits", "pixels", "knn")
+    first = [p.read_bytes() for p in tracked]
+    fit_stage(cfg, "digits", "pixels", "knn")
+    assert [p.read_bytes() for p in tracked] == first
+    metrics = json.loads(tracked[0].read_text())["flatten"]
+    assert "accuracy" in metrics and not [k for k in metrics if is_timing(k)]
+    timings = json.loads(layout.timings("heads", "digits", "pixels", "knn").read_text())["flatten"]
+    assert set(timings) == {"fit_seconds", "predict_ms_per_image", "selection_seconds"}
+    write_embed_records("digits", "pixels", {"images": 300, "failed": 0, "run_wall_seconds": 1.5})
+    assert json.loads(layout.embed_metrics("digits", "pixels").read_text()) == {"images": 300, "failed": 0}
+    assert json.loads(layout.timings("embed", "digits", "pixels").read_text()) == {"run_wall_seconds": 1.5}
