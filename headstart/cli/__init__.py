@@ -4,6 +4,7 @@
     headstart fit emb.parquet --head logreg -o models/logreg
     headstart predict models/logreg path/to/images/ -o predictions.csv
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
+    headstart init [DIR] --data photos/       (then `dvc repro`)
     headstart cache info | headstart cache prune --keep-fingerprints-in-use | headstart cache clear
 
 The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
@@ -21,6 +22,7 @@ from headstart.cli.commands import (
     cmd_embed,
     cmd_fit,
     cmd_heads,
+    cmd_init,
     cmd_predict,
 )
 
@@ -139,6 +141,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("heads", help="list heads and their parameters")
     p.set_defaults(run=cmd_heads)
     _cache_parser(sub)
+
+    p = sub.add_parser(
+        "init",
+        help="add headstart's pipeline (dvc.yaml, params.yaml) to a git + DVC repository",
+        description="Write dvc.yaml (stages that run the installed headstart), a commented params.yaml (kept if "
+        "present) and DVC's few-shot plot template into DIR, the root of a git repository with `dvc init` done.",
+    )
+    p.add_argument("directory", nargs="?", default=".", metavar="DIR")
+    p.add_argument("--data", help="your image folder or manifest, relative to DIR (default: the digits demo)")
+    p.add_argument("--name", help="the dataset's name in params.yaml (default: from --data)")
+    p.add_argument("--force", action="store_true", help="replace an existing dvc.yaml")
+    p.set_defaults(run=cmd_init)
     return parser
 
 

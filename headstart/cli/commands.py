@@ -10,7 +10,7 @@ from pathlib import Path
 from headstart._terminal import tqdm_progress
 from headstart.cli.flags import CliError, backbone_spec, embed_options, evaluate_settings, head_params, positive, split
 
-__all__ = ["cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_predict"]
+__all__ = ["cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_init", "cmd_predict"]
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -246,3 +246,12 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from headstart.pipeline.scaffold import init_project
+
+    for path in init_project(args.directory, data=args.data, name=args.name, force=args.force):
+        print(f"wrote {path}")
+    print("next: `dvc repro` (then `git add dvc.yaml dvc.lock params.yaml .dvc/plots .gitignore`)", file=sys.stderr)
+    return 0
