@@ -81,7 +81,14 @@ def _ran(output: str) -> set[str]:
 @pytest.mark.slow
 def test_a_pip_installed_headstart_runs_in_a_fresh_project(tmp_path: Path, mobilenet_weights: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    # the test environment's packages (torch, dvc, pip, setuptools) without its own headstart: a plain path line
+    # (an editable install's hook there is not run), after the new venv's own site-packages
+    import sysconfig
+
+    (venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / "outer.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n"
+    )
     source = tmp_path / "source"  # a clean copy: build outputs of the checkout stay out of it
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build",
                                                                  ".headstart", "embeddings", "models", "data"))  # fmt: skip
