@@ -216,7 +216,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     if args.action == "prune":
         if not args.keep_fingerprints_in_use and older is None:
-            raise CliError("say what prune keeps: --keep-fingerprints-in-use and/or --older-than DAYS (or `cache clear`)")
+            raise CliError(
+                "say what prune keeps: --keep-fingerprints-in-use and/or --older-than DAYS (or `cache clear`)"
+            )
         keep = fingerprints_in_use(args.tables) if args.keep_fingerprints_in_use else None
         result = prune(args.cache_dir, keep=keep, older_than_days=older, dry_run=args.dry_run)
     else:

@@ -98,7 +98,7 @@ def render_params(data: str | None = None, name: str | None = None) -> str:
     text = _replace_section(text, "datasets", dataset)
     text = re.sub(r"(finetune:.*\n  datasets: )\[[^\]]*\]", rf"\1[{name}]", text)
     transfer = (
-        "transfer: {}                   # domain shift (dvc stage `transfer`); with a dataset `shifted` (shift: blur:1.5):\n"
+        "transfer: {}                   # domain shift (dvc stage `transfer`); with a dataset `shifted`:\n"
         "#  mine_to_shifted: {source: mine, target: shifted, backbone: mobilenet_v2, layer: default,\n"
         "#                    heads: [logreg, svm, knn], adapt_steps: 1}\n"
     )

@@ -89,9 +89,10 @@ def test_a_pip_installed_headstart_runs_in_a_fresh_project(tmp_path: Path, mobil
     (venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / "outer.pth").write_text(
         sysconfig.get_paths()["purelib"] + "\n"
     )
-    source = tmp_path / "source"  # a clean copy: build outputs of the checkout stay out of it
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build",
-                                                                 ".headstart", "embeddings", "models", "data"))  # fmt: skip
+    source = tmp_path / "source"  # what a source distribution holds: the package, its metadata, the README
+    shutil.copytree(REPO / "headstart", source / "headstart", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     pip = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, str(source)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
