@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
 from headstart.data.sources import SourceError, scan_source, source_kind
 from headstart.data.splits import assign_splits, stratified_limit
+from headstart.data.statcache import StatCache
 
 __all__ = ["DatasetError", "prepare_dataset"]
 
@@ -41,6 +42,9 @@ def prepare_dataset(
     shift: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    stat_cache: str | Path | None = None,
+    labels: str = "auto",
+    group_column: str | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
     """Build the prepared table of a dataset.
@@ -59,11 +63,20 @@ def prepare_dataset(
         Optional domain shift, e.g. ``"invert"`` (see :mod:`headstart.data.shifts`).
     limit
         Keep a stratified subset of at most this many images.
+    stat_cache
+        A :class:`~headstart.data.statcache.StatCache` file (the stage uses ``.headstart/stat.sqlite``):
+        files whose size, mtime and inode are unchanged since the last run are not read again.
+    labels
+        ``auto`` (the source's own labels; a folder of images without class sub-folders or a manifest
+        without ``label`` is unlabelled) or ``none`` (null labels whatever the source has).
+    group_column
+        A manifest column (a patient or site id, ...): every group lands in one split, whole.
 
     Returns
     -------
     pandas.DataFrame
-        ``id, label, split, path, image`` sorted by ``id``; ``frame.attrs["headstart"]`` describes it.
+        ``id, label, split, path, image`` and a manifest's extra columns, sorted by ``id``;
+        ``frame.attrs["headstart"]`` describes it.
 
     Example
     -------
@@ -73,18 +86,27 @@ def prepare_dataset(
     """
     name = name or source
     kind = source_kind(source)
-    frame = scan_source(source, root)
+    frame = scan_source(source, root, labels)
     if frame.empty:
         raise DatasetError(f"dataset '{name}' ({source}) has no images")
+    extra = [c for c in frame.columns if c not in ("id", "label", "split", "path", "image")]
+    if group_column is not None and group_column not in extra:
+        raise DatasetError(
+            f"datasets.{name}.group_column is {group_column!r}, but {source} has no such column "
+            f"(its own columns: {', '.join(extra) or 'none'}); name a column of the manifest"
+        )
+    labelled = not frame["label"].isna().all()
+    strata = frame["label"].tolist() if labelled else [""] * len(frame)
     if "id" not in frame.columns:
-        frame["id"] = _hash_files(frame["path"].tolist(), name, progress)
+        frame["id"] = _hash_files(frame["path"].tolist(), name, progress, stat_cache)
     if limit is not None:
         if limit < 2:
             raise DatasetError(f"datasets.{name}.limit must be at least 2, got {limit}")
-        keep = stratified_limit(frame["id"].tolist(), frame["label"].tolist(), limit, seed)
+        keep = stratified_limit(frame["id"].tolist(), strata, limit, seed)
         frame = frame.iloc[keep].reset_index(drop=True)
-    classes = sorted(frame["label"].unique())
-    if len(classes) < 2:
+        strata = [strata[i] for i in keep]
+    classes = sorted(frame["label"].unique()) if labelled else []
+    if labelled and len(classes) < 2:
         raise DatasetError(
             f"dataset '{name}' ({source}) has only one class ({classes[0]!r}); a classifier needs at "
             "least two. For an image folder, put each class in its own sub-folder: root/<class>/<image>"
@@ -94,17 +116,18 @@ def prepare_dataset(
     # its original, so nothing of one domain's test set is ever trained on through the other domain.
     frame["split"] = assign_splits(
         frame["id"].tolist(),
-        frame["label"].tolist(),
+        strata,
         [None if pd.isna(s) else s for s in frame["split"]],
         val=val,
         test=test,
         seed=seed,
+        groups=None if group_column is None else frame[group_column].tolist(),
     )
     if shift:
         frame = _apply_shift(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
     counts = frame["split"].value_counts()
-    for split in ("train", "test"):
+    for split in ("train", "test") if labelled else ():
         if counts.get(split, 0) == 0:
             raise DatasetError(
                 f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
@@ -117,22 +140,28 @@ def prepare_dataset(
             name,
             ", ".join(map(str, per_class.index[per_class == 0][:5])),
         )
-    frame.attrs["headstart"] = _describe(
-        frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit
-    )
-    return frame[["id", "label", "split", "path", "image"]]
+    info = dict(name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit)
+    if not labelled:  # keys only where they differ from a labelled, plain table: its bytes stay as they were
+        info["labels"] = "none"
+    if extra:
+        info["columns"] = extra
+    if group_column is not None:
+        info["group_column"] = group_column
+    frame.attrs["headstart"] = _describe(frame, **info)
+    return frame[["id", "label", "split", "path", "image", *extra]]
 
 
-def _hash_files(paths: list[str], name: str, progress: ProgressFactory) -> list[str]:
+def _hash_files(paths: list[str], name: str, progress: ProgressFactory, stat_cache: str | Path | None) -> list[str]:
     bar = progress(total=len(paths), desc=f"hash {name}", unit="img")
+    cache = StatCache(stat_cache)
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            ids = []
-            for item_id in pool.map(_file_id_or_error, paths):
-                ids.append(item_id)
-                bar.update(1)
+        ids = cache.ids(paths, _file_id_or_error, on_hashed=bar.update)
+    except OSError as err:
+        raise SourceError(f"cannot read image file {err.filename}: {err.strerror or err}") from err
     finally:
         bar.close()
+    if len(paths) > cache.hashed:
+        log.info("%s: %d of %d files unchanged since the last run", name, len(paths) - cache.hashed, len(paths))
     return ids
 
 
@@ -191,6 +220,6 @@ def _describe(frame: pd.DataFrame, **info: Any) -> dict[str, Any]:
     return {
         **info,
         "images": int(len(frame)),
-        "classes": sorted(frame["label"].unique().tolist()),
+        "classes": sorted(frame["label"].dropna().unique().tolist()),
         "splits": {s: int(n) for s, n in sorted(frame["split"].value_counts().items())},
     }
