@@ -33,8 +33,8 @@ _DEFAULT_WEIGHTS = "IMAGENET1K_V1"
 class Embeddings:
     """An embedding table in memory: row ``i`` of ``X`` belongs to row ``i`` of ``frame``.
 
-    ``frame`` has ``id, label, split, path`` and the provenance in ``frame.attrs["headstart"]``; ``X`` is
-    C-contiguous float32. ``failures`` lists the images that could not be read (``id, path, error``).
+    ``frame`` has ``id, label, split, path`` (and a manifest's extra columns), the provenance in
+    ``frame.attrs["headstart"]``; ``X`` is C-contiguous float32. ``failures`` lists the images that could not be read (``id, path, error``).
     """
 
     frame: pd.DataFrame
@@ -49,7 +49,10 @@ class Embeddings:
 
     @property
     def labels(self) -> np.ndarray:
-        return self.frame["label"].to_numpy(dtype=object).astype(str)
+        """The label of each row (``None`` in an unlabelled collection, which heads refuse)."""
+        labels = self.frame["label"].to_numpy(dtype=object)
+        missing = self.frame["label"].isna()
+        return np.where(missing, None, labels) if missing.any() else labels.astype(str)
 
     @property
     def ids(self) -> np.ndarray:
@@ -77,15 +80,17 @@ class Embeddings:
         """Write the table to ``path`` (.parquet), atomically, in the format ``headstart fit`` and the readers take."""
         from headstart.data.table_writer import EmbeddingWriter
 
-        path = Path(path)
-        frame = self.frame
-        with EmbeddingWriter(path, dim=self.X.shape[1], provenance=self.provenance) as writer:
+        path, frame = Path(path), self.frame
+        extra = [c for c in frame.columns if c not in ("id", "label", "split", "path")]
+        labelled = not frame["label"].isna().any()
+        with EmbeddingWriter(path, self.X.shape[1], self.provenance, labelled=labelled, extra=extra) as writer:
             writer.write(
                 frame["id"].tolist(),
-                frame["label"].tolist(),
+                [_none(v) for v in frame["label"]],
                 frame["split"].tolist(),
-                [None if pd.isna(p) else p for p in frame["path"]],
+                [_none(v) for v in frame["path"]],
                 self.X,
+                extra={c: [_none(v) for v in frame[c]] for c in extra} or None,
             )
         return path
 
@@ -214,6 +219,10 @@ def fit(
         metrics=dict(evaluation.metrics),
         evaluation=evaluation,
     )
+
+
+def _none(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

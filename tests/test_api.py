@@ -60,6 +60,11 @@ def test_embed_fit_predict_save_with_a_tiny_random_backbone(photos: Path, tmp_pa
     assert back.provenance == emb.provenance and back.ids.tolist() == emb.ids.tolist()
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
+    unlabelled = emb.frame.assign(label=None, site=[f"s{i % 3}" for i in range(len(emb))])
+    unlabelled.attrs = emb.frame.attrs
+    back = headstart.Embeddings.load(headstart.Embeddings(unlabelled, emb.X).save(tmp_path / "unlabelled.parquet"))
+    assert back.frame["site"].tolist() == unlabelled["site"].tolist() and set(back.labels) == {None}
+
     again = headstart.embed("photos/", backbone="mobilenet_v2", **small)  # from the cache: the same vectors
     np.testing.assert_array_equal(again.X, emb.X)
 
