@@ -106,7 +106,8 @@ def cache_info(cache_dir: str | Path, in_use: set[str] | None = None) -> list[Ca
     root = Path(cache_dir)
     if not root.is_dir():
         return []
-    entries = [_entry(folder, in_use or set()) for folder in sorted(root.iterdir()) if folder.is_dir()]
+    folders = [f for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(("_", "."))]
+    entries = [_entry(folder, in_use or set()) for folder in folders]  # not _resolved/ (features.resolved)
     return sorted(entries, key=lambda e: (-(e.last_written or 0), e.fingerprint))
 
 
@@ -156,10 +157,13 @@ def prune(
 
 
 def clear(cache_dir: str | Path, *, dry_run: bool = False) -> PruneResult:
-    """Remove every fingerprint folder (each under its lock; busy ones are left and reported)."""
+    """Remove every fingerprint folder (each under its lock; busy ones are left and reported), and the records of
+    what backbone specs resolved to (``_resolved/``: a run without them loads the model once and writes them)."""
     result = PruneResult()
     for entry in cache_info(cache_dir):
         _remove(entry, result, dry_run)
+    if not dry_run:
+        shutil.rmtree(Path(cache_dir) / "_resolved", ignore_errors=True)
     return result
 
 

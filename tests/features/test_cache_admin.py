@@ -60,11 +60,11 @@ def test_prune_keeps_what_the_tables_use_and_a_rerun_embeds_nothing(two: dict, c
     args = ["cache", "prune", "--cache-dir", str(two["cache"]), "--tables", str(two["tables"])]
     assert main([*args, "--keep-fingerprints-in-use", "--dry-run"]) == 0
     assert f"would remove {two['old']}" in capsys.readouterr().out
-    assert {p.name for p in two["cache"].iterdir()} == {two["used"], two["old"]}  # dry run: nothing gone
+    assert {p.name for p in two["cache"].iterdir()} == {two["used"], two["old"], "_resolved"}  # dry run: nothing gone
 
     assert main([*args, "--keep-fingerprints-in-use"]) == 0
     assert "removed 1 fingerprints" in capsys.readouterr().out
-    assert {p.name for p in two["cache"].iterdir()} == {two["used"]}
+    assert {p.name for p in two["cache"].iterdir()} == {two["used"], "_resolved"}
     again = embed(two["prepared"], USED, two["tables"] / "imgs" / "again", options=two["options"])
     assert again.from_cache == 36 and again.stats.computed == 0
 
@@ -77,6 +77,7 @@ def test_prune_by_age_and_clear(two: dict) -> None:
     result = prune(two["cache"], older_than_days=3)
     assert [e.fingerprint for e in result.removed] == [two["old"]] and not old_dir.exists()
     assert [e.fingerprint for e in result.kept] == [two["used"]]
+    assert (two["cache"] / "_resolved").is_dir()  # what each spec resolved to (not a fingerprint)
     assert [e.fingerprint for e in clear(two["cache"]).removed] == [two["used"]]
     assert list(two["cache"].iterdir()) == []
 
