@@ -25,10 +25,19 @@ __all__ = ["InitError", "init_project", "render_dvc_yaml", "render_params", "tem
 
 VERSIONS_FILE = "headstart-versions.json"
 PLOTS_TEMPLATE = ".dvc/plots/fewshot.json"
-# modules a stage imports only while it runs (backbones are registered and built on first use)
+# modules a stage imports only while it runs: its settings checks, the registered heads and backbones (built on
+# first use), the engine's writers and its other engines
+_ALWAYS = ["headstart.pipeline._checks", "headstart._files"]
+_HEADS = ["headstart.heads.builtin", "headstart.heads._state", "headstart.workflow.records"]
+_ENGINE = [
+    "headstart.data.table_writer", *(f"headstart.features.{m}" for m in ("pixels", "preprocess", "truncate",
+    "pooling", "torchvision_backbones", "reader", "balance", "ray_engine", "ray_tasks"))
+]  # fmt: skip
 _RUNTIME = {
-    "embed": ["pixels", "preprocess", "truncate", "pooling", "torchvision_backbones"],
-    "finetune": ["pixels", "preprocess", "truncate", "pooling", "torchvision_backbones"],
+    "embed": _ENGINE,
+    "fit": _HEADS,
+    "transfer": _HEADS,
+    "finetune": [*_ENGINE, *_HEADS, "headstart.heads.probe", "headstart.pipeline.embed"],
 }
 
 
@@ -63,12 +72,17 @@ def render_dvc_yaml(dev: bool = False, root: str | Path | None = None) -> str:
 
 
 def _code_deps(module: str, root: Path) -> list[str]:
-    extras = [f"headstart.features.{m}" for m in _RUNTIME.get(module.rsplit(".", 1)[1], [])]
-    code = (
-        "import importlib, sys\n"
-        f"for name in {[module, *extras]!r}: importlib.import_module(name)\n"
-        "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
-        "if n.startswith('headstart') and getattr(m, '__file__', None)))"
+    extras = [*_ALWAYS, *_RUNTIME.get(module.rsplit(".", 1)[1], [])]
+    code = (  # an extra whose own imports are optional (ray) counts as its file alone
+        "import importlib, importlib.util, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "files = []\n"
+        f"for name in {extras!r}:\n"
+        "    files.append(importlib.util.find_spec(name).origin)\n"
+        "    try: importlib.import_module(name)\n"
+        "    except ImportError: pass\n"
+        "print('\\n'.join(files + [m.__file__ for n, m in sys.modules.items() "
+        "if n.startswith('headstart') and getattr(m, '__file__', None)]))"
     )
     env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
