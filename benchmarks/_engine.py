@@ -17,7 +17,7 @@ def engine_batch() -> int:
     """The batch size the engine itself picks on this machine (``batch_size: auto``)."""
     import torch
 
-    from headstart.features.embed import EmbedOptions
+    from headstart.features.engine import EmbedOptions
 
     return EmbedOptions().batch_size_for(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -88,7 +88,7 @@ def prepare(root: Path, name: str) -> tuple[Any, float]:
 
 def run_engine(root: Path, scratch: Path, batch: int, workers: int | str = "auto", decode: str = "jpeg-scaled") -> dict:
     """``embed`` on the folder with a fresh cache: the forward loop's images/s and the engine's own account."""
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
 
     prepared, prepare_seconds = prepare(root, "bench")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="engine-") as tmp:

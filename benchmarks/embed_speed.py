@@ -8,7 +8,7 @@ machine. Run it from the repository root on a quiet machine (``--images 300 --cl
 (a) the img2vec way: per image, PIL open -> RGB -> the weights' transform -> ``model(x[None])``;
 (b) the ceiling: the forward pass alone on one batch of tensors already in memory (the engine's batch size),
     through the same truncated, channels-last model the engine runs;
-(c) ``headstart.features.embed.embed`` on the folder with a fresh cache (and the other worker choice, for
+(c) ``headstart.features.engine.embed`` on the folder with a fresh cache (and the other worker choice, for
     comparison);
 (d) the whole command as a user times it: ``headstart embed FOLDER -o OUT.parquet`` in a fresh process on a fresh
     folder and cache, start-up, model load, preparing and writing the table included.

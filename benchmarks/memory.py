@@ -42,7 +42,7 @@ def memory_child(spec_json: str) -> None:
     """Run in a fresh process: prepare + embed one folder, print peak RSS figures as JSON on the last line."""
     import logging
 
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
 
     logging.basicConfig(level=logging.WARNING)
     job = json.loads(spec_json)

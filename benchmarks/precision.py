@@ -78,7 +78,7 @@ def report_bf16_speed(rows: list[dict[str, Any]]) -> None:
 def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     """Embed digits in fp32 and bf16 and compare logistic-regression test accuracy per layer."""
     from headstart.data import load_embeddings, prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.heads.evaluate import SplitData, evaluate_head
 
     prepared = prepare_dataset("digits", name="digits")

@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import cpu_model, git_commit, note, section, table, usable_cores, verdict  # noqa: E402
-from headstart.features.embed import embed  # noqa: E402
+from headstart.features.engine import embed  # noqa: E402
 from headstart.features.registry import load_backbone  # noqa: E402
 from headstart.features.spec import BackboneSpec, EmbedOptions  # noqa: E402
 

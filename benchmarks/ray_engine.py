@@ -50,7 +50,7 @@ def make_folder(root: Path, n: int, size: int = 96) -> None:
 
 def run(folder: Path, out: Path, cache: Path, engine: str, address: str = "auto") -> tuple[float, object]:
     from headstart.data import prepare_dataset
-    from headstart.features.embed import embed
+    from headstart.features.engine import embed
     from headstart.features.registry import BackboneSpec
     from headstart.features.spec import EmbedOptions, RayOptions
 

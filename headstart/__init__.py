@@ -1,21 +1,26 @@
 """headstart: embed a dataset once with a pretrained backbone, then compare cheap heads on the embeddings.
 
 >>> import headstart
+>>> emb = headstart.embed("photos/", backbone="mobilenet_v2")   # doctest: +SKIP
+>>> head = headstart.fit(emb, "logreg")                         # doctest: +SKIP
+>>> head.predict(["new/cat.jpg"])                               # doctest: +SKIP
 >>> frame, X, labels = headstart.load_embeddings("embeddings/digits/mobilenet_v2/features.13.parquet")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Any
+from headstart._lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_embeddings"]
 
+# Keep `import headstart` light: torch, pyarrow and pandas load on first use of these names.
+_WHERE = {
+    "Embeddings": "api",
+    "Head": "api",
+    "embed": "api",
+    "fit": "api",
+    "load_embeddings": "data.tables",
+}
+__all__ = ["__version__", *sorted(_WHERE)]
 
-def __getattr__(name: str) -> Any:
-    # Keep `import headstart` light: pyarrow and pandas load on first use.
-    if name == "load_embeddings":
-        from headstart.data.tables import load_embeddings
-
-        return load_embeddings
-    raise AttributeError(f"module 'headstart' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -5,6 +5,8 @@
     headstart predict models/logreg path/to/images/ -o predictions.csv
     headstart neighbours emb.parquet --query photo.jpg -k 10
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
+    headstart init [DIR] --data photos/       (then `dvc repro`)
+    headstart cache info | headstart cache prune --keep-fingerprints-in-use | headstart cache clear
 
 The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
 """
@@ -16,10 +18,12 @@ import argparse
 from headstart._terminal import run_main, setup_logging
 from headstart.cli.commands import (
     cmd_backbones,
+    cmd_cache,
     cmd_datasets,
     cmd_embed,
     cmd_fit,
     cmd_heads,
+    cmd_init,
     cmd_neighbours,
     cmd_predict,
 )
@@ -164,7 +168,41 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("heads", help="list heads and their parameters")
     p.set_defaults(run=cmd_heads)
+    _cache_parser(sub)
+
+    p = sub.add_parser(
+        "init",
+        help="add headstart's pipeline (dvc.yaml, params.yaml) to a git + DVC repository",
+        description="Write dvc.yaml (stages that run the installed headstart), a commented params.yaml (kept if "
+        "present) and DVC's few-shot plot template into DIR, the root of a git repository with `dvc init` done.",
+    )
+    p.add_argument("directory", nargs="?", default=".", metavar="DIR")
+    p.add_argument("--data", help="your image folder or manifest, relative to DIR (default: the digits demo)")
+    p.add_argument("--name", help="the dataset's name in params.yaml (default: from --data)")
+    p.add_argument("--force", action="store_true", help="replace an existing dvc.yaml")
+    p.set_defaults(run=cmd_init)
     return parser
+
+
+def _cache_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="what the per-image embedding cache holds; prune or clear it",
+        description="A fingerprint is in use when an embedding table names it in its provenance (the tables "
+        "under embeddings/, or those given with --tables). prune and clear never delete under a running embed.",
+    )
+    p.add_argument("action", choices=["info", "prune", "clear"])
+    p.add_argument("--cache-dir", default=".headstart/cache", help="the cache folder (default .headstart/cache)")
+    p.add_argument(
+        "--tables", nargs="+", default=[], metavar="TABLE", help="embedding tables or folders (default embeddings/)"
+    )
+    p.add_argument(
+        "--keep-fingerprints-in-use", action="store_true", help="prune: keep what the tables use, remove the rest"
+    )
+    p.add_argument("--older-than", metavar="DAYS", help="prune: only what was last written more than DAYS ago")
+    p.add_argument("--dry-run", action="store_true", help="prune, clear: list what would go, delete nothing")
+    p.add_argument("--json", action="store_true", help="info: one JSON record per fingerprint")
+    p.set_defaults(run=cmd_cache)
 
 
 def _embed_run_options(p: argparse.ArgumentParser) -> None:

@@ -10,12 +10,15 @@ from pathlib import Path
 from headstart._terminal import tqdm_progress
 from headstart.cli.flags import CliError, backbone_spec, embed_options, evaluate_settings, head_params, positive, split
 
-__all__ = ["cmd_backbones", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_neighbours", "cmd_predict"]
+__all__ = [
+    "cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_init", "cmd_neighbours",
+    "cmd_predict",
+]  # fmt: skip
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from headstart.data.prepare import prepare_dataset
-    from headstart.features.embed import embed
+    from headstart.features.engine import embed
 
     spec, options, parts = backbone_spec(args), embed_options(args), split(args)
     limit = positive(args.limit, "--limit", none=True)
@@ -218,4 +221,69 @@ def cmd_heads(args: argparse.Namespace) -> int:
         print(f"{name}: {head.description}{probe}")
         for key, param in head.params.items():
             print(f"    {key}={param.default!r}  ({param.allowed}; a list or {{logspace: [a, b, n]}} is a grid)")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from headstart.features.cache_admin import cache_info, clear, fingerprints_in_use, prune
+
+    if args.action != "prune" and (args.keep_fingerprints_in_use or args.older_than):
+        raise CliError(f"--keep-fingerprints-in-use and --older-than go with `cache prune`, not `cache {args.action}`")
+    older = _days(args.older_than)
+    if args.action == "info":
+        entries = cache_info(args.cache_dir, fingerprints_in_use(args.tables))
+        if args.json:
+            print(json.dumps([e.as_dict() for e in entries], indent=2))
+            return 0
+        print(f"{args.cache_dir}: {len(entries)} fingerprints, {_size(sum(e.bytes for e in entries))}")
+        for e in entries:
+            row = e.as_dict()
+            print(
+                f"  {e.fingerprint}  {e.backbone} ({e.weights})  layers: {', '.join(e.layers) or '-'}  "
+                f"{e.images} images in {e.records} records  {_size(e.bytes)}  last written {row['last_written'] or '-'}"
+                f"  {'in use' if e.in_use else 'not in use'}"
+            )
+        return 0
+    if args.action == "prune":
+        if not args.keep_fingerprints_in_use and older is None:
+            raise CliError(
+                "say what prune keeps: --keep-fingerprints-in-use and/or --older-than DAYS (or `cache clear`)"
+            )
+        keep = fingerprints_in_use(args.tables) if args.keep_fingerprints_in_use else None
+        result = prune(args.cache_dir, keep=keep, older_than_days=older, dry_run=args.dry_run)
+    else:
+        result = clear(args.cache_dir, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in result.removed:
+        print(f"{verb} {e.fingerprint} ({e.backbone}, {_size(e.bytes)})")
+    for e in result.busy:
+        print(f"left {e.fingerprint}: a running embed holds its lock")
+    print(f"{verb} {len(result.removed)} fingerprints ({_size(result.freed_bytes)}), kept {len(result.kept)}")
+    return 0
+
+
+def _days(text: str | None) -> float | None:
+    try:
+        days = None if text is None else float(text)
+    except ValueError:
+        raise CliError(f"--older-than takes a number of days, got {text!r}") from None
+    if days is not None and days < 0:
+        raise CliError(f"--older-than must be 0 or more days, got {text}")
+    return days
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from headstart.pipeline.scaffold import init_project
+
+    for path in init_project(args.directory, data=args.data, name=args.name, force=args.force):
+        print(f"wrote {path}")
+    print("next: `dvc repro` (then `git add dvc.yaml dvc.lock params.yaml .dvc/plots .gitignore`)", file=sys.stderr)
     return 0

@@ -1,8 +1,9 @@
 """Backbones (registry, weights, truncation, pooling) and the extraction engine.
 
 The engine's files say what each does: ``reader`` decodes images in workers, ``runner`` runs the forward
-pass, ``cache`` keeps every finished batch, ``writer`` assembles the Parquet tables, ``embed`` ties them
-together. Importing this package does not import torch; its functions do.
+pass, ``cache`` keeps every finished batch, ``writer`` assembles the Parquet tables, ``engine`` ties them
+together in :func:`embed` (``from headstart.features import embed`` is that function, not a module). Importing
+this package does not import torch; its functions do.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ _WHERE = {
     "list_backbones": "registry",
     "load_backbone": "registry",
     "register_backbone": "registry",
-    "EmbedResult": "embed",
-    "embed": "embed",
+    "EmbedResult": "engine",
+    "embed": "engine",
 }
 __all__ = sorted(_WHERE)
 

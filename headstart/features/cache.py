@@ -9,9 +9,8 @@ The JSON header lists the batch's image ids, its layers ``[["node|pooling", dim]
 failed (``[[id, error], ...]``); the payload is the float32 vectors, layer after layer. Each record is written
 with one ``write`` call. A run killed at any moment (``kill -9`` included) leaves at worst a torn last record,
 which the next scan detects by its length and checksum and ignores, so every completed batch survives.
-
-Entries are keyed by image content id, so an image seen in any dataset is never embedded twice with the same
-backbone settings.
+Entries are keyed by image content id: an image seen in any dataset is embedded once per backbone setting.
+Managing the cache (info, prune, clear): :mod:`headstart.features.cache_admin`.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import numpy as np
 from headstart._files import atomic_path, disk_full, fault_point
 from headstart.errors import UserError
 
-__all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "layer_key"]
+__all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "hold_lock", "layer_key"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +70,7 @@ class EmbeddingCache:
     def __init__(self, root: str | Path, fingerprint: str, meta: Mapping[str, Any] | None = None) -> None:
         self.dir = Path(root) / fingerprint
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._meta = dict(meta) if meta is not None else None
         meta_path = self.dir / "meta.json"
         if meta is not None and not meta_path.exists():
             with atomic_path(meta_path) as tmp:
@@ -89,12 +89,8 @@ class EmbeddingCache:
 
     def scan(self) -> None:
         """(Re)build the index from the segment files; torn or corrupt tails are skipped."""
-        self._records.clear()
-        self._where.clear()
-        self._dims.clear()
-        self._failures.clear()
-        self._payloads.clear()
-        self.torn.clear()
+        for part in (self._records, self._where, self._dims, self._failures, self._payloads, self.torn):
+            part.clear()
         for segment in self.segments():
             with open(segment, "rb") as handle:
                 self._scan_segment(segment, handle, os.fstat(handle.fileno()).st_size)
@@ -151,6 +147,10 @@ class EmbeddingCache:
     def dim(self, key: str) -> int | None:
         return self._dims.get(key)
 
+    def contents(self) -> tuple[tuple[str, ...], int, int]:
+        """``(layer keys, images, records)`` as of the last :meth:`scan`."""
+        return tuple(sorted(self._dims)), len({i for where in self._where.values() for i in where}), len(self._records)
+
     def vectors(self, key: str, ids: Sequence[str]) -> np.ndarray:
         """The cached vectors of ``ids`` for layer ``key``, stacked in the order of ``ids``."""
         where = self._where.get(key, {})
@@ -188,28 +188,50 @@ class EmbeddingCache:
     # ---- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold this fingerprint's lock: one process at a time looks for missing images and embeds them.
-
-        A second ``embed`` on the same cache waits here, then finds the first one's work in the cache (call
-        :meth:`scan`) instead of embedding the same images again. The lock goes with the process (``kill -9``
-        included).
-        """
-        import fcntl
-
-        with open(self.dir / ".lock", "a+b") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("another headstart process is embedding into %s; waiting for it to finish", self.dir)
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        """One process at a time embeds into this fingerprint; a second waits, then :meth:`scan` finds the first
+        one's work. The lock goes with the process (``kill -9`` included); ``cache prune`` takes it too."""
+        with hold_lock(self.dir, wait=True):
+            if self._meta is not None and not (self.dir / "meta.json").exists():  # `cache prune` removed it
+                with atomic_path(self.dir / "meta.json") as tmp:
+                    tmp.write_text(json.dumps(self._meta, indent=2, sort_keys=True))
+            yield
 
     def open_segment(self) -> SegmentWriter:
         name = f"seg-{time.time_ns():020d}-{os.getpid()}.hse"
         return SegmentWriter(self.dir / name)
+
+
+@contextlib.contextmanager
+def hold_lock(directory: Path, wait: bool) -> Iterator[bool]:
+    """Hold ``directory``'s lock (yields True); without ``wait``, yields False if another process holds it.
+
+    ``headstart cache prune`` deletes a folder, lock file included, under the lock; a process that was waiting
+    then finds its lock file gone from disk and takes the new one, in the folder made again.
+    """
+    import fcntl
+
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / ".lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
+                log.info("another headstart process is using %s; waiting for it to finish", directory)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(directory / ".lock").st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue  # deleted while we waited: take the new one
+            try:
+                yield True
+                return
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class SegmentWriter:

@@ -1,4 +1,4 @@
-"""The Ray engine: the forward pass of :func:`headstart.features.embed.embed` on a Ray cluster (Ray Data).
+"""The Ray engine: the forward pass of :func:`headstart.features.engine.embed` on a Ray cluster (Ray Data).
 
 The local engine's steps, spread out: Ray Data tasks read the image bytes (from their paths, or from the
 prepared table's ``image`` column, reading only the row groups that hold them) and decode and preprocess them
@@ -191,7 +191,7 @@ def embed_on_ray(
     options: Any,
     progress: Any,
 ) -> tuple[RunStats, dict[str, Any]]:
-    """What :func:`~headstart.features.embed.embed` calls for ``engine: ray``: the forward pass of ``todo`` on
+    """What :func:`~headstart.features.engine.embed` calls for ``engine: ray``: the forward pass of ``todo`` on
     the cluster, into the local engine's cache; returns the run's account and the engine information."""
     resolved, backbone, extractor, _ = loaded
     resize = backbone.preprocessing.get("resize_size")  # JPEGs decoded at the scale the local engine uses
@@ -224,6 +224,6 @@ def embed_on_ray(
 
 
 def _describe(prepared: pd.DataFrame, item_id: str) -> str:
-    from headstart.features.embed import _describe
+    from headstart.features.engine import _describe
 
     return _describe(prepared, item_id)

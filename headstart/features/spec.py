@@ -103,7 +103,7 @@ class EmbedOptions:
 
     Only ``decode`` changes the embeddings: ``jpeg-scaled`` (default) decodes JPEGs at the reduced scale the
     resize needs, ``full`` decodes every pixel first (bit-for-bit what headstart did before it had the setting).
-    It enters the fingerprint only for datasets that hold a JPEG (see :func:`headstart.features.embed.embed`).
+    It enters the fingerprint only for datasets that hold a JPEG (see :func:`headstart.features.engine.embed`).
     """
 
     batch_size: int | Literal["auto"] = "auto"

@@ -19,12 +19,20 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.hashing import file_id
 from headstart.data.sources import IMAGE_EXTENSIONS
 from headstart.data.tables import EmbeddingTable, load_embeddings
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.heads.metrics import class_scores
 from headstart.heads.persist import HeadBundle, load_head
 
-__all__ = ["embed_frame", "embed_images", "list_images", "predict_images", "predict_table", "spec_from_provenance"]
+__all__ = [
+    "classify_images",
+    "embed_frame",
+    "embed_images",
+    "list_images",
+    "predict_images",
+    "predict_table",
+    "spec_from_provenance",
+]
 
 
 def spec_from_provenance(provenance: dict[str, Any]) -> BackboneSpec:
@@ -138,6 +146,18 @@ def predict_images(
     pickled head of an older headstart (see :func:`headstart.heads.persist.load_head`).
     """
     bundle = load_head(model, trust_pickle=trust_pickle)
+    return classify_images(bundle, inputs, options=options, top=top, progress=progress)
+
+
+def classify_images(
+    bundle: HeadBundle,
+    inputs: Sequence[str | Path],
+    *,
+    options: EmbedOptions = EmbedOptions(),
+    top: int = 5,
+    progress: ProgressFactory = null_progress,
+) -> pd.DataFrame:
+    """:func:`predict_images` with a head already in memory (``headstart.fit(...).predict`` uses it)."""
     if bundle.provenance.get("modality") == "text":  # a text head: .txt files (a text per line) or tables
         from headstart.data.text import read_texts
 

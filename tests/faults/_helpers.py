@@ -20,7 +20,7 @@ EMBED = ["--backbone", "pixels", "--image-size", "8", "--workers", "0", "--batch
 def embed_folder(images: Path, out: Path, cache: Path, limit: int | None = None) -> None:
     """What `headstart embed IMAGES -o OUT EMBED` does, in this process (quicker than a subprocess)."""
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.registry import BackboneSpec
 
     prepared = prepare_dataset(str(images), name=images.name, limit=limit)

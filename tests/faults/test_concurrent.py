@@ -15,7 +15,7 @@ _EMBED = textwrap.dedent("""
     import logging, sys, time
     from pathlib import Path
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.registry import BackboneSpec
     folder, out, cache, me, other = sys.argv[1:6]
     logging.basicConfig(level=logging.INFO)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from headstart.data import load_embeddings, prepare_dataset
 from headstart.data.images import decode_image
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from tests.conftest import REPO, digit_images
 
@@ -101,7 +101,7 @@ def test_a_run_with_every_image_cached_loads_no_model(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the backbone was loaded although every image is in the cache")
 
-    monkeypatch.setattr("headstart.features.embed.load_resolved", refuse)
+    monkeypatch.setattr("headstart.features.engine.load_resolved", refuse)
     again = embed(prepared, SMALL, tmp_path / "b", options=_options(tmp_path / "c"))
     assert again.from_cache == len(prepared) and again.stats.computed == 0
     assert filecmp.cmp(first.tables["features.6"], again.tables["features.6"], shallow=False)
@@ -111,7 +111,7 @@ def test_a_run_with_every_image_cached_loads_no_model(
 _NOOP = textwrap.dedent("""
     import sys
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.registry import BackboneSpec
     folder, out, cache = sys.argv[1:4]
     spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.6",), image_size=32)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from headstart.data import load_embeddings, prepare_dataset, read_failures
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.features.runner import EmbedError
 from tests.conftest import REPO, broken_files, digit_images, write_folder
@@ -172,7 +172,7 @@ def test_bad_run_options_are_clear(image_folder: Path, tmp_path: Path) -> None:
 _RUN = textwrap.dedent("""
     import sys
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.registry import BackboneSpec
     folder, out, cache = sys.argv[1:4]
     spec = BackboneSpec("mobilenet_v2", weights=None, layers=("features.13", "default"), image_size=96)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from headstart.data import load_embeddings, prepare_dataset
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.finetune import FinetuneSettings, LinearInit, blocks, finetune
 from headstart.features.registry import BackboneSpec, load_backbone
 from headstart.features.weights import load_state_dict

@@ -180,7 +180,7 @@ def test_text_round_trip_with_a_tiny_sentence_encoder(tmp_path: Path) -> None:
 def test_text_layers_poolings_and_padding_independence(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="not installed (pip install 'headstart[text]')")
     from headstart.data.prepare import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
 
     model = tiny_sentence_transformer(tmp_path / "st")
     layer = "0.model.encoder.layer.1" if "0.model.encoder.layer.1" in _layers(model) else "0.auto_model.encoder.layer.1"
@@ -301,7 +301,7 @@ def test_finetune_unfreezes_the_last_blocks_of_a_timm_vit(image_folder: Path, tm
     import torch
 
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.finetune import FinetuneSettings, LinearInit, finetune
     from headstart.features.weights import load_state_dict
     from headstart.heads.evaluate import SplitData

@@ -16,7 +16,7 @@ import pytest
 
 from headstart.data import load_embeddings, prepare_dataset, read_failures
 from headstart.data.tables import read_prepared, write_prepared
-from headstart.features.embed import EmbedOptions, embed
+from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.features.runner import EmbedError
 from tests.conftest import REPO, broken_files, digit_images, write_folder
@@ -95,7 +95,7 @@ def test_ray_strict_mode_names_the_broken_image(ray_cluster: object, image_folde
 _DRIVER = textwrap.dedent("""
     import sys
     from headstart.data import prepare_dataset
-    from headstart.features.embed import EmbedOptions, embed
+    from headstart.features.engine import EmbedOptions, embed
     from headstart.features.spec import RayOptions
     from headstart.features.registry import BackboneSpec
     folder, out, cache, address = sys.argv[1:5]

@@ -1,0 +1,229 @@
+"""headstart in a notebook: embed a folder, fit a head, predict, in a few lines.
+
+>>> import headstart
+>>> emb = headstart.embed("photos/", backbone="mobilenet_v2")     # doctest: +SKIP
+>>> head = headstart.fit(emb, "logreg")                           # doctest: +SKIP
+>>> head.metrics["accuracy"]                                      # doctest: +SKIP
+>>> head.predict(["new/cat.jpg", "new/dog.jpg"])                  # doctest: +SKIP
+
+These call the same library functions as the CLI (``headstart embed``, ``headstart fit``, ``headstart
+predict``): the same per-image cache, the same protocol (grids chosen on val, refit on train+val, scored on
+test), the same provenance checks. Nothing here is a second code path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from headstart.data.tables import EmbeddingTable, load_embeddings
+
+__all__ = ["Embeddings", "Head", "embed", "fit"]
+
+_DEFAULT_WEIGHTS = "IMAGENET1K_V1"
+
+
+@dataclass
+class Embeddings:
+    """An embedding table in memory: row ``i`` of ``X`` belongs to row ``i`` of ``frame``.
+
+    ``frame`` has ``id, label, split, path`` (and a manifest's extra columns), the provenance in
+    ``frame.attrs["headstart"]``; ``X`` is C-contiguous float32. ``failures`` lists the images that could not be read (``id, path, error``).
+    """
+
+    frame: pd.DataFrame
+    X: np.ndarray
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Embeddings:
+        """Read a table written by :meth:`save`, ``headstart embed`` or the embed stage."""
+        table = load_embeddings(path)
+        return cls(table.frame, table.X)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The label of each row (``None`` in an unlabelled collection, which heads refuse)."""
+        labels = self.frame["label"].to_numpy(dtype=object)
+        missing = self.frame["label"].isna()
+        return np.where(missing, None, labels) if missing.any() else labels.astype(str)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame["id"].to_numpy(dtype=object).astype(str)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.frame.attrs["headstart"]
+
+    @property
+    def table(self) -> EmbeddingTable:
+        return EmbeddingTable(self.frame, self.X, self.labels)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __repr__(self) -> str:
+        p = self.provenance
+        return (
+            f"Embeddings({len(self)} images x {self.X.shape[1]}, {p.get('backbone')} {p.get('weights')} "
+            f"{p.get('node')} {p.get('pooling')}, classes: {len(set(self.labels))})"
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table to ``path`` (.parquet), atomically, in the format ``headstart fit`` and the readers take."""
+        from headstart.data.table_writer import EmbeddingWriter
+
+        path, frame = Path(path), self.frame
+        extra = [c for c in frame.columns if c not in ("id", "label", "split", "path")]
+        labelled = not frame["label"].isna().any()
+        with EmbeddingWriter(path, self.X.shape[1], self.provenance, labelled=labelled, extra=extra) as writer:
+            writer.write(
+                frame["id"].tolist(),
+                [_none(v) for v in frame["label"]],
+                frame["split"].tolist(),
+                [_none(v) for v in frame["path"]],
+                self.X,
+                extra={c: [_none(v) for v in frame[c]] for c in extra} or None,
+            )
+        return path
+
+
+def embed(
+    source: str | Path,
+    backbone: str = "mobilenet_v2",
+    *,
+    weights: str | None = _DEFAULT_WEIGHTS,
+    layer: str = "default",
+    pooling: str = "avg",
+    image_size: int | None = None,
+    precision: str = "fp32",
+    val: float = 0.15,
+    test: float = 0.30,
+    seed: int = 0,
+    limit: int | None = None,
+    cache_dir: str | Path | None = ".headstart/cache",
+    **options: Any,
+) -> Embeddings:
+    """Embed ``source`` (an image folder ``root/<class>/<image>``, a manifest, or a built-in dataset name).
+
+    Like ``headstart embed``: images already in the per-image cache (``cache_dir``; ``None`` for a throw-away
+    one) are not embedded again. ``weights`` is an exact weights name, a checkpoint path or ``None`` (random
+    initialisation; the ``pixels`` baseline has none). ``options`` are :class:`~headstart.features.EmbedOptions`
+    fields (``batch_size``, ``num_workers``, ``device``, ``on_error``).
+    """
+    from headstart.data.prepare import prepare_dataset
+    from headstart.features.engine import embed as embed_prepared
+    from headstart.features.registry import backbone_entry
+    from headstart.features.spec import BackboneSpec, EmbedOptions
+
+    if not backbone_entry(backbone).has_weights:
+        weights = None
+    spec = BackboneSpec(backbone, weights=weights, layers=(layer,), pooling=pooling, image_size=image_size,
+                        precision=precision)  # fmt: skip
+    settings = EmbedOptions(cache_dir=cache_dir, **options)
+    name = Path(source).name if Path(source).exists() else str(source)
+    prepared = prepare_dataset(str(source), name=name, val=val, test=test, seed=seed, limit=limit)
+    meta = prepared.attrs["headstart"]
+    with tempfile.TemporaryDirectory(prefix="headstart-embed-") as tmp:
+        result = embed_prepared(
+            prepared,
+            spec,
+            single_file=Path(tmp) / "embeddings.parquet",
+            dataset={"name": name, "source": meta["source"], "shift": meta["shift"]},
+            options=settings,
+        )
+        table = load_embeddings(Path(tmp) / "embeddings.parquet")
+    return Embeddings(table.frame, table.X, failures=list(result.failures))
+
+
+@dataclass
+class Head:
+    """A head fitted by :func:`fit`, with its test metrics and the provenance of the embeddings it knows."""
+
+    kind: str
+    estimator: Any
+    params: dict[str, Any]
+    classes: list[str]
+    provenance: dict[str, Any]
+    metrics: dict[str, float]
+    evaluation: Any = field(repr=False)
+
+    def _bundle(self) -> Any:
+        from headstart.heads.persist import HeadBundle
+
+        return HeadBundle(self.estimator, self.kind, self.kind, self.params, self.classes, self.provenance, Path("."))
+
+    def predict(self, inputs: str | Path | Sequence[str | Path] | Embeddings, *, top: int = 5, **options: Any) -> Any:
+        """Labels for images (files or folders), embedded with this head's own backbone settings (cached like
+        ``headstart predict``); or for the rows of an :class:`Embeddings` from the same space."""
+        return self.predict_proba(inputs, top=top, **options)["predicted"].to_numpy()
+
+    def predict_proba(
+        self, inputs: str | Path | Sequence[str | Path] | Embeddings, *, top: int = 5, **options: Any
+    ) -> pd.DataFrame:
+        """One row per image: ``path, predicted, probability, top<k>`` (and ``error`` for unreadable images)."""
+        from headstart.features.spec import EmbedOptions
+        from headstart.pipeline.predict import classify_images, predict_table
+
+        if isinstance(inputs, Embeddings):
+            return predict_table(self._bundle(), inputs.table, "the given Embeddings", top=top)
+        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        return classify_images(self._bundle(), items, options=EmbedOptions(**options), top=top)
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write the head where ``headstart predict MODEL_DIR`` reads it; the folder is swapped in whole."""
+        from headstart._files import atomic_dir
+        from headstart.heads.persist import save_head
+
+        with atomic_dir(model_dir) as building:
+            save_head(building, self.estimator, head=self.kind, name=self.kind, params=self.params,
+                      classes=self.classes, provenance=self.provenance)  # fmt: skip
+        return Path(model_dir)
+
+
+def fit(
+    embeddings: Embeddings | str | Path,
+    head: str = "logreg",
+    *,
+    seeds: int = 1,
+    few_shot: Sequence[int | str] = (),
+    seed: int = 0,
+    **params: Any,
+) -> Head:
+    """Fit ``head`` (any kind from ``headstart heads``) on the train split, choosing list- or grid-valued
+    ``params`` on val and refitting on train+val, then score it on test; as ``headstart fit`` does.
+
+    >>> head = fit(emb, "knn", k=[5, 10, 20])   # doctest: +SKIP
+    """
+    from headstart.heads.evaluate import SplitData, evaluate_head
+    from headstart.heads.registry import check_params, get_head
+
+    emb = embeddings if isinstance(embeddings, Embeddings) else Embeddings.load(embeddings)
+    get_head(head)
+    check_params(head, params, "fit()")
+    data = SplitData.from_table(emb.table, source="the given Embeddings")
+    evaluation = evaluate_head(head, _plain(params), data, seeds=seeds, few_shot=few_shot, seed=seed)
+    return Head(
+        kind=head,
+        estimator=evaluation.model,
+        params=evaluation.params,
+        classes=list(evaluation.classes),
+        provenance=dict(emb.provenance),
+        metrics=dict(evaluation.metrics),
+        evaluation=evaluation,
+    )
+
+
+def _none(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}

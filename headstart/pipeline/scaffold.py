@@ -1,0 +1,173 @@
+"""`headstart init`: put headstart's pipeline into an existing git + DVC repository.
+
+The templates ship inside the package (``headstart/templates``): ``dvc.yaml`` (stages that run the installed
+headstart, ``python -m headstart.pipeline.<stage>``, and depend on data, params and ``headstart-versions.json``),
+``params.yaml`` (commented; the built-in digits demo, or your data with ``--data``) and the few-shot plot template.
+
+This repository's own dvc.yaml is one instance of the template: ``python -m headstart.pipeline.scaffold`` writes
+it with ``dev=True``, which adds, to each stage, the headstart source files the stage imports, so that editing
+headstart here reruns the stages the edit can affect (in a user's project, the installed version stands for them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from headstart._files import atomic_path
+from headstart.errors import UserError
+
+__all__ = ["InitError", "init_project", "render_dvc_yaml", "render_params", "template"]
+
+VERSIONS_FILE = "headstart-versions.json"
+PLOTS_TEMPLATE = ".dvc/plots/fewshot.json"
+# modules a stage imports only while it runs: its settings checks, the registered heads and backbones (built on
+# first use), the engine's writers and its other engines
+_ALWAYS = ["headstart.pipeline._checks", "headstart._files"]
+_HEADS = ["headstart.heads.builtin", "headstart.heads._state", "headstart.workflow.records"]
+_ENGINE = [
+    "headstart.data.table_writer", *(f"headstart.features.{m}" for m in ("pixels", "preprocess", "truncate",
+    "pooling", "torchvision_backbones", "reader", "balance", "ray_engine", "ray_tasks"))
+]  # fmt: skip
+_RUNTIME = {
+    "embed": _ENGINE,
+    "fit": _HEADS,
+    "transfer": _HEADS,
+    "finetune": [*_ENGINE, *_HEADS, "headstart.heads.probe", "headstart.pipeline.embed"],
+}
+
+
+class InitError(UserError):
+    """The folder cannot take headstart's pipeline as it is; the message says what to do."""
+
+
+def template(name: str) -> str:
+    """The text of a template shipped in ``headstart/templates`` (``dvc.yaml``, ``params.yaml``, ``fewshot.json``)."""
+    return (resources.files("headstart") / "templates" / name).read_text()
+
+
+def render_dvc_yaml(dev: bool = False, root: str | Path | None = None) -> str:
+    """The pipeline's dvc.yaml; ``dev`` adds each stage's headstart source files (from the checkout at ``root``)."""
+    text = template("dvc.yaml")
+    if not dev:
+        return text
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    out, module, cache = [], "", {}
+    for line in text.splitlines():
+        found = re.search(r"cmd: python -m (headstart\.pipeline\.\w+)", line)
+        module = found.group(1) if found else module
+        out.append(line)
+        if line.strip() == f"- {VERSIONS_FILE}" and module:
+            if module not in cache:
+                cache[module] = _code_deps(module, root)
+            indent = line[: line.index("-")]
+            out += [f"{indent}- {path}" for path in cache[module]]
+    header = "# This repository's instance (`python -m headstart.pipeline.scaffold`): each stage also lists the\n"
+    header += "# headstart source files it imports, so editing headstart here reruns what the edit can affect.\n"
+    return header + "\n".join(out) + "\n"
+
+
+def _code_deps(module: str, root: Path) -> list[str]:
+    extras = [*_ALWAYS, *_RUNTIME.get(module.rsplit(".", 1)[1], [])]
+    code = (  # an extra whose own imports are optional (ray) counts as its file alone
+        "import importlib, importlib.util, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "files = []\n"
+        f"for name in {extras!r}:\n"
+        "    files.append(importlib.util.find_spec(name).origin)\n"
+        "    try: importlib.import_module(name)\n"
+        "    except ImportError: pass\n"
+        "print('\\n'.join(files + [m.__file__ for n, m in sys.modules.items() "
+        "if n.startswith('headstart') and getattr(m, '__file__', None)]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
+    files = {Path(f).resolve().relative_to(root.resolve()).as_posix() for f in result.stdout.split()}
+    return sorted(files)
+
+
+def render_params(data: str | None = None, name: str | None = None) -> str:
+    """params.yaml: the template (the digits demo) or, with ``data``, the same file set up for that dataset.
+
+    With ``data`` (an image folder or a manifest), it is the only dataset, the one fine-tuned, and the transfer
+    section is left empty (add a shifted copy of a dataset to compare heads under domain shift).
+    """
+    text = template("params.yaml")
+    if data is None:
+        return text
+    name = name or re.sub(r"\W+", "_", Path(data).stem).strip("_") or "data"
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise InitError(f"--name {name!r}: use letters, digits and _ (it names files and DVC stages)")
+    dataset = (
+        f"datasets:\n  {name}:\n    source: {data}{' ' * max(1, 23 - len(data))}# an image folder root/<class>/<image>,"
+        " or a manifest .csv/.parquet\n"
+        "    split: {val: 0.15, test: 0.30}   # per class; a manifest's own split column wins\n"
+        "  # digits:                  # the built-in demo (also mnist, fashion-mnist)\n"
+        "  #   source: digits\n\n"
+    )
+    text = _replace_section(text, "datasets", dataset)
+    text = re.sub(r"(finetune:.*\n  datasets: )\[[^\]]*\]", rf"\1[{name}]", text)
+    transfer = (
+        "transfer: {}                   # domain shift (dvc stage `transfer`); with a dataset `shifted`:\n"
+        "#  mine_to_shifted: {source: mine, target: shifted, backbone: mobilenet_v2, layer: default,\n"
+        "#                    heads: [logreg, svm, knn], adapt_steps: 1}\n"
+    )
+    return _replace_section(text, "transfer", transfer)
+
+
+def _replace_section(text: str, key: str, body: str) -> str:
+    """Replace the top-level ``key:`` block (up to the next top-level key or the end) with ``body``."""
+    match = re.search(rf"^{key}:.*?(?=^\w|\Z)", text, re.S | re.M)
+    if match is None:
+        raise ValueError(f"the params template has no top-level {key}")
+    return text[: match.start()] + body + text[match.end() :]
+
+
+def init_project(
+    directory: str | Path = ".", *, data: str | None = None, name: str | None = None, force: bool = False
+) -> list[Path]:
+    """Write dvc.yaml, params.yaml (kept if present) and the plot template into ``directory``; returns what was written.
+
+    ``directory`` must be the root of a git repository with DVC initialised (``git init && dvc init``).
+    """
+    root = Path(directory)
+    if not (root / ".git").exists() or not (root / ".dvc").is_dir():
+        missing = "git init && dvc init" if not (root / ".git").exists() else "dvc init"
+        raise InitError(f"{root} is not the root of a git + DVC repository; run `{missing}` there first")
+    if data is not None and not (root / data).exists():
+        raise InitError(f"--data {data}: no such folder or manifest under {root} (give a path relative to it)")
+    if (root / "dvc.yaml").exists() and not force:
+        raise InitError(f"{root / 'dvc.yaml'} exists; move it away, or pass --force to replace it")
+    written = []
+    files = {"dvc.yaml": render_dvc_yaml(), PLOTS_TEMPLATE: template("fewshot.json")}
+    if not (root / "params.yaml").exists():
+        files["params.yaml"] = render_params(data, name)
+    elif data is not None:
+        raise InitError(f"{root / 'params.yaml'} exists and --data would rewrite it; add the dataset there instead")
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        written.append(path)
+    _ignore(root / ".gitignore", [f"/{VERSIONS_FILE}", "/.headstart/"])
+    return written
+
+
+def _ignore(path: Path, entries: list[str]) -> None:
+    present = path.read_text().splitlines() if path.exists() else []
+    extra = [e for e in entries if e not in present]
+    if extra:
+        with open(path, "a") as handle:
+            handle.write(("\n" if present and present[-1] else "") + "# headstart\n" + "\n".join(extra) + "\n")
+
+
+if __name__ == "__main__":
+    target = Path(__file__).resolve().parents[2] / "dvc.yaml"
+    with atomic_path(target) as tmp:
+        tmp.write_text(render_dvc_yaml(dev=True))
+    print(f"wrote {target}")
