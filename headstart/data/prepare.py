@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from headstart.data.hashing import content_id, file_id
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
 from headstart.data.sources import SourceError, scan_source, source_kind
-from headstart.data.splits import assign_splits, stratified_limit
+from headstart.data.splits import assign_splits, seeded_rank, stratified_limit
 
 __all__ = ["DatasetError", "prepare_dataset"]
 
@@ -41,6 +42,7 @@ def prepare_dataset(
     shift: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    imbalance: Mapping[str, float] | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
     """Build the prepared table of a dataset.
@@ -59,6 +61,9 @@ def prepare_dataset(
         Optional domain shift, e.g. ``"invert"`` (see :mod:`headstart.data.shifts`).
     limit
         Keep a stratified subset of at most this many images.
+    imbalance
+        ``{class: fraction}``: keep that fraction of the class's images (at least one; chosen by ``seed``), to
+        make an imbalanced dataset out of a balanced one.
 
     Returns
     -------
@@ -83,6 +88,8 @@ def prepare_dataset(
             raise DatasetError(f"datasets.{name}.limit must be at least 2, got {limit}")
         keep = stratified_limit(frame["id"].tolist(), frame["label"].tolist(), limit, seed)
         frame = frame.iloc[keep].reset_index(drop=True)
+    if imbalance:
+        frame = _thin_classes(frame, imbalance, name, seed)
     classes = sorted(frame["label"].unique())
     if len(classes) < 2:
         raise DatasetError(
@@ -110,17 +117,47 @@ def prepare_dataset(
                 f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
                 f"(val={val}, test={test}); add images or change datasets.{name}.split"
             )
-    per_class = frame.groupby("label")["split"].agg(lambda s: (s == "test").sum())
-    if (per_class == 0).any():
-        log.warning(
-            "dataset %s: class(es) %s have no test images (too few images per class)",
-            name,
-            ", ".join(map(str, per_class.index[per_class == 0][:5])),
-        )
+    _check_every_class_scored(frame, name, val_split=counts.get("val", 0) > 0)
+    thinned = {"imbalance": {str(k): float(v) for k, v in sorted(imbalance.items())}} if imbalance else {}
     frame.attrs["headstart"] = _describe(
-        frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit
+        frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit, **thinned
     )
     return frame[["id", "label", "split", "path", "image"]]
+
+
+def _thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str, seed: int) -> pd.DataFrame:
+    """Keep ``fraction`` of each named class's images (rounded, at least one), ranked by a seeded hash of id."""
+    labels = frame["label"].astype(str)
+    known = sorted(labels.unique())
+    drop = []
+    for label, fraction in sorted(imbalance.items()):
+        label = str(label)
+        if label not in known:
+            raise DatasetError(
+                f"datasets.{name}.imbalance names class {label!r}, which the dataset does not have; "
+                f"its classes: {', '.join(known[:20])}"
+            )
+        members = np.flatnonzero((labels == label).to_numpy())
+        ranked = seeded_rank([f"imbalance:{i}" for i in frame["id"].iloc[members]], seed)
+        ranked = members[ranked]
+        keep = max(1, int(np.floor(len(members) * float(fraction) + 0.5)))
+        drop.extend(ranked[keep:])
+        log.info("dataset %s: class %s keeps %d of its %d images", name, label, keep, len(members))
+    return frame.drop(frame.index[sorted(drop)]).reset_index(drop=True)
+
+
+def _check_every_class_scored(frame: pd.DataFrame, name: str, *, val_split: bool) -> None:
+    """A class without test images cannot be scored, nor chosen for without val images: refuse the split."""
+    for split in ("test", "val") if val_split else ("test",):
+        per_class = frame.groupby("label")["split"].agg(lambda s, split=split: int((s == split).sum()))
+        empty = per_class[per_class == 0]
+        if len(empty):
+            label = empty.index[0]
+            total = int((frame["label"] == label).sum())
+            raise DatasetError(
+                f"dataset '{name}': class {label!r} has no {split} image ({total} image(s) in all); "
+                f"add images of that class, raise datasets.{name}.split.{split} or drop the class"
+            )
 
 
 def _hash_files(paths: list[str], name: str, progress: ProgressFactory) -> list[str]:

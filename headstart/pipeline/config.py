@@ -68,10 +68,19 @@ class DatasetConfig:
     shift: str | None = None
     limit: int | None = None
     root: str | None = None
+    imbalance: Mapping[str, float] | None = None  # {class: fraction of its images kept}, e.g. {3: 0.1}
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise SettingsError(f"must be a positive number of images or none, got {self.limit}", "limit")
+        if self.imbalance is not None:
+            if not isinstance(self.imbalance, Mapping) or not self.imbalance:
+                raise SettingsError(f"must be a mapping {{class: fraction}}, got {self.imbalance!r}", "imbalance")
+            for label, fraction in self.imbalance.items():
+                if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+                    raise SettingsError(f"must be a fraction in (0, 1], got {fraction!r}", f"imbalance.{label}")
+            frozen = types.MappingProxyType({str(k): float(v) for k, v in self.imbalance.items()})
+            object.__setattr__(self, "imbalance", frozen)
 
 
 @dataclasses.dataclass(frozen=True)

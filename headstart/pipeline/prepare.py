@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         shift=ds.shift,
         limit=ds.limit,
         root=ds.root,
+        imbalance=ds.imbalance,
         progress=tqdm_progress,
     )
     out = layout.prepared(ds.name)
