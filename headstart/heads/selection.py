@@ -63,7 +63,7 @@ def select(
     """Pick the grid point with the best val score (``fixed`` holds the other parameters and ``select_by``)."""
     metric = resolve_select_by(str(fixed.get("select_by", "auto")), y_train)
     fixed = {**fixed, "select_by": metric} if "select_by" in fixed else dict(fixed)
-    if not grid:
+    if not grid and len(X_val) == 0:
         return Selection(best=dict(fixed), metric=metric)
     if len(X_val) == 0:
         raise HeadError(
@@ -77,7 +77,7 @@ def select(
     if swept is not None:
         points, accuracies, tiebreak = swept
     else:
-        points = grid_points(grid)
+        points = grid_points(grid) if grid else [{}]  # no grid: the one point's val score, for the report
         accuracies = []
         for point in points:
             estimator = build_head(head, {**fixed, **point}, seed)
