@@ -25,5 +25,12 @@ test: $(BIN)/headstart
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/headstart
-	$(BIN)/python benchmarks/embed_throughput.py
-	$(BIN)/python benchmarks/heads.py
+	$(BIN)/python benchmarks/embed_speed.py
+	$(BIN)/python benchmarks/photos.py
+	$(BIN)/python benchmarks/noop.py
+	$(BIN)/python benchmarks/precision.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/knn.py
+	$(BIN)/python benchmarks/logreg_sweep.py
+	$(BIN)/python benchmarks/dvc_rerun.py

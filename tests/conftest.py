@@ -95,3 +95,15 @@ def mobilenet_weights() -> Path:
     from headstart.features.weights import ensure_checkpoint, resolve_weights
 
     return ensure_checkpoint(resolve_weights("mobilenet_v2", "IMAGENET1K_V1").enum)
+
+
+# ---- embeddings made up for the heads ----------------------------------------------------------------------
+
+
+def clusters(n: int = 1200, d: int = 24, classes: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` float32 vectors from 3 Gaussian clusters per class, and their labels ``c0``, ``c1``, ... (strings)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes * 3, d)) * 2.0
+    which = rng.integers(0, len(centres), n)
+    X = (centres[which] + rng.standard_normal((n, d))).astype(np.float32)
+    return X, np.array([f"c{w % classes}" for w in which])

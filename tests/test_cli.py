@@ -38,7 +38,9 @@ def test_embed_fit_predict_on_an_image_folder(
     assert "features.6: emb.parquet (32-d)" in capsys.readouterr().out
     assert main(["fit", "emb.parquet", "--head", "knn", "-o", "model", "--set", "k=[1,3]"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["params"]["k"] in (1, 3) and 0 <= payload["test"]["accuracy"] <= 1
+    assert payload["params"]["k"] in (1, 3)
+    assert payload["test"]["accuracy"] > 0.6  # 3 classes: chance is 1/3, and these digits are easy even for
+    # random weights (measured 0.917, 11 of 12)
     assert (tmp_path / "model" / "model.json").exists() and (tmp_path / "model" / "metrics.json").exists()
 
     new = tmp_path / "new"

@@ -3,6 +3,7 @@
     headstart embed digits -o emb.parquet --layer features.13 --image-size 64
     headstart fit emb.parquet --head logreg -o models/logreg
     headstart predict models/logreg path/to/images/ -o predictions.csv
+    headstart neighbours emb.parquet --query photo.jpg -k 10
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
 
 The DVC stages (dvc.yaml) call the same library code through headstart.pipeline.
@@ -13,7 +14,15 @@ from __future__ import annotations
 import argparse
 
 from headstart._terminal import run_main, setup_logging
-from headstart.cli.commands import cmd_backbones, cmd_datasets, cmd_embed, cmd_fit, cmd_heads, cmd_predict
+from headstart.cli.commands import (
+    cmd_backbones,
+    cmd_datasets,
+    cmd_embed,
+    cmd_fit,
+    cmd_heads,
+    cmd_neighbours,
+    cmd_predict,
+)
 
 __all__ = ["main"]
 
@@ -41,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "embed",
         help="embed a dataset with a truncated pretrained backbone",
         description="Embed SOURCE (a built-in dataset name, an image folder root/<class>/<image> or a "
-        "manifest .csv/.parquet with path,label[,split]) into an embedding table.",
+        "manifest .csv/.parquet with path[,label][,split] and columns of your own, kept in the table) into an "
+        "embedding table. A folder of images without class sub-folders, or a manifest without label, embeds "
+        "as an unlabelled collection (null labels).",
     )
     p.add_argument("source")
     p.add_argument(
@@ -81,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", help="domain shift, e.g. invert, rotate:30, blur:1.5 (chain with +)")
     p.add_argument("--limit", help="keep a stratified subset of this many images")
     p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
+    p.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="embed without labels (null label), whatever the source has; automatic for a folder of images "
+        "with no class sub-folders and a manifest without a label column",
+    )
+    p.add_argument("--group-column", help="a manifest column whose groups (patients, sites) each stay in one split")
     p.set_defaults(run=cmd_embed)
 
     p = sub.add_parser(
@@ -119,6 +137,19 @@ def _parser() -> argparse.ArgumentParser:
     _embed_run_options(p)
     p.set_defaults(run=cmd_predict)
 
+    p = sub.add_parser(
+        "neighbours",
+        help="the rows of an embedding table nearest to query images or ids (cosine, faiss)",
+        description="List the K rows of TABLE most cosine-similar to each query: an image file (embedded with "
+        "the table's own backbone settings) or an id of the table. Works on unlabelled tables.",
+    )
+    p.add_argument("table", help="an embedding table written by `headstart embed` or the embed stage")
+    p.add_argument("--query", action="append", required=True, metavar="IMAGE|ID", help="repeat for several")
+    p.add_argument("-k", default="10", help="neighbours per query (default 10)")
+    p.add_argument("-o", "--output", help="neighbours.csv or neighbours.json (default: CSV on stdout)")
+    _embed_run_options(p)
+    p.set_defaults(run=cmd_neighbours)
+
     p = sub.add_parser("backbones", help="list backbones and whether their weights are on this machine")
     p.add_argument("name", nargs="?", help="show one backbone's graph nodes and default layer")
     p.set_defaults(run=cmd_backbones)
@@ -143,6 +174,12 @@ def _embed_run_options(p: argparse.ArgumentParser) -> None:
         help="skip: list unreadable images in a failures table; raise: stop at the first",
     )
     p.add_argument("--cache-dir", default=".headstart/cache", help="per-image embedding cache (resume, reuse)")
+    p.add_argument(
+        "--decode",
+        default="jpeg-scaled",
+        choices=["jpeg-scaled", "full"],
+        help="jpeg-scaled (default): decode JPEGs at the reduced scale the resize needs; full: every pixel",
+    )
     p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
 
 

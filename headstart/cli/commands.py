@@ -10,7 +10,7 @@ from pathlib import Path
 from headstart._terminal import tqdm_progress
 from headstart.cli.flags import CliError, backbone_spec, embed_options, evaluate_settings, head_params, positive, split
 
-__all__ = ["cmd_backbones", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_predict"]
+__all__ = ["cmd_backbones", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_neighbours", "cmd_predict"]
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -29,6 +29,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         shift=args.shift,
         limit=limit,
         root=args.root,
+        stat_cache=None if args.no_cache else Path(args.cache_dir).parent / "stat.sqlite",
+        labels="none" if args.unlabelled else "auto",
+        group_column=args.group_column,
         progress=tqdm_progress,
     )
     meta = prepared.attrs["headstart"]
@@ -75,6 +78,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "model": str(Path(args.output) / "model.json"),
     }
     print(json.dumps(payload, indent=2, default=str))
+    return 0
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    from headstart.pipeline.neighbours import find_neighbours
+
+    k, options = positive(args.k, "-k"), embed_options(args)
+    rows = find_neighbours(args.table, args.query, k, options=options, progress=tqdm_progress)
+    json_out = bool(args.output and args.output.endswith(".json"))
+    text = rows.to_json(orient="records", indent=2) if json_out else rows.to_csv(index=False)
+    if args.output:
+        from headstart._files import atomic_path
+
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
+        print(f"{len(rows)} neighbours of {len(args.query)} queries -> {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -62,6 +62,7 @@ def embed_options(args: argparse.Namespace) -> Any:
             device=args.device,
             on_error=args.on_error,
             cache_dir=None if args.no_cache else args.cache_dir,
+            decode=args.decode,
         )
 
 

@@ -19,6 +19,7 @@ _WHERE = {
     "scan_source": "sources",
     "source_kind": "sources",
     "assign_splits": "splits",
+    "StatCache": "statcache",
     "few_shot_indices": "splits",
     "EmbeddingTable": "tables",
     "EmbeddingWriter": "table_writer",

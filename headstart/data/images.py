@@ -3,6 +3,10 @@
 Readable-but-unusual modes are converted (CMYK, palette, 16-bit and float grey, LA/RGBA); EXIF
 orientation is applied; files that are not images, are truncated or would decompress to more than
 ``max_pixels`` pixels raise :class:`UnreadableImage` with the reason.
+
+Reduced decoding (``reduce_to``): a JPEG is decoded by libjpeg at the smallest DCT scale (1/2, 1/4, 1/8) that
+keeps its shorter side at least ``reduce_to`` pixels, which is 5-8x faster for phone photos than decoding all
+12 MP and resizing after. Only JPEG has such scaling; PNG, TIFF, WebP and the rest are decoded in full.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from headstart.errors import UserError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png"]
+__all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png", "is_jpeg"]
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit (about 0.25 GB of RGB)
 
@@ -25,8 +29,14 @@ class UnreadableImage(UserError, ValueError):
     """An image file could not be turned into pixels; the message says why."""
 
 
-def decode_image(source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(
+    source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
+) -> Image.Image:
     """Open ``source`` (bytes or a path) as an 8-bit RGB PIL image.
+
+    With ``reduce_to``, a JPEG whose shorter side is at least twice ``reduce_to`` is decoded at a reduced
+    scale whose shorter side is still ``>= reduce_to`` (the size the caller resizes to next); EXIF orientation
+    is applied after, to the smaller image (a rotation keeps the shorter side the shorter side).
 
     >>> decode_image(encode_png(np.zeros((8, 8), np.uint8))).mode
     'RGB'
@@ -50,6 +60,10 @@ def decode_image(source: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXEL
                     "(a decompression bomb or a huge scan); raise embed.max_image_pixels "
                     "if it is genuine"
                 )
+            if reduce_to is not None and image.format == "JPEG":
+                # libjpeg picks the largest 1/a (a in 8, 4, 2, 1) with a <= min(w, h) // reduce_to, and
+                # rounds the scaled size up: the shorter side stays >= reduce_to.
+                image.draft(None, (reduce_to, reduce_to))
             image.load()
         except UnreadableImage:
             raise
@@ -83,6 +97,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return image
+
+
+def is_jpeg(source: bytes | str | Path) -> bool:
+    """Whether ``source`` (bytes or a path) starts like a JPEG file (its SOI marker), whatever its name.
+
+    >>> is_jpeg(encode_png(np.zeros((8, 8), np.uint8)))
+    False
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:3]) == _JPEG_SOI
+    try:
+        with open(source, "rb") as handle:
+            return handle.read(3) == _JPEG_SOI
+    except OSError:
+        return False
+
+
+_JPEG_SOI = b"\xff\xd8\xff"
 
 
 def encode_png(array: np.ndarray) -> bytes:

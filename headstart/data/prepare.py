@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +18,12 @@ from PIL import Image
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.hashing import content_id, file_id
+from headstart.data.imbalance import check_every_class_scored, thin_classes
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
 from headstart.data.sources import SourceError, scan_source, source_kind
-from headstart.data.splits import assign_splits, seeded_rank, stratified_limit
+from headstart.data.splits import assign_splits, stratified_limit
+from headstart.data.statcache import StatCache
 
 __all__ = ["DatasetError", "prepare_dataset"]
 
@@ -42,6 +44,9 @@ def prepare_dataset(
     shift: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    stat_cache: str | Path | None = None,
+    labels: str = "auto",
+    group_column: str | None = None,
     imbalance: Mapping[str, float] | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
@@ -61,14 +66,23 @@ def prepare_dataset(
         Optional domain shift, e.g. ``"invert"`` (see :mod:`headstart.data.shifts`).
     limit
         Keep a stratified subset of at most this many images.
+    stat_cache
+        A :class:`~headstart.data.statcache.StatCache` file (the stage uses ``.headstart/stat.sqlite``):
+        files whose size, mtime and inode are unchanged since the last run are not read again.
+    labels
+        ``auto`` (the source's own labels; a folder of images without class sub-folders or a manifest
+        without ``label`` is unlabelled) or ``none`` (null labels whatever the source has).
+    group_column
+        A manifest column (a patient or site id, ...): every group lands in one split, whole.
     imbalance
         ``{class: fraction}``: keep that fraction of the class's images (at least one; chosen by ``seed``), to
-        make an imbalanced dataset out of a balanced one.
+        make an imbalanced dataset out of a balanced one (:mod:`headstart.data.imbalance`).
 
     Returns
     -------
     pandas.DataFrame
-        ``id, label, split, path, image`` sorted by ``id``; ``frame.attrs["headstart"]`` describes it.
+        ``id, label, split, path, image`` and a manifest's extra columns, sorted by ``id``;
+        ``frame.attrs["headstart"]`` describes it.
 
     Example
     -------
@@ -78,20 +92,30 @@ def prepare_dataset(
     """
     name = name or source
     kind = source_kind(source)
-    frame = scan_source(source, root)
+    frame = scan_source(source, root, labels)
     if frame.empty:
         raise DatasetError(f"dataset '{name}' ({source}) has no images")
+    extra = [c for c in frame.columns if c not in ("id", "label", "split", "path", "image")]
+    if group_column is not None and group_column not in extra:
+        raise DatasetError(
+            f"datasets.{name}.group_column is {group_column!r}, but {source} has no such column "
+            f"(its own columns: {', '.join(extra) or 'none'}); name a column of the manifest"
+        )
+    labelled = not frame["label"].isna().all()
+    strata = frame["label"].tolist() if labelled else [""] * len(frame)
     if "id" not in frame.columns:
-        frame["id"] = _hash_files(frame["path"].tolist(), name, progress)
+        frame["id"] = _hash_files(frame["path"].tolist(), name, progress, stat_cache)
     if limit is not None:
         if limit < 2:
             raise DatasetError(f"datasets.{name}.limit must be at least 2, got {limit}")
-        keep = stratified_limit(frame["id"].tolist(), frame["label"].tolist(), limit, seed)
+        keep = stratified_limit(frame["id"].tolist(), strata, limit, seed)
         frame = frame.iloc[keep].reset_index(drop=True)
-    if imbalance:
-        frame = _thin_classes(frame, imbalance, name, seed)
-    classes = sorted(frame["label"].unique())
-    if len(classes) < 2:
+        strata = [strata[i] for i in keep]
+    if imbalance and labelled:
+        frame = thin_classes(frame, imbalance, name, seed)
+        strata = frame["label"].tolist()
+    classes = sorted(frame["label"].unique()) if labelled else []
+    if labelled and len(classes) < 2:
         raise DatasetError(
             f"dataset '{name}' ({source}) has only one class ({classes[0]!r}); a classifier needs at "
             "least two. For an image folder, put each class in its own sub-folder: root/<class>/<image>"
@@ -101,75 +125,49 @@ def prepare_dataset(
     # its original, so nothing of one domain's test set is ever trained on through the other domain.
     frame["split"] = assign_splits(
         frame["id"].tolist(),
-        frame["label"].tolist(),
+        strata,
         [None if pd.isna(s) else s for s in frame["split"]],
         val=val,
         test=test,
         seed=seed,
+        groups=None if group_column is None else frame[group_column].tolist(),
     )
     if shift:
         frame = _apply_shift(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
     counts = frame["split"].value_counts()
-    for split in ("train", "test"):
+    for split in ("train", "test") if labelled else ():
         if counts.get(split, 0) == 0:
             raise DatasetError(
                 f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
                 f"(val={val}, test={test}); add images or change datasets.{name}.split"
             )
-    _check_every_class_scored(frame, name, val_split=counts.get("val", 0) > 0)
-    thinned = {"imbalance": {str(k): float(v) for k, v in sorted(imbalance.items())}} if imbalance else {}
-    frame.attrs["headstart"] = _describe(
-        frame, name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit, **thinned
-    )
-    return frame[["id", "label", "split", "path", "image"]]
+    if labelled:
+        check_every_class_scored(frame, name, val_split=counts.get("val", 0) > 0)
+    info = dict(name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit)
+    if imbalance:
+        info["imbalance"] = {str(k): float(v) for k, v in sorted(imbalance.items())}
+    if not labelled:  # keys only where they differ from a labelled, plain table: its bytes stay as they were
+        info["labels"] = "none"
+    if extra:
+        info["columns"] = extra
+    if group_column is not None:
+        info["group_column"] = group_column
+    frame.attrs["headstart"] = _describe(frame, **info)
+    return frame[["id", "label", "split", "path", "image", *extra]]
 
 
-def _thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str, seed: int) -> pd.DataFrame:
-    """Keep ``fraction`` of each named class's images (rounded, at least one), ranked by a seeded hash of id."""
-    labels = frame["label"].astype(str)
-    known = sorted(labels.unique())
-    drop = []
-    for label, fraction in sorted(imbalance.items()):
-        label = str(label)
-        if label not in known:
-            raise DatasetError(
-                f"datasets.{name}.imbalance names class {label!r}, which the dataset does not have; "
-                f"its classes: {', '.join(known[:20])}"
-            )
-        members = np.flatnonzero((labels == label).to_numpy())
-        ranked = seeded_rank([f"imbalance:{i}" for i in frame["id"].iloc[members]], seed)
-        ranked = members[ranked]
-        keep = max(1, int(np.floor(len(members) * float(fraction) + 0.5)))
-        drop.extend(ranked[keep:])
-        log.info("dataset %s: class %s keeps %d of its %d images", name, label, keep, len(members))
-    return frame.drop(frame.index[sorted(drop)]).reset_index(drop=True)
-
-
-def _check_every_class_scored(frame: pd.DataFrame, name: str, *, val_split: bool) -> None:
-    """A class without test images cannot be scored, nor chosen for without val images: refuse the split."""
-    for split in ("test", "val") if val_split else ("test",):
-        per_class = frame.groupby("label")["split"].agg(lambda s, split=split: int((s == split).sum()))
-        empty = per_class[per_class == 0]
-        if len(empty):
-            label = empty.index[0]
-            total = int((frame["label"] == label).sum())
-            raise DatasetError(
-                f"dataset '{name}': class {label!r} has no {split} image ({total} image(s) in all); "
-                f"add images of that class, raise datasets.{name}.split.{split} or drop the class"
-            )
-
-
-def _hash_files(paths: list[str], name: str, progress: ProgressFactory) -> list[str]:
+def _hash_files(paths: list[str], name: str, progress: ProgressFactory, stat_cache: str | Path | None) -> list[str]:
     bar = progress(total=len(paths), desc=f"hash {name}", unit="img")
+    cache = StatCache(stat_cache)
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            ids = []
-            for item_id in pool.map(_file_id_or_error, paths):
-                ids.append(item_id)
-                bar.update(1)
+        ids = cache.ids(paths, _file_id_or_error, on_hashed=bar.update)
+    except OSError as err:
+        raise SourceError(f"cannot read image file {err.filename}: {err.strerror or err}") from err
     finally:
         bar.close()
+    if len(paths) > cache.hashed:
+        log.info("%s: %d of %d files unchanged since the last run", name, len(paths) - cache.hashed, len(paths))
     return ids
 
 
@@ -228,6 +226,6 @@ def _describe(frame: pd.DataFrame, **info: Any) -> dict[str, Any]:
     return {
         **info,
         "images": int(len(frame)),
-        "classes": sorted(frame["label"].unique().tolist()),
+        "classes": sorted(frame["label"].dropna().unique().tolist()),
         "splits": {s: int(n) for s, n in sorted(frame["split"].value_counts().items())},
     }

@@ -1,7 +1,9 @@
 """Where images come from: a built-in dataset, an image folder or a manifest (CSV or Parquet).
 
 :func:`scan_source` turns any of them into one frame with the columns ``label, split, path, image``
-(``split`` null unless the source fixes it; ``image`` PNG bytes only for built-in arrays).
+(``split`` null unless the source fixes it; ``image`` PNG bytes only for built-in arrays), then a manifest's
+extra columns as text. ``label`` is null in every row of an unlabelled source: a folder of images with no class
+sub-folders (or any folder with ``labels="none"``), or a manifest without a ``label`` column.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ import pandas as pd
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
 from headstart.errors import UserError
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLITS", "SourceError", "scan_folder", "scan_manifest", "scan_source", "source_kind"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LABEL_MODES",
+    "SPLITS",
+    "SourceError",
+    "scan_folder",
+    "scan_manifest",
+    "scan_source",
+    "source_kind",
+]
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SPLITS = ("train", "val", "test")
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+LABEL_MODES = ("auto", "none")
+RESERVED_COLUMNS = ("id", "image", "embedding", "error")
 
 
 class SourceError(UserError, ValueError):
@@ -48,20 +61,57 @@ def source_kind(source: str) -> str:
     )
 
 
-def scan_source(source: str, root: str | None = None) -> pd.DataFrame:
-    """Read any source into ``label, split, path, image`` rows (not yet hashed)."""
+def scan_source(source: str, root: str | None = None, labels: str = "auto") -> pd.DataFrame:
+    """Read any source into ``label, split, path, image[, extra...]`` rows (not yet hashed).
+
+    ``labels="none"`` reads the source as an unlabelled collection (null labels); ``"auto"`` uses the labels
+    the source has.
+    """
+    if labels not in LABEL_MODES:
+        raise SourceError(f"labels must be one of {', '.join(LABEL_MODES)}, got {labels!r}")
     kind = source_kind(source)
     if kind == "builtin":
-        return load_builtin(source, root)
-    if kind == "folder":
-        return scan_folder(source)
-    return scan_manifest(source)
+        frame = load_builtin(source, root)
+    elif kind == "folder":
+        frame = scan_folder(source, labels)
+    else:
+        frame = scan_manifest(source, labels)
+    if labels == "none":
+        frame["label"] = None
+    return frame
 
 
-def scan_folder(root: str | Path) -> pd.DataFrame:
-    """List an ImageFolder tree, ``root/<class>/<image>`` (images may sit in sub-folders of a class)."""
+def _walk_images(top: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [
+            os.path.join(dirpath, name)
+            for name in sorted(filenames)
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    return found
+
+
+def scan_folder(root: str | Path, labels: str = "auto") -> pd.DataFrame:
+    """List an ImageFolder tree, ``root/<class>/<image>`` (images may sit in sub-folders of a class).
+
+    A folder with images at the top and no class sub-folders, or any folder with ``labels="none"``, is an
+    unlabelled collection: every image under it, with a null label.
+    """
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    top_images = any(
+        p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(IMAGE_EXTENSIONS) for p in root.iterdir()
+    )
+    if labels == "none" or (top_images and not classes):
+        paths = _walk_images(root)
+        if not paths:
+            raise SourceError(f"image folder {root} holds no image files ({' '.join(IMAGE_EXTENSIONS)})")
+        log.info("image folder %s: %d images without labels (an unlabelled collection)", root, len(paths))
+        return pd.DataFrame({"label": None, "split": None, "path": paths, "image": None})
+    if top_images:
+        log.warning("image folder %s: images at the top, outside the class folders, are left out", root)
     if not classes:
         raise SourceError(
             f"image folder {root} has no class sub-folders; expected {root}/<class>/<image> "
@@ -69,14 +119,8 @@ def scan_folder(root: str | Path) -> pd.DataFrame:
         )
     rows = []
     for label in classes:
-        found = 0
-        for dirpath, dirnames, filenames in os.walk(root / label, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
-                    continue
-                rows.append({"label": label, "split": None, "path": os.path.join(dirpath, name), "image": None})
-                found += 1
+        found = _walk_images(root / label)
+        rows += [{"label": label, "split": None, "path": path, "image": None} for path in found]
         if not found:
             log.warning(
                 "class folder %s holds no image files (%s); it is left out", root / label, " ".join(IMAGE_EXTENSIONS)
@@ -88,8 +132,12 @@ def scan_folder(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["label", "split", "path", "image"])
 
 
-def scan_manifest(manifest: str | Path) -> pd.DataFrame:
-    """Read a manifest with columns ``path, label[, split]``; relative paths are relative to the manifest."""
+def scan_manifest(manifest: str | Path, labels: str = "auto") -> pd.DataFrame:
+    """Read a manifest with columns ``path[, label][, split]`` and any others; paths are relative to the manifest.
+
+    Without a ``label`` column (or with ``labels="none"``) the labels are null. Other columns (a patient or site
+    id, ...) are kept, as text, under their own names.
+    """
     manifest = Path(manifest)
     try:
         if manifest.suffix.lower() == ".csv":
@@ -100,16 +148,26 @@ def scan_manifest(manifest: str | Path) -> pd.DataFrame:
             frame = read_manifest_parquet(manifest)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         raise SourceError(f"manifest {manifest} cannot be read: {err}") from err
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    missing = [c for c in ("path", "label") if c not in frame.columns]
-    if missing:
+    names = [str(c).strip() for c in frame.columns]
+    frame.columns = [n.lower() if n.lower() in ("path", "label", "split") else n for n in names]
+    if "path" not in frame.columns:
         raise SourceError(
-            f"manifest {manifest} lacks the column(s) {', '.join(missing)}; it has "
-            f"{', '.join(frame.columns) or 'no columns'}. A manifest needs path,label and may have split"
+            f"manifest {manifest} lacks the column path; it has {', '.join(frame.columns) or 'no columns'}. "
+            "A manifest needs path and may have label, split and columns of your own"
         )
+    if frame.columns.duplicated().any():
+        twice = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise SourceError(f"manifest {manifest} has the column(s) {twice} twice; keep one of each")
+    reserved = [c for c in frame.columns if c.lower() in RESERVED_COLUMNS]
+    if reserved:
+        raise SourceError(
+            f"manifest {manifest} has the column(s) {', '.join(reserved)}, names headstart uses for its own "
+            "columns; rename them (e.g. source_id)"
+        )
+    labelled = labels != "none" and "label" in frame.columns
     if frame.empty:
         raise SourceError(f"manifest {manifest} has no rows")
-    for column in ("path", "label"):
+    for column in ("path", "label") if labelled else ("path",):
         empty = frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]
         if len(empty):
             raise SourceError(
@@ -133,11 +191,14 @@ def scan_manifest(manifest: str | Path) -> pd.DataFrame:
             f"manifest {manifest} lists {len(missing_files)} image file(s) that do not exist, e.g. "
             f"{', '.join(missing_files[:3])}; paths are relative to the manifest's folder {base}"
         )
+    own = [c for c in frame.columns if c not in ("path", "label", "split")]
+    extra = {c: [None if pd.isna(v) else str(v) for v in frame[c]] for c in own}
     return pd.DataFrame(
         {
-            "label": frame["label"].astype(str).str.strip().tolist(),
+            "label": frame["label"].astype(str).str.strip().tolist() if labelled else [None] * len(paths),
             "split": splits,
             "path": paths,
             "image": [None] * len(paths),
+            **extra,
         }
     )

@@ -3,12 +3,17 @@
 Each image's place is decided by a hash of ``(seed, id)``: within each class the images are ordered by that
 hash and cut at the val/test fractions. The same seed and images give the same split on every machine, and
 adding an image moves at most the images at the cut points.
+
+With ``groups`` (a manifest's ``group_column``: a patient, a site, ...), whole groups are placed instead, like
+scikit-learn's ``StratifiedGroupKFold``: groups in the order of their hash go, one by one, to the split whose
+per-class shortfall they fill best, so every group lands in one split and the classes stay close to the fractions.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -25,13 +30,21 @@ def seeded_rank(ids: Sequence[str], seed: int) -> np.ndarray:
 
 
 def assign_splits(
-    ids: Sequence[str], labels: Sequence[str], preset: Sequence[str | None], *, val: float, test: float, seed: int
+    ids: Sequence[str],
+    labels: Sequence[str],
+    preset: Sequence[str | None],
+    *,
+    val: float,
+    test: float,
+    seed: int,
+    groups: Sequence[Hashable | None] | None = None,
 ) -> np.ndarray:
     """Give every row a split (``train``, ``val`` or ``test``).
 
     Rows whose ``preset`` split is set keep it (a manifest's own ``split`` column wins). If the preset names
     any test rows, no other row becomes test (the source has an official test set); likewise for val. Copies
-    of the same image (same id) always land in the same split, so nothing leaks from train into test.
+    of the same image (same id) always land in the same split, so nothing leaks from train into test; with
+    ``groups``, so do all rows of a group (a null group is no group), and a group with a preset row follows it.
 
     >>> assign_splits(["a", "b", "c", "d"], ["x"] * 4, [None] * 4, val=0.25, test=0.25, seed=0).tolist()
     ['train', 'val', 'test', 'train']
@@ -43,6 +56,8 @@ def assign_splits(
         test = 0.0
     if any(p == "val" for p in preset):
         val = 0.0
+    if groups is not None:
+        return _assign_groups(ids, labels, preset, groups, out, val=val, test=test, seed=seed)
     by_class: dict[str, dict[str, list[int]]] = {}
     for i, (item_id, label, p) in enumerate(zip(ids, labels, preset, strict=True)):
         if p is None:
@@ -100,3 +115,68 @@ def stratified_limit(ids: Sequence[str], labels: Sequence[str], limit: int, seed
         ranked = sorted(members, key=lambda i: _order_key(seed, ids[i]))
         keep.extend(ranked[:quota])
     return np.sort(np.asarray(keep, dtype=int))
+
+
+def _assign_groups(
+    ids: Sequence[str],
+    labels: Sequence[str],
+    preset: Sequence[str | None],
+    groups: Sequence[Hashable | None],
+    out: np.ndarray,
+    *,
+    val: float,
+    test: float,
+    seed: int,
+) -> np.ndarray:
+    if len(groups) != len(ids):
+        raise ValueError("groups must have the same length as ids")
+    # Units: rows joined by a shared group or a shared id (copies of an image stay together across groups).
+    parent = list(range(len(ids)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, Hashable], int] = {}
+    for i, (item_id, group) in enumerate(zip(ids, groups, strict=True)):
+        keys = [("id", item_id)] + ([] if group is None or group != group else [("group", group)])
+        for key in keys:
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    units: dict[int, list[int]] = {}
+    for i in range(len(ids)):
+        units.setdefault(find(i), []).append(i)
+    fractions = {"test": test, "val": val, "train": 1.0 - test - val}
+    totals = Counter(labels)
+    want = {s: {c: f * n for c, n in totals.items()} for s, f in fractions.items()}
+    have: dict[str, Counter] = {s: Counter() for s in fractions}
+    free = []
+    for rows in units.values():
+        fixed = next((preset[i] for i in rows if preset[i] is not None), None)
+        if fixed is None:
+            name = min(str(ids[i]) if groups[i] is None else f"{groups[i]}" for i in rows)
+            free.append((_order_key(seed, name), rows))
+            continue
+        for i in rows:
+            out[i] = fixed
+        have[fixed].update(labels[i] for i in rows)
+    for _, rows in sorted(free):
+        counts = Counter(labels[i] for i in rows)
+
+        def gain(split: str, counts: Counter = counts) -> float:
+            if fractions[split] <= 0:
+                return -np.inf
+            short = {c: want[split][c] - have[split][c] for c in counts}
+            return sum(min(n, max(short[c], 0.0)) - max(n - max(short[c], 0.0), 0.0) for c, n in counts.items())
+
+        split = max(("test", "val", "train"), key=gain)  # ties: test, then val, then train
+        have[split].update(counts)
+        for i in rows:
+            out[i] = split
+    if "train" not in set(out.tolist()) and free:  # always keep at least one training group
+        _, rows = sorted(free)[-1]
+        for i in rows:
+            out[i] = "train"
+    return out.astype(str)

@@ -25,17 +25,28 @@ class EmbeddingWriter:
 
     >>> with EmbeddingWriter("out.parquet", dim=96, provenance={"node": "features.13"}) as w:  # doctest: +SKIP
     ...     w.write(ids, labels, splits, paths, vectors)
+
+    ``labelled=False`` allows null labels (an unlabelled collection); ``extra`` names text columns that every
+    :meth:`write` then gives as ``extra={name: values}``.
     """
 
     def __init__(
-        self, path: str | Path, dim: int, provenance: Mapping[str, Any], row_group_rows: int = ROW_GROUP_ROWS
+        self,
+        path: str | Path,
+        dim: int,
+        provenance: Mapping[str, Any],
+        row_group_rows: int = ROW_GROUP_ROWS,
+        *,
+        labelled: bool = True,
+        extra: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.dim = dim
-        self.schema = embedding_schema(dim, provenance)
+        self.schema = embedding_schema(dim, provenance, labelled=labelled, extra=extra)
+        self.extra = list(extra)
         self.row_group_rows = row_group_rows
         self.rows = 0
-        self._pending: list[tuple[list[str], list[str], list[str], list[str | None], np.ndarray]] = []
+        self._pending: list[tuple[list[list[Any]], np.ndarray]] = []
         self._pending_rows = 0
         self._stack = contextlib.ExitStack()
         self._writer: pq.ParquetWriter | None = None
@@ -54,17 +65,20 @@ class EmbeddingWriter:
         splits: Sequence[str],
         paths: Sequence[str | None],
         vectors: np.ndarray,
+        extra: Mapping[str, Sequence[str | None]] | None = None,
     ) -> None:
-        """Append rows; ``vectors`` is ``(len(ids), dim)``."""
+        """Append rows; ``vectors`` is ``(len(ids), dim)``; ``extra`` holds the extra columns' values."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise TableError(f"{self.path}: expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        if not len(ids) == len(labels) == len(splits) == len(paths) == len(vectors):
+        columns = [list(ids), list(labels), list(splits), list(paths)]
+        columns += [list((extra or {})[name]) for name in self.extra]
+        if any(len(c) != len(vectors) for c in columns):
             raise TableError(f"{self.path}: columns of different lengths in one write")
         if not np.isfinite(vectors).all():
             bad = [ids[i] for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1))[:3]]
             raise TableError(f"{self.path}: embeddings with NaN or inf for ids {bad}; check the backbone's precision")
-        self._pending.append((list(ids), list(labels), list(splits), list(paths), vectors))
+        self._pending.append((columns, vectors))
         self._pending_rows += len(ids)
         while self._pending_rows >= self.row_group_rows:
             self._flush(self.row_group_rows)
@@ -73,10 +87,11 @@ class EmbeddingWriter:
         """Write the first ``n`` pending rows as one row group."""
         if self._writer is None:
             raise RuntimeError("EmbeddingWriter.write() called outside its `with` block")
-        columns: list[list[Any]] = [[x for chunk in self._pending for x in chunk[i]] for i in range(4)]
-        vectors = np.concatenate([chunk[4] for chunk in self._pending])
+        width = 4 + len(self.extra)
+        columns: list[list[Any]] = [[x for chunk, _ in self._pending for x in chunk[i]] for i in range(width)]
+        vectors = np.concatenate([chunk for _, chunk in self._pending])
         rest = len(vectors) - n
-        self._pending = [(*(c[n:] for c in columns), vectors[n:])] if rest else []  # type: ignore[list-item]
+        self._pending = [([c[n:] for c in columns], vectors[n:])] if rest else []
         self._pending_rows = rest
         flat = pa.array(vectors[:n].reshape(-1), type=pa.float32())
         embedding = pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("embedding").type)

@@ -10,6 +10,10 @@ Three tables:
                preprocessing, precision, versions) is JSON in the key-value metadata under ``headstart``.
 ``failures``   one row per image that could not be embedded: ``id, label, split, path, error``.
 
+An unlabelled collection (a plain image folder, a manifest without ``label``) has a null ``label`` in every
+row (the column is nullable only in such tables). A manifest's extra columns (a patient or site id, ...) follow
+``path`` as nullable text columns in the prepared and embedding tables; they never enter ids or fingerprints.
+
 Every writer writes to a temporary file beside the target and renames it at the end, so a failed run
 never leaves a partial table. Rows are written in fixed-size row groups in the order given (callers sort
 by ``id``), with no timestamps, so the same input gives the same bytes.
@@ -58,7 +62,8 @@ class EmbeddingTable(NamedTuple):
 
     ``frame`` has the columns ``id, label, split, path`` (row ``i`` of ``X`` belongs to row ``i`` of the
     frame) and the provenance in ``frame.attrs["headstart"]``; ``X`` is a C-contiguous float32 matrix;
-    ``labels`` is the string label of each row as a numpy array.
+    ``labels`` is the string label of each row as a numpy array (``None`` in every row of an unlabelled
+    table; see :attr:`labelled`).
     """
 
     frame: pd.DataFrame
@@ -69,6 +74,11 @@ class EmbeddingTable(NamedTuple):
     def provenance(self) -> dict[str, Any]:
         return self.frame.attrs["headstart"]
 
+    @property
+    def labelled(self) -> bool:
+        """False for an unlabelled collection (null labels), which heads refuse."""
+        return not self.frame["label"].isna().any()
+
 
 _BASE_FIELDS = [
     pa.field("id", pa.string(), nullable=False),
@@ -78,26 +88,39 @@ _BASE_FIELDS = [
 ]
 
 
-def prepared_schema(metadata: Mapping[str, Any] | None = None) -> pa.Schema:
+def _fields(labelled: bool, extra: Sequence[str]) -> list[pa.Field]:
+    """The base fields (``label`` nullable only when unlabelled), then the extra text columns."""
+    clash = sorted(set(extra) & {"id", "label", "split", "path", "image", "embedding", "error"})
+    if clash:
+        raise TableError(f"extra column(s) {clash} clash with headstart's own columns; rename them")
+    base = _BASE_FIELDS if labelled else [f.with_nullable(True) if f.name == "label" else f for f in _BASE_FIELDS]
+    return [*base, *(pa.field(name, pa.string(), nullable=True) for name in extra)]
+
+
+def prepared_schema(
+    metadata: Mapping[str, Any] | None = None, *, labelled: bool = True, extra: Sequence[str] = ()
+) -> pa.Schema:
     """Schema of a prepared dataset: one row per image, PNG bytes for built-in arrays."""
-    fields = [*_BASE_FIELDS, pa.field("image", pa.binary(), nullable=True)]
+    fields = [*_fields(labelled, extra), pa.field("image", pa.binary(), nullable=True)]
     return pa.schema(fields, metadata=_metadata("prepared", metadata))
 
 
-def embedding_schema(dim: int, provenance: Mapping[str, Any]) -> pa.Schema:
+def embedding_schema(
+    dim: int, provenance: Mapping[str, Any], *, labelled: bool = True, extra: Sequence[str] = ()
+) -> pa.Schema:
     """Schema of an embedding table of width ``dim``, with its provenance in the metadata."""
     if dim < 1:
         raise TableError(f"embedding dim must be positive, got {dim}")
     fields = [
-        *_BASE_FIELDS,
+        *_fields(labelled, extra),
         pa.field("embedding", pa.list_(pa.field("element", pa.float32(), nullable=False), dim), nullable=False),
     ]
     return pa.schema(fields, metadata=_metadata("embeddings", {**provenance, "dim": dim}))
 
 
-def failures_schema(provenance: Mapping[str, Any] | None = None) -> pa.Schema:
+def failures_schema(provenance: Mapping[str, Any] | None = None, *, labelled: bool = True) -> pa.Schema:
     """Schema of the failures table that sits beside the embeddings."""
-    fields = [*_BASE_FIELDS, pa.field("error", pa.string(), nullable=False)]
+    fields = [*_fields(labelled, ()), pa.field("error", pa.string(), nullable=False)]
     return pa.schema(fields, metadata=_metadata("failures", provenance))
 
 
@@ -118,7 +141,7 @@ def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> 
     }
     if float_column is not None:
         # Byte-stream-split groups the bytes of the floats by significance, which zstd then compresses
-        # well and, more to the point, decodes fast (see benchmarks/embed_throughput.py).
+        # well and, more to the point, decodes fast (see benchmarks/load.py).
         kwargs["use_dictionary"] = ["id", "label", "split", "path"]
         kwargs["use_byte_stream_split"] = [f"{float_column}.list.element"]
     return pq.ParquetWriter(where, schema, **kwargs)
@@ -197,12 +220,16 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
         row += len(chunk)
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance
-    return EmbeddingTable(frame, X, frame["label"].to_numpy(dtype=object).astype(str))
+    labels = frame["label"].to_numpy(dtype=object)
+    labels = np.where(frame["label"].isna(), None, labels) if frame["label"].isna().any() else labels.astype(str)
+    return EmbeddingTable(frame, X, labels)
 
 
 def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str, Any]) -> None:
-    """Write a prepared dataset (columns ``id, label, split, path, image``), atomically."""
-    schema = prepared_schema(metadata)
+    """Write a prepared dataset (columns ``id, label, split, path, image`` and any extra ones), atomically."""
+    extra = [c for c in frame.columns if c not in ("id", "label", "split", "path", "image")]
+    labelled = len(frame) == 0 or not frame["label"].isna().all()
+    schema = prepared_schema(metadata, labelled=labelled, extra=extra)
     missing = [c for c in schema.names if c not in frame.columns]
     if missing:
         raise TableError(f"prepared table for {path} lacks columns {missing}")
@@ -215,8 +242,8 @@ def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str,
 def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     """Read a prepared dataset; its metadata is in ``frame.attrs["headstart"]``."""
     path = Path(path)
-    _, meta = _read_meta(path, "prepared")
-    columns = ["id", "label", "split", "path"] + (["image"] if images else [])
+    schema, meta = _read_meta(path, "prepared")
+    columns = [name for name in schema.names if images or name != "image"]
     frame = _read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
     return frame
@@ -224,7 +251,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
 
 def write_failures(path: str | Path, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any] | None) -> None:
     """Write the failures table (possibly empty), atomically."""
-    schema = failures_schema(provenance)
+    schema = failures_schema(provenance, labelled=all(r.get("label") is not None for r in rows))
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
     table = pa.Table.from_pydict(columns, schema=schema)
     with atomic_path(path) as tmp:

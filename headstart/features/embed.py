@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from headstart._progress import ProgressFactory, null_progress
+from headstart.data.images import is_jpeg
 from headstart.features.cache import EmbeddingCache, layer_key
-from headstart.features.fingerprint import ENGINE_VERSION, base_fingerprint, layer_fingerprint, library_versions
-from headstart.features.reader import ImageDataset, Item, auto_workers, forward_threads, make_loader
-from headstart.features.registry import load_backbone
-from headstart.features.runner import EmbedError, RunStats, autocast, run_batches, select_device
+from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
+from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
+from headstart.features.runner import EmbedError, RunStats, feed, run_batches, torch_threads
 from headstart.features.spec import BackboneSpec, EmbedOptions
 from headstart.features.writer import TableOut, assemble_tables
 
@@ -91,100 +90,68 @@ def embed(
 
     Writes ``<out_dir>/<layer>.parquet`` per layer (``<layer>-<pooling>`` with several poolings) and
     ``<out_dir>/failures.parquet``; or, with ``single_file``, that one table and ``<stem>.failures.parquet``
-    beside it.
+    beside it. When the cache already holds every image, the backbone is not loaded (nor torch imported).
     """
     if (out_dir is None) == (single_file is None):
         raise ValueError("give exactly one of out_dir and single_file")
     if prepared.empty:
         raise EmbedError("nothing to embed: the dataset has no images")
-    backbone = load_backbone(spec)
-    nodes = backbone.resolve_layers(spec.layers)
-    poolings = spec.poolings
-    versions = library_versions()
-    base = backbone.provenance()
-    default_node = backbone.default_node()
-    fingerprint = base_fingerprint(base, versions)
-    keys = {(node, mode): layer_key(node, mode) for node in nodes for mode in poolings}
-    labels = {(node, mode): node if len(poolings) == 1 else f"{node}-{mode}" for node, mode in keys}
-    if single_file is not None:
-        if len(keys) != 1:
-            raise EmbedError(
-                f"{len(keys)} tables ({', '.join(labels.values())}) cannot go into one file "
-                f"{single_file}; give an output directory instead"
-            )
-        single_file = Path(single_file)
-        paths = {k: single_file for k in keys}
-        failures_path = single_file.with_name(single_file.stem + ".failures.parquet")
-    else:
-        out_dir = Path(out_dir)  # type: ignore[arg-type]
-        paths = {k: out_dir / f"{labels[k]}.parquet" for k in keys}
-        failures_path = out_dir / "failures.parquet"
-
-    device = select_device(options.device)
-    extractor = backbone.extractor(nodes, poolings).eval()
-    dims, applied = _probe(extractor, backbone, device, spec.precision)
-
+    # The decode mode enters the fingerprint only when it can change a pixel: when there is a JPEG to reduce.
+    scaled = options.decode == "jpeg-scaled" and _has_jpeg(prepared)
+    key = resolved_key(spec, "jpeg-scaled" if scaled else "full")
     with tempfile.TemporaryDirectory(prefix="headstart-cache-") as scratch:
         cache_root = Path(options.cache_dir) if options.cache_dir is not None else Path(scratch)
-        cache = EmbeddingCache(cache_root, fingerprint, meta={**base, "versions": versions})
-        if cache.torn:
-            log.info("cache %s: ignoring the torn end of an interrupted run (%s)", cache.dir, ", ".join(cache.torn))
+        loaded = None
+        resolved = recall(cache_root, key) if options.cache_dir is not None else None
+        if resolved is None:
+            loaded = load_resolved(spec, options.device, scaled)
+            resolved = loaded[0]
+            remember(cache_root, key, resolved)
+        keys = {(node, mode): layer_key(node, mode) for node in resolved.nodes for mode in spec.poolings}
+        labels = {(node, mode): node if len(spec.poolings) == 1 else f"{node}-{mode}" for node, mode in keys}
+        paths, failures_path = _outputs(labels, out_dir, single_file)
+        cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)  # a first look
+        if todo and loaded is None:
+            loaded = load_resolved(spec, options.device, scaled)  # something to compute: now the model is needed
+            if loaded[0] != resolved:
+                log.info("the backbone resolved differently from %s/_resolved; using what it is now", cache_root)
+                resolved = loaded[0]
+                remember(cache_root, key, resolved)
+                cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)
         # One process at a time per fingerprint: a second run waits, then finds the first one's work.
         with cache.lock() if options.cache_dir is not None else contextlib.nullcontext():
             cache.scan()
-            ids = prepared["id"].tolist()
-            if options.on_error == "raise":
-                for item_id in dict.fromkeys(ids):
-                    error = cache.failure(item_id)
-                    if error is not None:
-                        raise EmbedError(
-                            f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
-                            "an earlier run). Set `embed.on_error: skip` to list it in the failures table"
-                        )
-            todo = cache.missing(ids, list(keys.values()))
-            unique = len(set(ids))
+            todo = cache.missing(prepared["id"].tolist(), list(keys.values()))
+            unique = len(set(prepared["id"]))
             from_cache = unique - len(todo)
             if from_cache:
                 log.info("%d of %d images in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
             stats = RunStats()
             if todo:
-                stats = _run(
-                    prepared,
-                    todo,
-                    backbone,
-                    extractor,
-                    keys,
-                    device,
-                    spec.precision,
-                    cache,
-                    options,
-                    progress,
-                    name=f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " "),
-                )
+                loaded = loaded or load_resolved(spec, options.device, scaled)
+                name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
+                stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
                 cache.scan()
         start = time.perf_counter()
-        tables = []
-        provenance = {}
-        for key, cache_key in keys.items():
-            node, mode = key
+        tables, provenance = [], {}
+        base = {**resolved.base, "versions": resolved.versions}
+        for key_, cache_key in keys.items():
+            node, mode = key_
             prov = {
                 **base,
-                "versions": versions,
                 "engine_version": ENGINE_VERSION,
                 "node": node,
                 "pooling": mode,
-                "pooling_applied": applied[key],
-                "dim": dims[key],
-                "default_node": default_node,
-                "base_fingerprint": fingerprint,
-                "fingerprint": layer_fingerprint(fingerprint, node, mode),
+                "pooling_applied": resolved.applied[key_],
+                "dim": resolved.dims[key_],
+                "default_node": resolved.default_node,
+                "base_fingerprint": resolved.fingerprint,
+                "fingerprint": layer_fingerprint(resolved.fingerprint, node, mode),
                 "dataset": dict(dataset or {}),
             }
-            provenance[labels[key]] = prov
-            tables.append(TableOut(cache_key, paths[key], dims[key], prov))
-        failures = assemble_tables(
-            prepared, cache, tables, failures_path, {**base, "versions": versions, "dataset": dict(dataset or {})}
-        )
+            provenance[labels[key_]] = prov
+            tables.append(TableOut(cache_key, paths[key_], resolved.dims[key_], prov))
+        failures = assemble_tables(prepared, cache, tables, failures_path, {**base, "dataset": dict(dataset or {})})
         assemble_seconds = time.perf_counter() - start
     return EmbedResult(
         tables={labels[k]: paths[k] for k in keys},
@@ -198,19 +165,45 @@ def embed(
     )
 
 
-def _probe(extractor: Any, backbone: Any, device: Any, precision: str) -> tuple[dict, dict]:
-    """One forward pass on a blank image: the width of every output and the pooling actually applied."""
-    import torch
-    from PIL import Image
+def _has_jpeg(prepared: pd.DataFrame) -> bool:
+    """Whether any image of ``prepared`` is a JPEG (by its first bytes, not its name)."""
+    images = prepared["image"] if "image" in prepared.columns else [None] * len(prepared)
+    return any(is_jpeg(_none(b) if _none(b) is not None else p) for p, b in zip(prepared["path"], images) if _ok(p, b))
 
-    size = backbone.preprocessing["crop_size"]
-    pixels = backbone.transform(Image.new("RGB", (size, size)))[None]
-    extractor.to(device)
-    with torch.inference_mode(), autocast(device, precision):
-        outputs = extractor(pixels.to(device))
-    dims = {k: int(v.shape[1]) for k, v in outputs.items()}
-    applied = dict(getattr(extractor, "applied", {})) or {k: "none" for k in outputs}
-    return dims, applied
+
+def _ok(path: Any, image: Any) -> bool:
+    return _none(image) is not None or isinstance(_none(path), str)
+
+
+def _outputs(labels: dict, out_dir: Any, single_file: Any) -> tuple[dict, Path]:
+    if single_file is not None:
+        if len(labels) != 1:
+            raise EmbedError(
+                f"{len(labels)} tables ({', '.join(labels.values())}) cannot go into one file "
+                f"{single_file}; give an output directory instead"
+            )
+        single_file = Path(single_file)
+        return {k: single_file for k in labels}, single_file.with_name(single_file.stem + ".failures.parquet")
+    out_dir = Path(out_dir)
+    return {k: out_dir / f"{labels[k]}.parquet" for k in labels}, out_dir / "failures.parquet"
+
+
+def _open_cache(
+    prepared: pd.DataFrame, resolved: Resolved, root: Path, keys: list[str], options: EmbedOptions
+) -> tuple[EmbeddingCache, list[str]]:
+    cache = EmbeddingCache(root, resolved.fingerprint, meta={**resolved.base, "versions": resolved.versions})
+    if cache.torn:
+        log.info("cache %s: ignoring the torn end of an interrupted run (%s)", cache.dir, ", ".join(cache.torn))
+    ids = prepared["id"].tolist()
+    if options.on_error == "raise":
+        for item_id in dict.fromkeys(ids):
+            error = cache.failure(item_id)
+            if error is not None:
+                raise EmbedError(
+                    f"image {_describe(prepared, item_id)} cannot be used: {error} (remembered from "
+                    "an earlier run). Set `embed.on_error: skip` to list it in the failures table"
+                )
+    return cache, cache.missing(ids, keys)
 
 
 def _describe(prepared: pd.DataFrame, item_id: str) -> str:
@@ -219,42 +212,35 @@ def _describe(prepared: pd.DataFrame, item_id: str) -> str:
     return f"{path} (id {item_id})" if isinstance(path, str) else f"id {item_id}"
 
 
-def _run(
+def _run(  # noqa: PLR0913
     prepared: pd.DataFrame,
     todo: list[str],
-    backbone: Any,
-    extractor: Any,
+    loaded: tuple[Resolved, Any, Any, Any],
     keys: dict,
-    device: Any,
     precision: str,
     cache: EmbeddingCache,
     options: EmbedOptions,
     progress: ProgressFactory,
     name: str,
 ) -> RunStats:
+    from headstart.features.reader import ImageDataset, Item
+
+    resolved, backbone, extractor, device = loaded
+    threads = torch_threads()
     first = prepared.drop_duplicates("id").set_index("id")
-    items = [
-        Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if "image" in first.columns else None)
-        for i in todo
-    ]
-    dataset = ImageDataset(items, backbone.transform, options.max_image_pixels)
+    has_bytes = "image" in first.columns
+    items = [Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if has_bytes else None) for i in todo]
+    resize = backbone.preprocessing.get("resize_size")
+    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
+    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
+    dataset = ImageDataset(items, backbone.transform, options.max_image_pixels, reduce_to)
     batch_size = options.batch_size_for(device)
-    batches = -(-len(items) // batch_size)
-    workers = auto_workers(device, batches) if options.num_workers == "auto" else int(options.num_workers)
-    loader = make_loader(dataset, batch_size, workers, pin_memory=device.type == "cuda")
+    loader, plan = feed(dataset, device, batch_size, options.num_workers)
     bar = progress(total=len(items), desc=name, unit="img")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(forward_threads(device, workers))
-    log.debug(
-        "embedding %d images: batch %d, %d decoding workers, %d forward threads",
-        len(items),
-        batch_size,
-        workers,
-        torch.get_num_threads(),
-    )
+    log.debug("embedding %d images: batch %d", len(items), batch_size)
     try:
         with cache.open_segment() as segment:
-            return run_batches(
+            stats = run_batches(
                 extractor,
                 loader,
                 keys=keys,
@@ -265,8 +251,10 @@ def _run(
                 describe=lambda i: _describe(prepared, i),
                 progress=bar,
             )
+        stats.plan = plan().describe()
+        return stats
     finally:
-        torch.set_num_threads(threads)
+        torch_threads(threads)
         bar.close()
 
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from headstart.data.images import UnreadableImage, decode_image
 
-__all__ = ["Batch", "ImageDataset", "Item", "auto_workers", "forward_threads", "make_loader"]
+__all__ = ["Batch", "ImageDataset", "Item", "auto_workers", "collate", "cpu_cores", "forward_threads", "make_loader"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,23 @@ class Batch:
 
 
 class ImageDataset(Dataset):
-    """Decodes and preprocesses :class:`Item` s; returns ``(id, tensor | None, error | None, seconds)``."""
+    """Decodes and preprocesses :class:`Item` s; returns ``(id, tensor | None, error | None, seconds)``.
 
-    def __init__(self, items: Sequence[Item], transform: Callable[[Any], torch.Tensor], max_pixels: int) -> None:
+    ``reduce_to``: decode JPEGs at a reduced scale whose shorter side stays at least this (the transform's
+    resize); ``None`` decodes every image in full.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        transform: Callable[[Any], torch.Tensor],
+        max_pixels: int,
+        reduce_to: int | None = None,
+    ) -> None:
         self.items = list(items)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.reduce_to = reduce_to
 
     def __len__(self) -> int:
         return len(self.items)
@@ -55,7 +66,7 @@ class ImageDataset(Dataset):
             source = item.image if item.image is not None else item.path
             if source is None:
                 raise UnreadableImage("neither a path nor image bytes")
-            tensor = self.transform(decode_image(source, self.max_pixels))
+            tensor = self.transform(decode_image(source, self.max_pixels, self.reduce_to))
             return item.id, tensor, None, time.perf_counter() - start
         except UnreadableImage as err:
             return item.id, None, str(err), time.perf_counter() - start
@@ -76,12 +87,9 @@ def collate(samples: list[tuple[str, torch.Tensor | None, str | None, float]]) -
 
 
 def auto_workers(device: torch.device, batches: int) -> int:
-    """Decoding worker processes: enough to keep the model fed, without starving it of CPU cores.
+    """Decoding worker processes feeding a GPU: up to 8, one core left to the main process.
 
-    On a CPU, one worker per 8 cores (at least one); with more than two cores the forward pass keeps the rest
-    (see :func:`forward_threads`). On two cores the worker shares them with the forward pass: measured with
-    MobileNetV2 (benchmarks/embed_throughput.py, five runs), that is as fast as decoding in line, within the
-    noise (112-129 against 117-128 images/s). On a GPU, up to 8 workers.
+    On a CPU, ``num_workers: auto`` is decided by measurement instead (:mod:`headstart.features.balance`).
     """
     cpus = _cpus()
     if batches <= 1:
@@ -97,6 +105,11 @@ def forward_threads(device: torch.device, workers: int) -> int:
     if device.type == "cpu" and workers and _cpus() - workers >= 2:
         return _cpus() - workers
     return torch.get_num_threads()
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return _cpus()
 
 
 def _cpus() -> int:

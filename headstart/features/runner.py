@@ -1,7 +1,8 @@
 """The forward loop: batches from the reader, through the truncated model, into a sink.
 
 Runs under ``torch.inference_mode()`` with channels-last tensors, in fp32 or under autocast (bf16 on the
-CPU; bf16 or fp16 on CUDA), and keeps account of where the time goes.
+CPU; bf16 or fp16 on CUDA), and keeps account of where the time goes. Importing it does not import torch (a
+run with nothing to compute needs :class:`RunStats` and :class:`EmbedError` only).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from headstart._progress import Progress
 from headstart.errors import UserError
 
-__all__ = ["EmbedError", "RunStats", "autocast", "run_batches", "select_device"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EmbedError", "RunStats", "autocast", "feed", "run_batches", "select_device", "torch_threads"]
 
 
 class EmbedError(UserError, RuntimeError):
@@ -36,6 +39,7 @@ class RunStats:
     write_seconds: float = 0.0
     decode_cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+    plan: str = ""
 
     @property
     def images_per_second(self) -> float:
@@ -48,7 +52,7 @@ class RunStats:
             f"waiting for decoded images {self.wait_seconds:.1f} s ({self.wait_seconds / wall:.0%}), "
             f"forward pass {self.forward_seconds:.1f} s ({self.forward_seconds / wall:.0%}), "
             f"writing {self.write_seconds:.1f} s ({self.write_seconds / wall:.0%}); "
-            f"decoding took {self.decode_cpu_seconds:.1f} CPU s (in parallel when there are workers)"
+            f"decoding took {self.decode_cpu_seconds:.1f} CPU s" + (f"; {self.plan}" if self.plan else "")
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -66,6 +70,8 @@ class RunStats:
 
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; anything else is forced."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -79,6 +85,8 @@ def select_device(name: str = "auto") -> torch.device:
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """The autocast context for ``precision`` on ``device`` (fp32: none)."""
+    import torch
+
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision == "bf16":
@@ -88,6 +96,41 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
             raise EmbedError("precision fp16 needs CUDA; on the CPU use bf16")
         return torch.autocast(device_type="cuda", dtype=torch.float16)
     raise EmbedError(f"unknown precision '{precision}'; use fp32, bf16 or fp16")
+
+
+def torch_threads(threads: int | None = None) -> int:
+    """Torch's intra-op threads now; with ``threads``, set them first."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def feed(dataset: Any, device: torch.device, batch_size: int, num_workers: int | str) -> tuple[Any, Callable[[], Any]]:
+    """The batches of ``dataset`` for the forward loop, and a function that says how they were decoded.
+
+    ``num_workers`` given: that many decoding processes, the forward pass on the cores they leave. ``auto`` on a
+    CPU: chosen by measurement on the first batches (:class:`headstart.features.balance.BalancedLoader`);
+    ``auto`` on a GPU: up to 8 processes. Sets torch's threads for the forward pass; the caller restores them.
+    """
+    from headstart.features.balance import BalancedLoader, Plan
+    from headstart.features.reader import auto_workers, collate, cpu_cores, forward_threads, make_loader
+
+    pin = device.type == "cuda"
+    if num_workers == "auto" and device.type == "cpu":
+        balanced = BalancedLoader(
+            dataset, batch_size, cpu_cores(), collate, lambda rest, w: make_loader(rest, batch_size, w, pin)
+        )
+        return balanced, lambda: balanced.plan
+    batches = -(-len(dataset) // batch_size)
+    workers = auto_workers(device, batches) if num_workers == "auto" else int(num_workers)
+    plan = Plan(
+        workers,
+        torch_threads(forward_threads(device, workers)),
+        "num_workers set" if num_workers != "auto" else f"auto on {device.type}",
+    )
+    return make_loader(dataset, batch_size, workers, pin_memory=pin), lambda: plan
 
 
 Sink = Callable[[Sequence[str], Mapping[str, np.ndarray], Sequence[tuple[str, str]]], None]
@@ -110,6 +153,8 @@ def run_batches(
     ``keys`` maps the extractor's ``(node, pooling)`` outputs to cache keys. With ``strict``, the first image
     that cannot be decoded raises :class:`EmbedError` (``describe(id)`` names it).
     """
+    import torch
+
     stats = RunStats()
     extractor = extractor.to(device).to(memory_format=torch.channels_last)
     start = time.perf_counter()

@@ -87,7 +87,12 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    """How to run the embed engine; nothing here changes the embeddings. ``cache_dir=None``: a throw-away cache."""
+    """How to run the embed engine. ``cache_dir=None``: a throw-away cache.
+
+    Only ``decode`` changes the embeddings: ``jpeg-scaled`` (default) decodes JPEGs at the reduced scale the
+    resize needs, ``full`` decodes every pixel first (bit-for-bit what headstart did before it had the setting).
+    It enters the fingerprint only for datasets that hold a JPEG (see :func:`headstart.features.embed.embed`).
+    """
 
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
@@ -95,10 +100,13 @@ class EmbedOptions:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str | Path | None = ".headstart/cache"
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    decode: Literal["jpeg-scaled", "full"] = "jpeg-scaled"
 
     def __post_init__(self) -> None:
         if self.on_error not in ("skip", "raise"):
             raise SettingsError(f"must be 'skip' or 'raise', got {self.on_error!r}", "on_error")
+        if self.decode not in ("jpeg-scaled", "full"):
+            raise SettingsError(f"must be 'jpeg-scaled' or 'full', got {self.decode!r}", "decode")
         _positive(self.batch_size, "batch_size", auto=True)
         if self.num_workers != "auto" and (
             not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 0

@@ -41,20 +41,26 @@ def assemble_tables(
 ) -> list[dict[str, Any]]:
     """Write every table in ``tables`` (and the failures table); returns the failure rows."""
     keys = [t.key for t in tables]
+    extra = [c for c in prepared.columns if c not in ("id", "label", "split", "path", "image")]
+    labelled = not prepared["label"].isna().all()
     failures: list[dict[str, Any]] = []
     # Every table and the failures table are written to temporaries first; only when all of them are complete
     # are they renamed into place (on leaving the stack), so a failure midway leaves every previous table as it was.
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(EmbeddingWriter(t.path, t.dim, t.provenance)) for t in tables]
+        writers = [
+            stack.enter_context(EmbeddingWriter(t.path, t.dim, t.provenance, labelled=labelled, extra=extra))
+            for t in tables
+        ]
         failures_tmp = stack.enter_context(atomic_path(failures_path)) if failures_path is not None else None
         for start in range(0, len(prepared), ROW_GROUP_ROWS):
             chunk = prepared.iloc[start : start + ROW_GROUP_ROWS]
-            ok_ids, ok_rows = [], []
-            for row in chunk.itertuples(index=False):
+            ok_ids, ok_rows, ok_at = [], [], []
+            for at, row in enumerate(chunk[["id", "label", "split", "path"]].itertuples(index=False)):
                 path = None if pd.isna(row.path) else row.path
                 if cache.has(row.id, keys):
                     ok_ids.append(row.id)
-                    ok_rows.append((row.label, row.split, path))
+                    ok_rows.append((None if pd.isna(row.label) else row.label, row.split, path))
+                    ok_at.append(at)
                 else:
                     error = cache.failure(row.id)
                     if error is None:
@@ -62,14 +68,14 @@ def assemble_tables(
                             f"image {path or row.id} is neither embedded nor failed in {cache.dir}; "
                             "this is a bug in headstart"
                         )
-                    failures.append(
-                        {"id": row.id, "label": row.label, "split": row.split, "path": path, "error": error}
-                    )
+                    label = None if pd.isna(row.label) else row.label
+                    failures.append({"id": row.id, "label": label, "split": row.split, "path": path, "error": error})
             if not ok_ids:
                 continue
             labels, splits, paths = (list(col) for col in zip(*ok_rows, strict=True))
+            values = {c: [None if pd.isna(v) else str(v) for v in chunk[c].iloc[ok_at]] for c in extra}
             for table, writer in zip(tables, writers, strict=True):
-                writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids))
+                writer.write(ok_ids, labels, splits, paths, cache.vectors(table.key, ok_ids), extra=values)
         for writer in writers:
             writer.finish()
         if failures_tmp is not None:

@@ -12,6 +12,8 @@ _WHERE = {
     "SplitData": "evaluate",
     "evaluate_head": "evaluate",
     "KNNClassifier": "knn",
+    "nearest": "neighbours",
+    "nearest_rows": "neighbours",
     "NearestClassMean": "ncm",
     "HeadBundle": "persist",
     "ProvenanceMismatch": "persist",

@@ -30,7 +30,7 @@ from headstart.data.tables import EmbeddingTable
 from headstart.heads._checks import check_classes
 from headstart.heads.intervals import test_intervals
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
-from headstart.heads.registry import build_head, get_head, resolve_params
+from headstart.heads.registry import HeadError, build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
 
 __all__ = ["HeadEvaluation", "SplitData", "evaluate_head"]
@@ -52,6 +52,14 @@ class SplitData:
 
     @classmethod
     def from_table(cls, table: EmbeddingTable, source: str = "") -> SplitData:
+        if not table.labelled:
+            where = source or "the embedding table of dataset '{}'".format(
+                table.provenance.get("dataset", {}).get("name") or "?"
+            )
+            raise HeadError(
+                f"{where} has no labels (an unlabelled collection), and a head needs them; label it (class "
+                "folders or a label column), or search it with `headstart neighbours`"
+            )
         split = table.frame["split"].to_numpy()
         parts = {}
         for name in ("train", "val", "test"):

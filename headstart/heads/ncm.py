@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -58,10 +59,7 @@ class NearestClassMean(ClassifierMixin, BaseEstimator):
         return sims[:, 1] - sims[:, 0] if len(self.classes_) == 2 else sims
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        logits = self._similarities(X) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        return softmax(self._similarities(X) / self.temperature, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         sims = self._similarities(X)

@@ -68,6 +68,8 @@ class DatasetConfig:
     shift: str | None = None
     limit: int | None = None
     root: str | None = None
+    labels: Literal["auto", "none"] = "auto"  # none: an unlabelled collection (null labels)
+    group_column: str | None = None  # a manifest column whose groups each stay in one split
     imbalance: Mapping[str, float] | None = None  # {class: fraction of its images kept}, e.g. {3: 0.1}
 
     def __post_init__(self) -> None:

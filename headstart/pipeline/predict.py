@@ -24,7 +24,7 @@ from headstart.features.registry import BackboneSpec
 from headstart.heads.metrics import class_scores
 from headstart.heads.persist import HeadBundle, load_head
 
-__all__ = ["list_images", "predict_images", "predict_table", "spec_from_provenance"]
+__all__ = ["embed_images", "list_images", "predict_images", "predict_table", "spec_from_provenance"]
 
 
 def spec_from_provenance(provenance: dict[str, Any]) -> BackboneSpec:
@@ -84,6 +84,36 @@ def predict_table(bundle: HeadBundle, table: EmbeddingTable, source: str, top: i
     )
 
 
+def embed_images(
+    paths: Sequence[str],
+    provenance: dict[str, Any],
+    *,
+    options: EmbedOptions = EmbedOptions(),
+    progress: ProgressFactory = null_progress,
+    purpose: str = "predict",
+) -> tuple[EmbeddingTable, list[dict[str, Any]]]:
+    """Embed image files with the backbone settings recorded in ``provenance`` (a head's or a table's).
+
+    Returns the embedding table (rows sorted by id) and the failure rows of unreadable images.
+    """
+    frame = (
+        pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": list(paths), "image": None})
+        .sort_values(["id", "path"], kind="stable")
+        .reset_index(drop=True)
+    )
+    with tempfile.TemporaryDirectory(prefix=f"headstart-{purpose}-") as tmp:
+        out = Path(tmp) / "embeddings.parquet"
+        result = embed(
+            frame,
+            spec_from_provenance(provenance),
+            single_file=out,
+            options=options,
+            dataset={"name": purpose},
+            progress=progress,
+        )
+        return load_embeddings(out), result.failures
+
+
 def predict_images(
     model: str | Path,
     inputs: Sequence[str | Path],
@@ -100,25 +130,10 @@ def predict_images(
     """
     bundle = load_head(model, trust_pickle=trust_pickle)
     paths = list_images(inputs)
-    frame = (
-        pd.DataFrame({"id": [file_id(p) for p in paths], "label": "", "split": "", "path": paths, "image": None})
-        .sort_values(["id", "path"], kind="stable")
-        .reset_index(drop=True)
-    )
-    with tempfile.TemporaryDirectory(prefix="headstart-predict-") as tmp:
-        out = Path(tmp) / "embeddings.parquet"
-        result = embed(
-            frame,
-            spec_from_provenance(bundle.provenance),
-            single_file=out,
-            options=options,
-            dataset={"name": "predict"},
-            progress=progress,
-        )
-        table = load_embeddings(out)
+    table, failed = embed_images(paths, bundle.provenance, options=options, progress=progress)
     predictions = predict_table(bundle, table, source=", ".join(map(str, inputs)), top=top)
     failures = pd.DataFrame(
-        [{"id": f["id"], "path": f["path"], "error": f["error"]} for f in result.failures],
+        [{"id": f["id"], "path": f["path"], "error": f["error"]} for f in failed],
         columns=["id", "path", "error"],
     )
     rows = pd.concat([predictions.assign(error=None), failures], ignore_index=True)

@@ -1,13 +1,19 @@
-"""Stage `prepare`: list, hash, shift and split one dataset into data/prepared/<dataset>.parquet."""
+"""Stage `prepare`: list, hash, shift and split one dataset into data/prepared/<dataset>.parquet.
+
+DVC runs this stage on every `dvc repro`. When the dataset's settings, its files (by size, mtime and inode),
+the code and the table written last time are all unchanged, the stage stops after a few stats
+(:mod:`headstart.data.memo`) and leaves the table alone, so it imports neither pandas nor any image code first.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data.prepare import prepare_dataset
-from headstart.data.tables import write_prepared
+from headstart.data.memo import PrepareMemo
+from headstart.data.statcache import DEFAULT_STAT_CACHE
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 
@@ -22,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = load_config(args.params)
     ds = cfg.dataset(args.dataset)
+    out = layout.prepared(ds.name)
+    memo = PrepareMemo(out, {**dataclasses.asdict(ds), "seed": cfg.seed})
+    if memo.fresh():
+        log.info("%s: sources, settings and code unchanged since %s was written; left as it is", ds.name, out)
+        return 0
+    from headstart.data.prepare import prepare_dataset
+    from headstart.data.tables import write_prepared
+
     frame = prepare_dataset(
         ds.source,
         name=ds.name,
@@ -32,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         limit=ds.limit,
         root=ds.root,
         imbalance=ds.imbalance,
+        stat_cache=DEFAULT_STAT_CACHE,
+        labels=ds.labels,
+        group_column=ds.group_column,
         progress=tqdm_progress,
     )
-    out = layout.prepared(ds.name)
     write_prepared(out, frame, frame.attrs["headstart"])
+    memo.record()
     meta = frame.attrs["headstart"]
     log.info(
         "%s: %d images, %d classes, splits %s -> %s", ds.name, meta["images"], len(meta["classes"]), meta["splits"], out

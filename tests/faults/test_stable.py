@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from headstart.heads.workflow import fit_table
+from headstart.workflow.fit import fit_table
 from tests.faults._helpers import snapshot, write_table
 
 

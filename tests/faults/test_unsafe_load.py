@@ -10,7 +10,7 @@ import joblib
 import pytest
 
 from headstart.heads.persist import UnsafeModelError, load_head
-from headstart.heads.workflow import fit_table
+from headstart.workflow.fit import fit_table
 from tests.faults._helpers import one_line_error, run, write_table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -60,14 +61,15 @@ def test_broken_images_are_listed_not_fatal(image_folder: Path, tmp_path: Path) 
 def test_strict_mode_stops_at_the_first_broken_image_and_writes_nothing(image_folder: Path, tmp_path: Path) -> None:
     made = broken_files(image_folder)
     prepared = prepare_dataset(str(image_folder))
-    with pytest.raises(EmbedError, match=r"cannot be used: .*on_error: skip"):
+    broken = "|".join(re.escape(str(made[k])) for k in ("truncated", "empty", "text", "bomb"))
+    with pytest.raises(EmbedError, match=rf"image .*({broken}).* cannot be used: .*on_error: skip"):
         embed(prepared, SMALL, tmp_path / "out", options=_options(tmp_path / "c", on_error="raise"))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     # a skip run remembers the failures; a strict run afterwards still refuses them
     embed(prepared, SMALL, tmp_path / "out", options=_options(tmp_path / "c"))
-    with pytest.raises(EmbedError, match="remembered from an earlier run"):
+    with pytest.raises(EmbedError, match=rf"image .*({broken}).*remembered from an earlier run"):
         embed(prepared, SMALL, tmp_path / "out2", options=_options(tmp_path / "c", on_error="raise"))
-    assert made
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
 
 
 def test_second_run_comes_from_the_cache_with_identical_bytes(image_folder: Path, tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ from headstart.heads import evaluate as evaluate_module
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.persist import ProvenanceMismatch, check_provenance, load_head
 from headstart.workflow.fit import fit_table
-from tests.heads.test_knn import _clusters
+from tests.conftest import clusters
 
 
 def _split(seed: int = 0) -> SplitData:
-    X, y = _clusters(n=700, d=16, classes=4, seed=seed)
+    X, y = clusters(n=700, d=16, classes=4, seed=seed)
     return SplitData(X[:400], y[:400], X[400:500], y[400:500], X[500:], y[500:])
 
 
@@ -59,7 +59,7 @@ def test_seeded_heads_run_every_seed_deterministic_ones_once() -> None:
 
 
 def _table(path: Path, node: str, seed: int = 0) -> Path:
-    X, y = _clusters(n=300, d=8, classes=3, seed=seed)
+    X, y = clusters(n=300, d=8, classes=3, seed=seed)
     splits = ["train"] * 180 + ["val"] * 40 + ["test"] * 80
     provenance = {
         "backbone": "mobilenet_v2",

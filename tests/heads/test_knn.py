@@ -11,26 +11,19 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from headstart.heads.knn import KNNClassifier
 from headstart.heads.ncm import NearestClassMean
-
-
-def _clusters(n: int = 1200, d: int = 24, classes: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((classes * 3, d)) * 2.0
-    which = rng.integers(0, len(centres), n)
-    X = (centres[which] + rng.standard_normal((n, d))).astype(np.float32)
-    return X, np.array([f"c{w % classes}" for w in which])
+from tests.conftest import clusters
 
 
 @pytest.mark.parametrize("k", [1, 5, 20])
 def test_cosine_uniform_agrees_with_scikit_learn(k: int) -> None:
-    X, y = _clusters()
+    X, y = clusters()
     ours = KNNClassifier(k=k, metric="cosine", weighting="uniform").fit(X[:1000], y[:1000]).predict(X[1000:])
     theirs = KNeighborsClassifier(n_neighbors=k, algorithm="brute", metric="cosine").fit(X[:1000], y[:1000])
     np.testing.assert_array_equal(ours, theirs.predict(X[1000:]))
 
 
 def test_l2_distance_weighting_agrees_with_scikit_learn() -> None:
-    X, y = _clusters(seed=1)
+    X, y = clusters(seed=1)
     ours = KNNClassifier(k=10, metric="l2", weighting="distance").fit(X[:1000], y[:1000])
     theirs = KNeighborsClassifier(n_neighbors=10, algorithm="brute", weights="distance").fit(X[:1000], y[:1000])
     np.testing.assert_array_equal(ours.predict(X[1000:]), theirs.predict(X[1000:]))
@@ -47,7 +40,7 @@ def test_temperature_votes_follow_dino() -> None:
 
 
 def test_ivf_index_mostly_agrees_with_the_exact_one() -> None:
-    X, y = _clusters(n=6000, seed=2)
+    X, y = clusters(n=6000, seed=2)
     exact = KNNClassifier(k=10).fit(X[:5000], y[:5000]).predict(X[5000:])
     approx = KNNClassifier(k=10, index="ivf", nprobe=8).fit(X[:5000], y[:5000])
     assert np.mean(approx.predict(X[5000:]) == exact) >= 0.97
@@ -56,7 +49,7 @@ def test_ivf_index_mostly_agrees_with_the_exact_one() -> None:
 
 
 def test_k_larger_than_the_training_set_is_capped() -> None:
-    X, y = _clusters(n=12)
+    X, y = clusters(n=12)
     assert KNNClassifier(k=50).fit(X, y).predict_proba(X).shape == (12, len(set(y)))
 
 

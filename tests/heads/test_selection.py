@@ -8,11 +8,11 @@ from sklearn.preprocessing import StandardScaler
 
 from headstart.heads.registry import build_head, resolve_params
 from headstart.heads.selection import select, sweep_logreg_C
-from tests.heads.test_knn import _clusters
+from tests.conftest import clusters
 
 
 def _data(seed: int = 0):  # noqa: ANN202
-    X, y = _clusters(n=900, d=30, classes=5, seed=seed)
+    X, y = clusters(n=900, d=30, classes=5, seed=seed)
     X += np.random.default_rng(seed).standard_normal(X.shape).astype(np.float32) * 3  # make C matter
     return X[:500], y[:500], X[500:700], y[500:700]
 
@@ -55,7 +55,11 @@ def test_svm_grid_over_two_parameters() -> None:
     X_tr, y_tr, X_val, y_val = _data(3)
     fixed, grid = resolve_params("svm", {"kernel": "rbf", "C": [0.1, 10], "gamma": ["scale", 0.001]})
     selection = select("svm", fixed, grid, X_tr, y_tr, X_val, y_val)
-    assert len(selection.scores) == 4 and selection.best["kernel"] == "rbf"
+    tried = [(point["C"], point["gamma"]) for point, _ in selection.scores]
+    assert tried == [(0.1, "scale"), (0.1, 0.001), (10, "scale"), (10, 0.001)]
+    best = tried.index((selection.best["C"], selection.best["gamma"]))
+    assert selection.scores[best][1] == selection.best_score == max(s for _, s in selection.scores)
+    assert selection.best["kernel"] == "rbf"  # the fixed parameter travels with the chosen point
 
 
 def test_ties_in_val_accuracy_go_to_the_lower_val_log_loss() -> None:

@@ -22,12 +22,13 @@ def _stage(name: str) -> dict:
 def test_stage_commands_name_existing_entry_points() -> None:
     for name in DVC["stages"]:
         module = _stage(name)["cmd"].split()[2]
-        assert importlib.import_module(module).main  # each stage is `python -m <module> ...`
+        assert callable(importlib.import_module(module).main)  # each stage is `python -m <module> ...`
 
 
 def test_outputs_are_where_the_layout_says() -> None:
     ds, bb, head = "${item.dataset}", "${item.backbone}", "${item.head}"
-    assert _stage("prepare")["outs"] == [str(layout.prepared("${key}"))]
+    # persist: DVC must not delete the table before the stage runs, or the stage's memo could never leave it alone
+    assert _stage("prepare")["outs"] == [{str(layout.prepared("${key}")): {"persist": True}}]
     embed = _stage("embed")
     assert embed["outs"][0] == str(layout.embeddings_dir(ds, bb))
     assert embed["outs"][1] == {str(layout.timings("embed", ds, bb)): {"cache": False}}
@@ -120,6 +121,8 @@ def test_every_stage_lists_the_code_it_runs() -> None:
         stage = _stage(name)
         module = stage["cmd"].split()[2]
         deps = [d for d in stage["deps"] if d.startswith("headstart")]
-        for path in sorted(_imported(module)):
+        imported = _imported(module)
+        assert module.replace(".", "/") + ".py" in imported, f"stage {name}: {module} was not found importing itself"
+        for path in sorted(imported):
             covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
             assert covered, f"stage {name} runs {path} but dvc.yaml does not list it in the stage's deps"

@@ -1,26 +1,61 @@
-"""The foundation's acceptance figure: MobileNetV2 IMAGENET1K_V1 + logistic regression on digits >= 0.93."""
+"""The acceptance figure of the default run: MobileNetV2 IMAGENET1K_V1 + logistic regression on digits.
+
+The figure is not written here: it is read from where the default run recorded it,
+``metrics/heads/digits/mobilenet_v2/logreg.json`` (what ``dvc metrics show`` lists), and the README's table must
+quote the same numbers. The slow test runs the pipeline's own stages on the repository's params.yaml and must
+land on the recorded figure, which must clear the foundation's acceptance bar (0.93 on the pooled final layer).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from headstart.data import load_embeddings, prepare_dataset
-from headstart.features.embed import EmbedOptions, embed
-from headstart.features.registry import BackboneSpec
+from headstart.data import load_embeddings
 from headstart.heads.evaluate import SplitData, evaluate_head
+from tests.conftest import REPO
+
+RECORDED = REPO / "metrics" / "heads" / "digits" / "mobilenet_v2" / "logreg.json"
+ACCEPTANCE = 0.93  # the foundation issue's bar for logreg on the pooled final layer (`flatten`)
+# The sweep's L-BFGS fits stop at a tolerance, so another BLAS build or thread count can move a val score and
+# with it the chosen C; measured on the 2-core machine: flatten 0.9481 (C=0.56) against the recorded 0.9499
+# (C=1.78), one test image. Three test images of slack, no more.
+SLACK_IMAGES = 3
+
+
+def _recorded() -> dict[str, float]:
+    return {layer: scores["accuracy"] for layer, scores in json.loads(RECORDED.read_text()).items()}
+
+
+def test_the_recorded_figures_clear_the_bar_and_the_readme_quotes_them() -> None:
+    recorded = _recorded()
+    assert set(recorded) == {"features.13", "flatten"}
+    assert recorded["flatten"] >= ACCEPTANCE
+    assert recorded["features.13"] > recorded["flatten"]  # what the README says: the middle layer transfers better
+    readme = (REPO / "README.md").read_text()
+    for layer, accuracy in recorded.items():
+        row = re.search(rf"^\| mobilenet_v2 \| {re.escape(layer)} \| logreg \| ([0-9.]+) \|", readme, re.M)
+        assert row, f"the README's table has no row for mobilenet_v2 {layer} logreg"
+        assert row.group(1) == f"{accuracy:.4f}", f"README says {row.group(1)}, {RECORDED.name} says {accuracy}"
 
 
 @pytest.mark.slow
-def test_pretrained_mobilenet_v2_on_digits_beats_the_reference(tmp_path: Path, mobilenet_weights: Path) -> None:
-    spec = BackboneSpec("mobilenet_v2", weights="IMAGENET1K_V1", layers=("features.13", "default"), image_size=64)
-    result = embed(prepare_dataset("digits"), spec, tmp_path, options=EmbedOptions(cache_dir=tmp_path / "cache"))
-    final = evaluate_head(
-        "logreg", {}, SplitData.from_table(load_embeddings(result.tables["flatten"])), seeds=1, few_shot=()
-    )
-    middle = evaluate_head(
-        "logreg", {}, SplitData.from_table(load_embeddings(result.tables["features.13"])), seeds=1, few_shot=()
-    )
-    assert final.metrics["accuracy"] >= 0.93  # measured 0.952
-    assert middle.metrics["accuracy"] >= 0.96  # measured 0.970: the middle layer transfers better
+def test_the_default_stages_reproduce_the_recorded_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mobilenet_weights: Path
+) -> None:
+    from headstart.pipeline import embed, prepare
+
+    params = REPO / "params.yaml"
+    monkeypatch.chdir(tmp_path)  # the stages write data/, embeddings/ and their cache under the working directory
+    assert prepare.main(["digits", "--params", str(params)]) == 0
+    assert embed.main(["digits", "mobilenet_v2", "--params", str(params)]) == 0
+    logreg = yaml.safe_load(params.read_text())["heads"]["logreg"]
+    for layer, accuracy in _recorded().items():
+        data = SplitData.from_table(load_embeddings(tmp_path / "embeddings" / "digits" / "mobilenet_v2" / f"{layer}.parquet"))
+        measured = evaluate_head("logreg", logreg, data, seeds=1, few_shot=()).metrics["accuracy"]
+        slack = SLACK_IMAGES / len(data.y_test)
+        assert measured == pytest.approx(accuracy, abs=slack), f"{layer}: measured {measured:.4f}, recorded {accuracy}"

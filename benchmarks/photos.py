@@ -1,0 +1,211 @@
+"""Phone photos: how fast does ``headstart embed`` go on 12 MP JPEGs, and what does reduced decoding change?
+
+A benchmark, not a test: it prints markdown tables with PASS/MISS against the goals. It needs real photographs:
+``--photos DIR`` (JPEG/PNG files), by default the photographs that scikit-image ships in its wheel
+(``skimage/data``: astronaut, chelsea the cat, coffee, rocket, motorcycles, coins, ...; the package is found
+without being imported, so an unpacked wheel on PYTHONPATH is enough). Run from the repository root::
+
+    python benchmarks/photos.py                      # 200 photos of 4032x3024
+    python benchmarks/photos.py --count 24           # a quick run
+
+It writes ``--count`` JPEGs of 4032x3024 px (quality 90, about as large as a phone's), each a real photograph
+cropped to 4:3 at a random place, upscaled and given sensor-like grain so the file is as hard to decode as a
+real one, and measures:
+
+(b) the ceiling: the forward pass alone on one batch of those photos already decoded and preprocessed;
+(c) ``embed`` with ``decode: jpeg-scaled`` (the default) and with ``decode: full`` (what headstart did before);
+(q) on the real photographs themselves (JPEG quality 90 at their own size) and on the 4032x3024 ones: the cosine
+    similarity of the embeddings from full and from reduced decoding, and whether the full ImageNet classifier
+    (MobileNetV2 IMAGENET1K_V1, the default backbone's weights) gives the same top-1 class.
+
+Goals (2 cores): (c) >= 0.45 of (b), 0.6 as the stretch; mean cosine >= 0.995; top-1 agreement 100%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _engine import engine_batch, forward_throughput, load_batch, mobilenet_spec, run_engine
+from _report import REPO, header, load_average, mib, note, quiet, section, table, usable_cores, verdict
+
+REAL = (
+    "astronaut.png chelsea.png coffee.png rocket.jpg motorcycle_left.png motorcycle_right.png coins.png "
+    "camera.png moon.png brick.png grass.png gravel.png hubble_deep_field.jpg retina.jpg ihc.png cell.png "
+    "clock_motion.png page.png"
+).split()
+SIZE = (4032, 3024)
+GOAL_RATIO, STRETCH, GOAL_COSINE = 0.45, 0.6, 0.995
+
+
+def real_photos(folder: Path | None) -> list[Path]:
+    if folder is None:
+        spec = importlib.util.find_spec("skimage")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("give --photos DIR, or make scikit-image importable (its wheel ships real photographs)")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+        return [folder / name for name in REAL if (folder / name).is_file()]
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def _phone_photo(job: tuple[str, int, str]) -> int:
+    from PIL import Image
+
+    source, index, target = job
+    rng = np.random.default_rng(index)
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
+    w, h = image.size
+    cw, ch = (w, int(w * 3 / 4)) if w * 3 <= h * 4 else (int(h * 4 / 3), h)
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    image = image.crop((x, y, x + cw, y + ch)).resize(SIZE, Image.BICUBIC)
+    if index % 2:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    grain = rng.integers(-7, 8, size=(SIZE[1], SIZE[0], 3), dtype=np.int16)
+    pixels = np.clip(np.asarray(image, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    Image.fromarray(pixels).save(tmp, format="JPEG", quality=90)
+    os.replace(tmp, target)
+    return os.path.getsize(target)
+
+
+def phone_folder(data_dir: Path, sources: list[Path], count: int) -> Path:
+    root = data_dir / f"photos-{SIZE[0]}x{SIZE[1]}" / f"n{count}"
+    jobs = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        target = root / source.stem.replace("_", "-") / f"{i:04d}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file():
+            jobs.append((str(source), i, str(target)))
+    if jobs:
+        print(f"writing {len(jobs)} photos of {SIZE[0]}x{SIZE[1]} px into {root} ...", end=" ", flush=True)
+        start = time.perf_counter()
+        with Pool(usable_cores()) as pool:
+            list(pool.imap_unordered(_phone_photo, jobs))
+        print(f"{time.perf_counter() - start:.0f} s", flush=True)
+    return root
+
+
+def quality(files: list[Path]) -> dict[str, Any]:
+    """Cosine of full vs reduced embeddings (the default node) and top-1 agreement of the full classifier."""
+    import torch
+
+    from headstart.data.images import decode_image
+    from headstart.features.registry import load_backbone
+
+    from headstart.features.resolved import DECODE_MARGIN
+
+    backbone = load_backbone(mobilenet_spec())
+    model, transform = backbone.model, backbone.transform
+    target = backbone.preprocessing["resize_size"] * DECODE_MARGIN  # what the engine reduces to
+    cosines, same, reduced_sizes = [], 0, []
+    with torch.inference_mode():
+        for path in files:
+            full, small = decode_image(path), decode_image(path, reduce_to=target)
+            reduced_sizes.append(min(small.size) / min(full.size))
+            x = torch.stack([transform(full), transform(small)])
+            embedding = torch.nn.functional.adaptive_avg_pool2d(model.features(x), 1).flatten(1)
+            logits = model.classifier(embedding)
+            cosines.append(float(torch.nn.functional.cosine_similarity(embedding[:1], embedding[1:])))
+            same += int(logits[0].argmax() == logits[1].argmax())
+    return {
+        "n": len(files),
+        "mean": float(np.mean(cosines)),
+        "min": float(np.min(cosines)),
+        "top1": same / len(files),
+        "scale": float(np.median(reduced_sizes)),
+    }
+
+
+def native_jpegs(sources: list[Path], folder: Path) -> list[Path]:
+    """The real photographs as JPEG (quality 90) at their own size, so reduced decoding applies where it can."""
+    from PIL import Image
+
+    out = []
+    for source in sources:
+        with Image.open(source) as image:
+            target = folder / f"{source.stem}.jpg"
+            image.convert("RGB").save(target, quality=90)
+        out.append(target)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=Path, help="a folder of real photographs (default: scikit-image's)")
+    parser.add_argument("--count", type=int, default=200, help="4032x3024 JPEGs to write and embed (default 200)")
+    parser.add_argument("--ceiling-images", type=int, default=160, help="images timed for (b) (default 160)")
+    parser.add_argument("--skip-full", action="store_true", help="do not time `decode: full` (slow)")
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".headstart" / "bench")
+    args = parser.parse_args()
+    quiet()
+    batch = engine_batch()
+    sources = real_photos(args.photos)
+    header("Phone photos: `headstart embed` on 12 MP JPEGs", [("real photographs", f"{len(sources)} files")])
+    root = phone_folder(args.data_dir, sources, args.count)
+    files = sorted(root.glob("*/*.jpg"))
+    note(f"{len(files)} JPEGs of {SIZE[0]}x{SIZE[1]} in {root}, {mib(sum(f.stat().st_size for f in files)) / len(files):.1f} MiB each.")
+    from headstart.features.registry import load_backbone
+
+    backbone = load_backbone(mobilenet_spec())
+    extractor = backbone.extractor(backbone.spec.layers, backbone.spec.poolings).eval()
+    top = forward_throughput(extractor, load_batch(files, backbone.transform, batch), args.ceiling_images)
+    with tempfile.TemporaryDirectory(dir=args.data_dir, prefix="scratch-") as tmp:
+        scaled = run_engine(root, Path(tmp), batch, decode="jpeg-scaled")
+        full = None if args.skip_full else run_engine(root, Path(tmp), batch, decode="full")
+        native = quality(native_jpegs(sources, Path(tmp)))
+    phones = quality(files)
+    section("Speed: mobilenet_v2 IMAGENET1K_V1, fp32, 224 px, CPU")
+    rows = [(f"(b) forward pass alone, batch {batch} in memory (ceiling)", top["images"], top["seconds"], top["ips"], "")]
+    for name, run in (("jpeg-scaled (default)", scaled), ("full", full)):
+        if run:
+            ratio = run["ips"] / top["ips"]
+            rows.append((f"(c) headstart embed, decode: {name}", run["computed"], run["wall"], run["ips"], f"{ratio:.2f}"))
+    print(table(["what", "photos", "seconds", "photos/s", "x ceiling"], rows))
+    ratio = scaled["ips"] / top["ips"]
+    print()
+    print(
+        table(
+            ["goal", "measured", "target", ""],
+            [
+                ("(c) jpeg-scaled / (b)", f"{ratio:.2f}", f">= {GOAL_RATIO}", verdict(ratio >= GOAL_RATIO)),
+                ("(c) jpeg-scaled / (b), stretch", f"{ratio:.2f}", f">= {STRETCH}", verdict(ratio >= STRETCH)),
+            ],
+        )
+    )
+    for name, run in (("jpeg-scaled", scaled), ("full", full)):
+        if run:
+            note(f"decode: {name}, the engine's own account:\n")
+            print("    " + run["summary"].replace("\n", "\n    "))
+    section("Full against reduced decoding (default node, 1280-d; top-1 of the full ImageNet classifier)")
+    print(
+        table(
+            ["photos", "n", "decoded at (median)", "mean cosine", "min cosine", "top-1 agreement", "goal", ""],
+            [
+                (
+                    name,
+                    q["n"],
+                    f"{q['scale']:.3g} of the side",
+                    f"{q['mean']:.4f}",
+                    f"{q['min']:.4f}",
+                    f"{q['top1']:.0%}",
+                    f"mean >= {GOAL_COSINE}, 100%",
+                    verdict(q["mean"] >= GOAL_COSINE and q["top1"] == 1.0),
+                )
+                for name, q in (("real, own size, JPEG q90", native), (f"{SIZE[0]}x{SIZE[1]} versions", phones))
+            ],
+        )
+    )
+    note(f"Load average (1/5/15 min) at the end: {load_average()}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""What a backbone spec resolved to last time, so that a run with every image cached loads no model.
+
+Loading a backbone (torch, torchvision, the weights, graph tracing, a probe forward pass) takes seconds; it
+yields the base fingerprint, the provenance, the resolved layer nodes and each output's width. Those are kept
+in ``<cache_dir>/_resolved/<key>.json``, under a key made only of cheap facts: the spec, the decode mode, the
+installed versions of torch, torchvision and Pillow (from their package metadata, without importing them), a
+checkpoint file's size and modification time, and a digest of headstart's engine sources. Any change to one of
+those misses the record and the run loads the model as before (and writes a new record). A record only ever
+serves a run whose images are all in the cache under its fingerprint: anything to compute loads the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DECODE_MARGIN", "Resolved", "load_resolved", "recall", "remember", "resolved_key"]
+
+log = logging.getLogger(__name__)
+
+_SOURCES = ("features", "data/images.py")
+
+# A JPEG is reduced only while its shorter side stays >= this many times the resize target, so the weights'
+# antialiased resize still shrinks it at least 2x. Measured on 18 real photographs at their own size (mostly
+# 512 px) with MobileNetV2: reducing to the target itself gave a mean cosine of 0.991 and changed 3 of 18 top-1
+# classes; with the 2x margin, 1.000 and none. On 12 MP photos (1/4 instead of 1/8) decoding costs about 1.5x more,
+# still about 4x less than a full decode (benchmarks/photos.py).
+DECODE_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A backbone's identity without the backbone: everything the tables need from it."""
+
+    fingerprint: str
+    base: dict[str, Any]
+    versions: dict[str, str]
+    nodes: tuple[str, ...]
+    default_node: str
+    dims: dict[tuple[str, str], int]
+    applied: dict[tuple[str, str], str]
+
+    def to_json(self) -> str:
+        record = asdict(self)
+        record["dims"] = [[n, m, d] for (n, m), d in self.dims.items()]
+        record["applied"] = [[n, m, a] for (n, m), a in self.applied.items()]
+        return json.dumps(record, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Resolved:
+        record = json.loads(text)
+        return cls(
+            fingerprint=record["fingerprint"],
+            base=record["base"],
+            versions=record["versions"],
+            nodes=tuple(record["nodes"]),
+            default_node=record["default_node"],
+            dims={(n, m): int(d) for n, m, d in record["dims"]},
+            applied={(n, m): a for n, m, a in record["applied"]},
+        )
+
+
+def resolved_key(spec: Any, decode: str) -> str | None:
+    """The record's key for ``spec`` decoded with ``decode``; ``None`` for backbones that a provider or the
+    user registered (their code is not headstart's to digest)."""
+    from headstart.features.registry import _ENTRIES
+
+    entry = _ENTRIES.get(spec.arch)
+    if ":" in spec.arch or (entry is not None and not str(entry.build).startswith("headstart.")):
+        return None  # a provider's or a user's backbone: its code is not headstart's to digest
+    weights: Any = spec.weights
+    text = str(weights)
+    if weights is not None and (text.endswith((".pt", ".pth", ".ckpt")) or os.sep in text or Path(text).is_file()):
+        try:  # a checkpoint file (as headstart.features.weights.resolve_weights decides): its identity
+            stat = os.stat(text)
+            weights = [os.path.abspath(text), stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            return None
+    payload = {
+        "spec": [spec.arch, weights, list(spec.layers), list(spec.poolings), spec.image_size, spec.resize_size],
+        "precision": spec.precision,
+        "decode": decode,
+        "versions": {name: _version(name) for name in ("torch", "torchvision", "pillow")},
+        "sources": _sources_digest(),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def recall(cache_root: str | Path, key: str | None) -> Resolved | None:
+    """The record stored under ``key``, or ``None`` (none, or unreadable: then the model is loaded)."""
+    if key is None:
+        return None
+    path = Path(cache_root) / "_resolved" / f"{key}.json"
+    try:
+        return Resolved.from_json(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.info("ignoring %s (%s); the backbone will be loaded", path, err)
+        return None
+
+
+def remember(cache_root: str | Path, key: str | None, resolved: Resolved) -> None:
+    """Store ``resolved`` under ``key`` (atomically; a failure to write only costs the next run a model load)."""
+    if key is None:
+        return
+    folder = Path(cache_root) / "_resolved"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(resolved.to_json())
+        os.replace(tmp, folder / f"{key}.json")
+    except OSError as err:
+        log.info("could not write %s (%s); the next run will load the backbone again", folder, err)
+
+
+def load_resolved(spec: Any, device_name: str, scaled: bool) -> tuple[Resolved, Any, Any, Any]:
+    """Load the backbone of ``spec``: what it resolves to, the backbone, its extractor and the device.
+
+    ``scaled``: JPEGs will be decoded reduced, which goes into the provenance and so the fingerprint.
+    """
+    from headstart.features.fingerprint import base_fingerprint, library_versions
+    from headstart.features.registry import load_backbone
+    from headstart.features.runner import select_device
+
+    backbone = load_backbone(spec)
+    nodes = backbone.resolve_layers(spec.layers)
+    versions = library_versions()
+    base = {**backbone.provenance(), **({"decode": "jpeg-scaled", "decode_margin": DECODE_MARGIN} if scaled else {})}
+    device = select_device(device_name)
+    extractor = backbone.extractor(nodes, spec.poolings).eval()
+    dims, applied = _probe(extractor, backbone, device, spec.precision)
+    resolved = Resolved(
+        fingerprint=base_fingerprint(base, versions),
+        base=base,
+        versions=versions,
+        nodes=tuple(nodes),
+        default_node=backbone.default_node(),
+        dims=dims,
+        applied={k: str(v) for k, v in applied.items()},
+    )
+    return resolved, backbone, extractor, device
+
+
+def _probe(extractor: Any, backbone: Any, device: Any, precision: str) -> tuple[dict, dict]:
+    """One forward pass on a blank image: the width of every output and the pooling actually applied."""
+    import torch
+    from PIL import Image
+
+    from headstart.features.runner import autocast
+
+    size = backbone.preprocessing["crop_size"]
+    pixels = backbone.transform(Image.new("RGB", (size, size)))[None]
+    extractor.to(device)
+    with torch.inference_mode(), autocast(device, precision):
+        outputs = extractor(pixels.to(device))
+    dims = {k: int(v.shape[1]) for k, v in outputs.items()}
+    applied = dict(getattr(extractor, "applied", {})) or {k: "none" for k in outputs}
+    return dims, applied
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _sources_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for part in _SOURCES:
+        path = root / part
+        for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
