@@ -40,11 +40,15 @@ def bootstrap(
 
     A resample where the score is undefined (e.g. ROC-AUC with one class drawn) is skipped.
     """
+    import warnings
+
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
         try:
-            value = score(rng.integers(0, n, size=n))
+            with warnings.catch_warnings():  # a resample may miss a rare class: scikit-learn warns, we know
+                warnings.simplefilter("ignore", UserWarning)
+                value = score(rng.integers(0, n, size=n))
         except ValueError:
             continue
         if math.isfinite(value):
