@@ -97,6 +97,26 @@ def mobilenet_weights() -> Path:
     return ensure_checkpoint(resolve_weights("mobilenet_v2", "IMAGENET1K_V1").enum)
 
 
+@pytest.fixture(scope="session")
+def ray_cluster() -> object:
+    """One local Ray cluster (2 CPUs) for the whole test session, shut down at its end; its address for drivers
+    in other processes is ``ray_cluster.gcs_address``."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'headstart[ray]')")
+    pytest.importorskip("ray.data", reason="ray is installed without ray[data]")
+    for attempt in range(3):  # Ray gives its raylet 30 s to start, which a loaded machine can miss
+        try:
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            break
+        except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception for the timeout
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(err):
+                raise
+    try:
+        yield ray.get_runtime_context()
+    finally:
+        ray.shutdown()
+
+
 # ---- embeddings made up for the heads ----------------------------------------------------------------------
 
 

@@ -53,7 +53,7 @@ def positive(text: Any, flag: str, *, none: bool = False) -> int | None:
 
 
 def embed_options(args: argparse.Namespace) -> Any:
-    from headstart.features.spec import EmbedOptions
+    from headstart.features.spec import EmbedOptions, RayOptions
 
     with _as_flags("embed options"):
         return EmbedOptions(
@@ -62,6 +62,9 @@ def embed_options(args: argparse.Namespace) -> Any:
             device=args.device,
             on_error=args.on_error,
             cache_dir=None if args.no_cache else args.cache_dir,
+            engine=getattr(args, "engine", "local"),
+            rows_per_shard=_number(getattr(args, "rows_per_shard", None) or "auto", "--rows-per-shard", int, auto=True),
+            ray=RayOptions(address=getattr(args, "address", "auto")),
             decode=args.decode,
         )
 

@@ -24,6 +24,7 @@ _WHERE = {
     "EmbeddingTable": "tables",
     "EmbeddingWriter": "table_writer",
     "TableError": "tables",
+    "iter_embeddings": "tables",
     "load_embeddings": "tables",
     "read_embedding_metadata": "tables",
     "read_failures": "tables",

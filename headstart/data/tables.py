@@ -43,7 +43,10 @@ from headstart.errors import UserError
 __all__ = [  # noqa: RUF022 (grouped by role)
     "SCHEMA_VERSION", "EmbeddingTable", "TableError", "embedding_schema", "failures_schema",
     "prepared_schema", "load_embeddings", "read_embedding_metadata", "read_failures", "read_manifest_parquet",
-    "read_prepared", "write_failures", "write_prepared"
+    "read_prepared", "write_failures", "write_prepared",
+    # the sharded form and reading a row group at a time (headstart.data._shards)
+    "ShardedEmbeddingWriter", "iter_embeddings", "read_prepared_images", "read_row_group", "row_groups",
+    "shard_files", "shard_rows",
 ]  # fmt: skip
 
 SCHEMA_VERSION = "1"
@@ -148,6 +151,8 @@ def _writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> 
 
 
 def _read_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
+    if path.is_dir():
+        return _read_shards_meta(path, kind)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     try:
@@ -211,7 +216,8 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
             "the file was altered after headstart wrote it. Re-create it."
         )
     filters = [("split", "in", list(splits))] if splits is not None else None
-    table = _read_table(path, filters=filters, use_threads=True)
+    parts = [_read_table(f, filters=filters, use_threads=True) for f in shard_files(path)]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     X = np.empty((table.num_rows, dim), dtype=np.float32)
     row = 0
     for chunk in table.column("embedding").chunks:
@@ -220,6 +226,8 @@ def load_embeddings(path: str | Path, splits: Sequence[str] | None = None) -> Em
         row += len(chunk)
     frame = table.drop_columns(["embedding"]).to_pandas()
     frame.attrs["headstart"] = provenance
+    if _ENGINE_KEY in (schema.metadata or {}):
+        frame.attrs["headstart_engine"] = json.loads(schema.metadata[_ENGINE_KEY])
     labels = frame["label"].to_numpy(dtype=object)
     labels = np.where(frame["label"].isna(), None, labels) if frame["label"].isna().any() else labels.astype(str)
     return EmbeddingTable(frame, X, labels)
@@ -246,6 +254,7 @@ def read_prepared(path: str | Path, images: bool = True) -> pd.DataFrame:
     columns = [name for name in schema.names if images or name != "image"]
     frame = _read_table(path, columns=columns).to_pandas()
     frame.attrs["headstart"] = meta
+    frame.attrs["headstart_path"] = str(path)  # lets a cluster engine read the image bytes where they are
     return frame
 
 
@@ -272,3 +281,16 @@ def read_manifest_parquet(path: str | Path) -> pd.DataFrame:
     """Read a user's Parquet manifest (any schema) as strings; the caller checks the columns."""
     frame = pq.read_table(path).to_pandas()
     return frame.astype({c: "string" for c in frame.columns if c in ("path", "label", "split")})
+
+
+from headstart.data._shards import (  # noqa: E402 - the sharded forms build on the helpers above
+    _ENGINE_KEY,
+    ShardedEmbeddingWriter,
+    _read_shards_meta,
+    iter_embeddings,
+    read_prepared_images,
+    read_row_group,
+    row_groups,
+    shard_files,
+    shard_rows,
+)

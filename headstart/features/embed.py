@@ -53,6 +53,7 @@ class EmbedResult:
     stats: RunStats
     assemble_seconds: float
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=lambda: {"engine": "local"})
 
     def summary(self) -> str:
         head = (
@@ -73,6 +74,7 @@ class EmbedResult:
             "from_cache": self.from_cache,
             **{f"run_{k}": v for k, v in self.stats.as_dict().items()},
             "assemble_seconds": round(self.assemble_seconds, 3),
+            **({"engine": self.engine} if self.engine.get("engine") != "local" else {}),
         }
 
 
@@ -127,10 +129,16 @@ def embed(
             if from_cache:
                 log.info("%d of %d images in the cache (%s); embedding %d", from_cache, unique, cache.dir, len(todo))
             stats = RunStats()
+            engine: dict[str, Any] = {"engine": options.engine}
             if todo:
                 loaded = loaded or load_resolved(spec, options.device, scaled)
                 name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
-                stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
+                if options.engine == "ray":
+                    from headstart.features.ray_engine import embed_on_ray
+
+                    stats, engine = embed_on_ray(prepared, todo, loaded, keys, spec.precision, cache, options, progress)
+                else:
+                    stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
                 cache.scan()
         start = time.perf_counter()
         tables, provenance = [], {}
@@ -150,7 +158,9 @@ def embed(
                 "dataset": dict(dataset or {}),
             }
             provenance[labels[key_]] = prov
-            tables.append(TableOut(cache_key, paths[key_], resolved.dims[key_], prov))
+            info = {k: v for k, v in engine.items() if k != "rows_per_node"} if options.engine == "ray" else None
+            shard = None if options.rows_per_shard == "auto" else options.rows_per_shard
+            tables.append(TableOut(cache_key, paths[key_], resolved.dims[key_], prov, shard, info))
         failures = assemble_tables(prepared, cache, tables, failures_path, {**base, "dataset": dict(dataset or {})})
         assemble_seconds = time.perf_counter() - start
     return EmbedResult(
@@ -162,6 +172,7 @@ def embed(
         stats=stats,
         assemble_seconds=assemble_seconds,
         provenance=provenance,
+        engine=engine,
     )
 
 

@@ -23,7 +23,7 @@ from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
 from headstart.features.pooling import POOLINGS
 
-__all__ = ["PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings"]
+__all__ = ["PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings", "RayOptions"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -86,6 +86,18 @@ class BackboneSpec:
 
 
 @dataclass(frozen=True)
+class RayOptions:
+    """Where ``engine: ray`` runs: ``address`` ``auto`` joins a running cluster, or starts a local one;
+    ``actors`` ``auto`` is one model actor per GPU (per node on CPU clusters)."""
+
+    address: str = "auto"
+    actors: int | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        _positive(self.actors, "actors", auto=True)
+
+
+@dataclass(frozen=True)
 class EmbedOptions:
     """How to run the embed engine. ``cache_dir=None``: a throw-away cache.
 
@@ -100,9 +112,15 @@ class EmbedOptions:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str | Path | None = ".headstart/cache"
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    engine: Literal["local", "ray"] = "local"
+    rows_per_shard: int | Literal["auto"] = "auto"
+    ray: RayOptions = RayOptions()
     decode: Literal["jpeg-scaled", "full"] = "jpeg-scaled"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise SettingsError(f"must be 'local' or 'ray', got {self.engine!r}", "engine")
+        _positive(self.rows_per_shard, "rows_per_shard", auto=True)
         if self.on_error not in ("skip", "raise"):
             raise SettingsError(f"must be 'skip' or 'raise', got {self.on_error!r}", "on_error")
         if self.decode not in ("jpeg-scaled", "full"):

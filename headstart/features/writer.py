@@ -15,8 +15,7 @@ from typing import Any
 import pandas as pd
 
 from headstart._files import atomic_path
-from headstart.data.table_writer import EmbeddingWriter
-from headstart.data.tables import ROW_GROUP_ROWS, write_failures
+from headstart.data.tables import ROW_GROUP_ROWS, ShardedEmbeddingWriter, write_failures
 from headstart.features.cache import EmbeddingCache
 
 __all__ = ["TableOut", "assemble_tables"]
@@ -24,12 +23,18 @@ __all__ = ["TableOut", "assemble_tables"]
 
 @dataclass(frozen=True)
 class TableOut:
-    """One embedding table to write: the cache key of its layer, its path and its provenance."""
+    """One embedding table to write: the cache key of its layer, its path and its provenance.
+
+    ``rows_per_shard``: a larger table becomes a directory of shards (``None``: about 256 MB per shard);
+    ``engine``: information about the run kept beside the provenance (not for the local engine).
+    """
 
     key: str
     path: Path
     dim: int
     provenance: Mapping[str, Any]
+    rows_per_shard: int | None = None
+    engine: Mapping[str, Any] | None = None
 
 
 def assemble_tables(
@@ -48,7 +53,11 @@ def assemble_tables(
     # are they renamed into place (on leaving the stack), so a failure midway leaves every previous table as it was.
     with contextlib.ExitStack() as stack:
         writers = [
-            stack.enter_context(EmbeddingWriter(t.path, t.dim, t.provenance, labelled=labelled, extra=extra))
+            stack.enter_context(
+                ShardedEmbeddingWriter(
+                    t.path, t.dim, t.provenance, t.rows_per_shard, t.engine, labelled=labelled, extra=extra
+                )
+            )
             for t in tables
         ]
         failures_tmp = stack.enter_context(atomic_path(failures_path)) if failures_path is not None else None

@@ -68,6 +68,7 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
         index=p["index"],
         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
+        pq_m=None if p["pq_m"] in (None, "auto") else int(p["pq_m"]),
         class_weight=_class_weight(p),
     )
 
@@ -209,9 +210,10 @@ register_head(
             "metric": _choice("cosine", "cosine", "l2"),
             "weighting": _choice("temperature", "uniform", "distance", "temperature"),
             "temperature": _positive(0.07),
-            "index": _choice("flat", "flat", "ivf"),
+            "index": _choice("flat", "flat", "ivf", "ivfpq"),
             "nlist": _integer(None, none=True),
             "nprobe": _integer(None, none=True),
+            "pq_m": _integer(None, none=True),
             "class_weight": _CLASS_WEIGHT,
         },
         _knn,

@@ -28,7 +28,7 @@ __all__ = ["KNNClassifier"]
 
 _METRICS = ("cosine", "l2")
 _WEIGHTINGS = ("uniform", "distance", "temperature")
-_INDEXES = ("flat", "ivf")
+_INDEXES = ("flat", "ivf", "ivfpq")
 
 
 class KNNClassifier(ClassifierMixin, BaseEstimator):
@@ -50,6 +50,10 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     nprobe : int or None, default=None
         IVF cells searched per query; ``None`` picks ``nlist // 25`` (at least 4): on clustered data about 99%
         of predictions agree with the exact search. It can be changed after fitting.
+    pq_m : int or None, default=None
+        ``index="ivfpq"`` (faiss ``IndexIVFPQ``, for training sets beyond memory): bytes per stored vector,
+        a divisor of the width; ``None`` picks about one per 8 dimensions. Its recall against the exact
+        index is measured by :func:`headstart.heads.stream.knn_recall`.
     class_weight : {None, "balanced"} or dict, default=None
         ``balanced`` multiplies each neighbour's vote by ``n / (n_classes x count of its class)``, so a rare
         class is not outvoted just because it has few images in the index.
@@ -64,6 +68,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         index: str = "flat",
         nlist: int | None = None,
         nprobe: int | None = None,
+        pq_m: int | None = None,
         class_weight: str | None = None,
     ) -> None:
         self.k = k
@@ -73,6 +78,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.index = index
         self.nlist = nlist
         self.nprobe = nprobe
+        self.pq_m = pq_m
         self.class_weight = class_weight
 
     def _check_params(self) -> None:
@@ -119,6 +125,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             nlist = self.nlist or max(1, min(int(math.sqrt(n)), n // 39))
             index: Any = BatchedIVF(d, min(nlist, n), "ip" if metric == faiss.METRIC_INNER_PRODUCT else "l2")
             index.train(vectors)
+        elif self.index == "ivfpq":
+            index = _ivfpq(vectors, metric, self.nlist, self.pq_m)
         else:
             index = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
         index.add(vectors)
@@ -148,6 +156,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.index_, BatchedIVF):
             nprobe = self.nprobe or max(4, self.index_.nlist // 25)  # a search-time setting
             scores, idx = self.index_.search(self._prepare(X), k, nprobe)
+        elif isinstance(self.index_, faiss.IndexIVF):
+            self.index_.nprobe = self.nprobe or max(8, self.index_.nlist // 16)
+            scores, idx = self.index_.search(self._prepare(X), k)
         else:
             scores, idx = self.index_.search(self._prepare(X), k)
         if self.metric == "l2":
@@ -207,3 +218,16 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         elif isinstance(index, tuple) and index[0] == "faiss":
             state["index_"] = faiss.deserialize_index(np.ascontiguousarray(index[1], dtype=np.uint8))
         super().__setstate__(state)
+
+
+def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None) -> Any:
+    """A trained, empty faiss ``IVF<nlist>,PQ<m>x<bits>`` index: cells and codebooks from ``vectors``."""
+    n, d = vectors.shape
+    nlist = min(nlist or max(1, min(4 * int(math.sqrt(n)), n // 39)), n)
+    m = pq_m or next(m for m in range(max(1, d // 8), 0, -1) if d % m == 0)
+    if d % m:
+        raise ValueError(f"pq_m={m} must divide the embedding width {d}")
+    bits = max(1, min(8, int(math.log2(max(n // 39, 2)))))  # faiss wants 39 training vectors per centroid
+    index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{bits}", metric)
+    index.train(vectors)
+    return index

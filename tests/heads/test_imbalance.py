@@ -79,3 +79,14 @@ def test_log_loss_selection_scores_are_negated_losses():
 def test_bad_imbalance_settings_are_one_line_errors(head, params, words):
     with pytest.raises(HeadError, match=words.replace(".", r"\.")):
         check_params(head, params)
+
+
+def test_streaming_probe_class_weights_move_its_boundary_as_logreg_does():
+    from headstart.heads.stream import StreamingLinearProbe
+
+    X, y = _ninety_ten(5)
+    plain = StreamingLinearProbe(C=1.0, min_steps=400).fit(X, y)
+    balanced = StreamingLinearProbe(C=1.0, min_steps=400, class_weight="balanced").fit(X, y)
+    margin = lambda probe: probe.intercept_[1] - probe.intercept_[0]  # noqa: E731 - the rare class's bias
+    assert margin(balanced) > margin(plain) + 0.5
+    assert (balanced.predict(X) == 1).sum() > 2 * (plain.predict(X) == 1).sum()

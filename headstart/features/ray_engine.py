@@ -1,0 +1,229 @@
+"""The Ray engine: the forward pass of :func:`headstart.features.embed.embed` on a Ray cluster (Ray Data).
+
+The local engine's steps, spread out: Ray Data tasks read the image bytes (from their paths, or from the
+prepared table's ``image`` column, reading only the row groups that hold them) and decode and preprocess them
+on CPUs with the local engine's own code (:class:`~headstart.features.reader.ImageDataset` and its collate);
+an actor pool (``map_batches`` with a callable class, one actor per GPU with ``num_gpus=1``, CPU actors
+otherwise) runs the same truncated backbone through the local engine's forward loop
+(:func:`~headstart.features.runner.run_batches`). The driver appends what comes back to the per-image cache,
+batch by batch, so everything stays as it is locally: a killed run (driver or worker) resumes where it
+stopped, broken images end in the failures table, and the tables are assembled from the cache in id order.
+
+Every work item is one batch of the local engine (the same images, in the same order), because a network's
+output for an image may depend on the size of its batch (on a CPU, a batch of one takes another code path).
+With the same batches, the vectors are the same bits as the local engine's.
+
+Example
+-------
+>>> options = EmbedOptions(engine="ray", ray=RayOptions(address="auto"))   # doctest: +SKIP
+>>> embed(prepared, spec, "embeddings/digits/mobilenet_v2", options=options)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from headstart._progress import Progress
+from headstart.features.ray_tasks import _UNIT_IMAGES, Embedder, decode_batches, work_items
+from headstart.features.runner import EmbedError, RunStats
+
+__all__ = ["RayRun", "connect", "embed_on_ray", "run_on_ray"]
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class RayRun:
+    """How a Ray run went: the forward loop's account, the cluster it ran on, and rows per node."""
+
+    stats: RunStats
+    cluster: dict[str, Any]
+    rows_per_node: dict[str, int] = field(default_factory=dict)
+
+
+def connect(address: str = "auto") -> bool:
+    """Join the cluster at ``address``; ``auto`` joins a running one, or starts a local one when there is none.
+
+    Returns whether this call started Ray (and so should shut it down).
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise EmbedError("embed.engine: ray needs Ray; install it with `pip install 'headstart[ray]'`") from err
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError:
+        if address != "auto":
+            raise EmbedError(
+                f"no Ray cluster at ray.address={address}; start one (`ray start --head`) or use `auto`"
+            ) from None
+        log.info("no running Ray cluster found; starting a local one")
+        ray.init(address="local", **kwargs)
+    return True
+
+
+def cluster_info() -> dict[str, Any]:
+    """Alive nodes and their CPUs and GPUs."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = [float(n["Resources"].get("CPU", 0)) for n in nodes]
+    gpus = [float(n["Resources"].get("GPU", 0)) for n in nodes]
+    return {"nodes": len(nodes), "cpus": sum(cpus), "gpus": sum(gpus), "min_node_cpus": min(cpus, default=0.0)}
+
+
+def run_on_ray(
+    prepared: pd.DataFrame,
+    todo: list[str],
+    *,
+    transform: Any,
+    extractor: Any,
+    keys: Mapping[tuple[str, str], str],
+    precision: str,
+    batch_size: Callable[[Any], int],
+    max_pixels: int,
+    sink: Callable[..., None],
+    reduce_to: int | None = None,
+    strict: bool,
+    describe: Callable[[str], str],
+    progress: Progress,
+    address: str = "auto",
+    actors: int | str = "auto",
+) -> RayRun:
+    """Embed ``todo`` (sorted ids of ``prepared``) on Ray; every batch's vectors go to ``sink`` on the driver.
+
+    ``batch_size(device)`` is the local engine's rule, so each work item is one of its batches.
+    """
+    import ray
+    import ray.data
+    import torch
+
+    started = connect(address)
+    try:
+        cluster = cluster_info()
+        gpus = int(cluster["gpus"])
+        size = batch_size(torch.device("cuda" if gpus else "cpu"))
+        pool = (gpus or int(cluster["nodes"])) if actors == "auto" else int(actors)
+        # one CPU for each actor and each decoding task where nodes have two or more; half of one on smaller nodes
+        cpus = 1.0 if cluster["min_node_cpus"] >= 2 else 0.5
+        threads = max(1, int(cluster["cpus"] // max(pool, 1))) if not gpus else 0
+        cluster = {**cluster, "actors": pool}
+        crop = int(getattr(transform, "crop_size", [224])[0])
+        units = work_items(prepared, todo, size, prepared.attrs.get("headstart_path"))
+        log.info(
+            "ray: %d images in %d work items on %d node(s) (%g CPUs, %d GPUs), %d actor(s)",
+            len(todo),
+            len(units),
+            cluster["nodes"],
+            cluster["cpus"],
+            gpus,
+            pool,
+        )
+        ds = ray.data.from_items(units, override_num_blocks=len(units))
+        ds = ds.map_batches(
+            decode_batches,
+            fn_kwargs={"transform": transform, "max_pixels": max_pixels, "reduce_to": reduce_to},
+            batch_size=1,
+            num_cpus=cpus,
+            # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes); as the model
+            # actors ask for no memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the
+            # next batches while the actors run the network
+            memory=2**29 + 2 * 4 * 3 * crop * crop * _UNIT_IMAGES,
+        )
+        ds = ds.map_batches(
+            Embedder,
+            fn_constructor_kwargs={"extractor": extractor, "keys": dict(keys), "precision": precision, "threads": threads},
+            batch_size=1,
+            concurrency=pool,
+            num_gpus=1 if gpus else 0,
+            num_cpus=cpus,
+        )
+        stats = RunStats()
+        per_node: Counter[str] = Counter()
+        start = time.perf_counter()
+        for row in ds.iter_rows():
+            ids = json.loads(row["ids"])
+            failures = [tuple(f) for f in json.loads(row["failures"])]
+            if failures and strict:
+                item_id, error = failures[0]
+                raise EmbedError(
+                    f"image {describe(item_id)} cannot be used: {error}. Set `embed.on_error: skip` (or "
+                    "--on-error skip) to list such images in the failures table and go on"
+                )
+            arrays, offset = {}, 0
+            for key, dim in json.loads(row["layers"]):
+                arrays[key] = np.frombuffer(row["vectors"], "<f4", len(ids) * dim, offset).reshape(len(ids), dim)
+                offset += len(ids) * dim * 4
+            t0 = time.perf_counter()
+            sink(ids, arrays, failures)
+            stats.write_seconds += time.perf_counter() - t0
+            stats.forward_seconds += float(row["seconds"])
+            stats.computed += len(ids)
+            stats.failed += len(failures)
+            per_node[row["node"]] += len(ids)
+            progress.update(len(ids) + len(failures))
+        stats.wall_seconds = time.perf_counter() - start
+        stats.wait_seconds = max(0.0, stats.wall_seconds - stats.write_seconds)
+        return RayRun(stats, cluster, dict(sorted(per_node.items())))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def embed_on_ray(
+    prepared: pd.DataFrame,
+    todo: list[str],
+    loaded: Any,
+    keys: dict,
+    precision: str,
+    cache: Any,
+    options: Any,
+    progress: Any,
+) -> tuple[RunStats, dict[str, Any]]:
+    """What :func:`~headstart.features.embed.embed` calls for ``engine: ray``: the forward pass of ``todo`` on
+    the cluster, into the local engine's cache; returns the run's account and the engine information."""
+    resolved, backbone, extractor, _ = loaded
+    resize = backbone.preprocessing.get("resize_size")  # JPEGs decoded at the scale the local engine uses
+    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
+    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
+    bar = progress(total=len(todo), desc="embed on ray", unit="img")
+    try:
+        with cache.open_segment() as segment:
+            run = run_on_ray(
+                prepared,
+                todo,
+                transform=backbone.transform,
+                reduce_to=reduce_to,
+                extractor=extractor.to("cpu"),
+                keys=keys,
+                precision=precision,
+                batch_size=options.batch_size_for,
+                max_pixels=options.max_image_pixels,
+                sink=segment.append,
+                strict=options.on_error == "raise",
+                describe=lambda i: _describe(prepared, i),
+                progress=bar,
+                address=options.ray.address,
+                actors=options.ray.actors,
+            )
+    finally:
+        bar.close()
+    cluster = {k: run.cluster[k] for k in ("nodes", "cpus", "gpus", "actors")}
+    return run.stats, {"engine": "ray", **cluster, "rows_per_node": run.rows_per_node}
+
+
+def _describe(prepared: pd.DataFrame, item_id: str) -> str:
+    from headstart.features.embed import _describe
+
+    return _describe(prepared, item_id)

@@ -1,0 +1,152 @@
+"""What runs inside Ray's workers for the Ray engine (:mod:`headstart.features.ray_engine`).
+
+``work_items`` (on the driver) cuts the images to embed into the local engine's batches, a few per work item;
+``decode_batches`` (CPU tasks) reads and decodes them with the local reader's code, one output row per batch;
+``Embedder`` (actors) runs each batch through the local forward loop. Rows cross the object store as bytes
+and JSON, so nothing depends on Ray's tensor extension types.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from headstart.features.reader import Batch, ImageDataset, Item, collate
+from headstart.features.runner import run_batches
+
+__all__ = ["Embedder", "decode_batches", "work_items"]
+
+_UNIT_IMAGES = 256  # images per read-and-decode task (whole batches)
+
+
+def work_items(prepared: pd.DataFrame, todo: list[str], batch_size: int, prepared_path: str | None) -> list[dict]:
+    """The local engine's batches (sorted ids, ``batch_size`` at a time), a few per work item."""
+    first = prepared.drop_duplicates("id").set_index("id")
+    has_image = "image" in first.columns
+    per_unit = max(1, _UNIT_IMAGES // batch_size)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    units = []
+    for u in range(0, len(batches), per_unit):
+        unit = []
+        for ids in batches[u : u + per_unit]:
+            rows = []
+            for i in ids:
+                path = _none(first.at[i, "path"])
+                image = _none(first.at[i, "image"]) if has_image else None
+                # with the prepared table on shared storage, the workers read the bytes themselves
+                rows.append((i, path, None if prepared_path else image, image is not None and bool(prepared_path)))
+            unit.append(rows)
+        units.append({"unit": len(units), "batches": pickle.dumps(unit), "source": prepared_path or ""})
+    return units
+
+
+def _none(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+
+
+def decode_batches(
+    units: dict[str, np.ndarray], transform: Any, max_pixels: int, reduce_to: int | None = None
+) -> dict[str, list]:
+    """CPU task: read and decode the images of some batches; one output row per batch (the local reader's code)."""
+    from headstart.data.tables import read_prepared_images
+
+    out: dict[str, list] = {"ids": [], "pixels": [], "shape": [], "failures": [], "decode_seconds": []}
+    for blob, source in zip(units["batches"], units["source"], strict=True):
+        batches = pickle.loads(blob)
+        wanted = [i for rows in batches for i, _, _, read in rows if read]
+        stored = read_prepared_images(str(source), wanted) if wanted else {}
+        for rows in batches:
+            items = [Item(i, path, stored.get(i) if read else image) for i, path, image, read in rows]
+            items = [_fetch(item) for item in items]
+            dataset = ImageDataset(items, transform, max_pixels, reduce_to)
+            batch = collate([dataset[k] for k in range(len(dataset))])
+            pixels = batch.pixels.numpy() if batch.pixels is not None else np.zeros((0,), np.float32)
+            out["ids"].append(json.dumps(batch.ids))
+            out["pixels"].append(np.ascontiguousarray(pixels, dtype=np.float32).tobytes())
+            out["shape"].append(json.dumps(list(pixels.shape)))
+            out["failures"].append(json.dumps(batch.failures))
+            out["decode_seconds"].append(batch.decode_seconds)
+    return out
+
+
+def _fetch(item: Item) -> Item:
+    """An image on object storage (``s3://...``) is read through pyarrow's filesystems, then decoded as bytes."""
+    if item.image is not None or item.path is None or "://" not in item.path:
+        return item
+    from pyarrow import fs
+
+    try:
+        filesystem, where = fs.FileSystem.from_uri(item.path)
+        with filesystem.open_input_stream(where) as stream:
+            return Item(item.id, item.path, stream.read())
+    except (OSError, ValueError):
+        return item  # the decoder reports it as unreadable, with the path
+
+
+class Embedder:
+    """Actor: the truncated backbone, run on each batch by the local engine's forward loop."""
+
+    def __init__(self, extractor: Any, keys: Mapping, precision: str, threads: int) -> None:
+        import ray
+        import torch
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu" and threads > 0:
+            torch.set_num_threads(threads)
+        self.extractor = extractor.eval()
+        self.keys = dict(keys)
+        self.precision = precision
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
+        import torch
+
+        out: dict[str, list] = {"ids": [], "failures": [], "vectors": [], "layers": [], "node": [], "seconds": []}
+        for ids, pixels, shape, failures, decode in zip(
+            rows["ids"], rows["pixels"], rows["shape"], rows["failures"], rows["decode_seconds"], strict=True
+        ):
+            ids = json.loads(ids)
+            array = np.frombuffer(pixels, dtype=np.float32).reshape(json.loads(shape)) if ids else None
+            batch = Batch(
+                ids=ids,
+                pixels=torch.from_numpy(array.copy()) if array is not None else None,
+                failures=[tuple(f) for f in json.loads(failures)],
+                decode_seconds=float(decode),
+            )
+            got: dict[str, np.ndarray] = {}
+
+            def sink(_ids: Any, arrays: Mapping[str, np.ndarray], _failures: Any, got: dict = got) -> None:
+                got.update(arrays)
+
+            stats = run_batches(
+                self.extractor,
+                [batch],
+                keys=self.keys,
+                device=self.device,
+                precision=self.precision,
+                sink=sink,
+                strict=False,
+                describe=str,
+                progress=_Quiet(),
+            )
+            layers = [[key, int(a.shape[1])] for key, a in got.items()]
+            out["ids"].append(json.dumps(ids))
+            out["failures"].append(json.dumps(batch.failures))
+            out["vectors"].append(b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in got.values()))
+            out["layers"].append(json.dumps(layers))
+            out["node"].append(self.node)
+            out["seconds"].append(stats.forward_seconds)
+        return out
+
+
+class _Quiet:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
