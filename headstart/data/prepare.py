@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from PIL import Image
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.builtin import BUILTIN_DATASETS
 from headstart.data.hashing import content_id, file_id
+from headstart.data.imbalance import check_every_class_scored, thin_classes
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
 from headstart.data.sources import SourceError, scan_source, source_kind
@@ -47,6 +49,7 @@ def prepare_dataset(
     stat_cache: str | Path | None = None,
     labels: str = "auto",
     group_column: str | None = None,
+    imbalance: Mapping[str, float] | None = None,
     progress: ProgressFactory = null_progress,
 ) -> pd.DataFrame:
     """Build the prepared table of a dataset.
@@ -76,6 +79,9 @@ def prepare_dataset(
         without ``label`` is unlabelled) or ``none`` (null labels whatever the source has).
     group_column
         A manifest column (a patient or site id, ...): every group lands in one split, whole.
+    imbalance
+        ``{class: fraction}``: keep that fraction of the class's images (at least one; chosen by ``seed``), to
+        make an imbalanced dataset out of a balanced one (:mod:`headstart.data.imbalance`).
 
     Returns
     -------
@@ -119,6 +125,9 @@ def prepare_dataset(
         keep = stratified_limit(frame["id"].tolist(), strata, limit, seed)
         frame = frame.iloc[keep].reset_index(drop=True)
         strata = [strata[i] for i in keep]
+    if imbalance and labelled:
+        frame = thin_classes(frame, imbalance, name, seed)
+        strata = frame["label"].tolist()
     classes = sorted(frame["label"].unique()) if labelled else []
     if labelled and len(classes) < 2:
         raise DatasetError(
@@ -147,14 +156,11 @@ def prepare_dataset(
                 f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
                 f"(val={val}, test={test}); add images or change datasets.{name}.split"
             )
-    per_class = frame.groupby("label")["split"].agg(lambda s: (s == "test").sum())
-    if (per_class == 0).any():
-        log.warning(
-            "dataset %s: class(es) %s have no test images (too few images per class)",
-            name,
-            ", ".join(map(str, per_class.index[per_class == 0][:5])),
-        )
+    if labelled:
+        check_every_class_scored(frame, name, val_split=counts.get("val", 0) > 0)
     info = dict(name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit)
+    if imbalance:
+        info["imbalance"] = {str(k): float(v) for k, v in sorted(imbalance.items())}
     if not labelled:  # keys only where they differ from a labelled, plain table: its bytes stay as they were
         info["labels"] = "none"
     if extra:

@@ -17,11 +17,16 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-__all__ = ["assign_splits", "few_shot_indices", "stratified_limit"]
+__all__ = ["assign_splits", "few_shot_indices", "seeded_rank", "stratified_limit"]
 
 
 def _order_key(seed: int, item_id: str) -> bytes:
     return hashlib.blake2b(f"{seed}:{item_id}".encode(), digest_size=8).digest()
+
+
+def seeded_rank(ids: Sequence[str], seed: int) -> np.ndarray:
+    """Positions of ``ids`` in the order of a seeded hash of each id (the same on every machine)."""
+    return np.asarray(sorted(range(len(ids)), key=lambda i: _order_key(seed, ids[i])), dtype=int)
 
 
 def assign_splits(

@@ -157,6 +157,10 @@ class FinetuneSettings:
     device: str = "auto"
     seed: int = 0
     num_workers: int | Literal["auto"] = "auto"
+    # balanced: the cross-entropy weighs each class n / (n_classes x its train count); select_by: the val metric
+    # of early stopping (auto: balanced accuracy when the largest train class has over 1.5x the smallest)
+    class_weight: Literal["none", "balanced"] = "balanced"
+    select_by: Literal["auto", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"] = "auto"
 
     def __post_init__(self) -> None:
         if self.unfreeze != "all" and (

@@ -20,6 +20,7 @@ from sklearn.svm import SVC, LinearSVC
 from headstart.heads.knn import KNNClassifier
 from headstart.heads.ncm import NearestClassMean
 from headstart.heads.registry import HeadType, Param, build_head, register_head
+from headstart.heads.scoring import resolve_select_by, val_score
 
 __all__: list[str] = []
 
@@ -46,6 +47,15 @@ def _choice(default: Any, *values: str) -> Param:
     return Param(default, lambda v: v in values, f"one of {', '.join(map(repr, values))}")
 
 
+# balanced: each class weighs n / (n_classes x its count) in the loss (k-NN: in the votes), so a rare class
+# counts as much as a common one; on balanced data the weights are all about 1
+_CLASS_WEIGHT = _choice("balanced", "none", "balanced")
+
+
+def _class_weight(p: Mapping[str, Any]) -> str | None:
+    return "balanced" if p.get("class_weight", "none") == "balanced" else None
+
+
 # ---- builders -------------------------------------------------------------------------------------------
 
 
@@ -59,6 +69,7 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
         pq_m=None if p["pq_m"] in (None, "auto") else int(p["pq_m"]),
+        class_weight=_class_weight(p),
     )
 
 
@@ -66,17 +77,23 @@ def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
     return Pipeline(
         [
             ("scale", StandardScaler()),
-            ("clf", LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"]))),
+            ("clf", LogisticRegression(
+                    C=float(p["C"]), max_iter=int(p["max_iter"]), tol=float(p["tol"]), class_weight=_class_weight(p)
+                ),),
         ]
     )
 
 
 def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
     if p["kernel"] == "linear":
-        clf: Any = LinearSVC(C=float(p["C"]), max_iter=int(p["max_iter"]), random_state=seed)
+        clf: Any = LinearSVC(
+            C=float(p["C"]), max_iter=int(p["max_iter"]), random_state=seed, class_weight=_class_weight(p)
+        )
     else:
         gamma = p["gamma"] if isinstance(p["gamma"], str) else float(p["gamma"])
-        clf = SVC(kernel="rbf", C=float(p["C"]), gamma=gamma, max_iter=-1, random_state=seed)
+        clf = SVC(
+            kernel="rbf", C=float(p["C"]), gamma=gamma, max_iter=-1, random_state=seed, class_weight=_class_weight(p)
+        )
     return Pipeline([("scale", StandardScaler()), ("clf", clf)])
 
 
@@ -88,22 +105,43 @@ def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
 
 
 def _sweep_logreg(
-    fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
+    fixed: Mapping[str, Any],
+    grid: Mapping[str, list[Any]],
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    metric: str = "accuracy",
 ) -> Any:
-    """C walked upwards with warm starts; the val log-loss breaks ties between equal accuracies."""
+    """C walked upwards with warm starts; the val log-loss breaks ties between equal scores."""
     from headstart.heads.selection import sweep_logreg_C
 
     if set(grid) != {"C"}:
         return None
     Cs = sorted(grid["C"])
     accuracies, losses = sweep_logreg_C(
-        X_train, y_train, X_val, y_val, Cs, max_iter=int(fixed["max_iter"]), tol=float(fixed["tol"]), with_loss=True
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        Cs,
+        max_iter=int(fixed["max_iter"]),
+        tol=float(fixed["tol"]),
+        with_loss=True,
+        class_weight=_class_weight(fixed),
+        metric=metric,
     )
     return [{"C": c} for c in Cs], accuracies, losses
 
 
 def _sweep_knn(
-    fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
+    fixed: Mapping[str, Any],
+    grid: Mapping[str, list[Any]],
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    metric: str = "accuracy",
 ) -> Any:
     """One search with the largest k; every k votes from the same neighbours."""
     if set(grid) != {"k"}:
@@ -114,7 +152,8 @@ def _sweep_knn(
     accuracies = []
     for k in ks:
         proba = estimator._vote(scores[:, :k], idx[:, :k])
-        accuracies.append(float(np.mean(estimator.classes_[np.argmax(proba, axis=1)] == y_val)))
+        y_pred = estimator.classes_[np.argmax(proba, axis=1)]
+        accuracies.append(val_score(metric, y_val, y_pred, proba, estimator.classes_))
     return [{"k": k} for k in ks], accuracies, None
 
 
@@ -133,7 +172,12 @@ def _adapt_linear(loss: str) -> Any:
         if not hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
             return None
         sgd = SGDClassifier(
-            loss=loss, alpha=1.0 / (float(best["C"]) * len(X)), max_iter=steps, tol=None, random_state=seed
+            loss=loss,
+            alpha=1.0 / (float(best["C"]) * len(X)),
+            max_iter=steps,
+            tol=None,
+            random_state=seed,
+            class_weight=_class_weight(best),
         )
         sgd.fit(scaler.transform(X), y, coef_init=clf.coef_, intercept_init=clf.intercept_)
         return Pipeline([("scale", scaler), ("clf", sgd)])
@@ -146,7 +190,15 @@ def _probe_logreg(
 ) -> Any:
     from headstart.heads.probe import finetuning_probe
 
-    return finetuning_probe(X_train, y_train, X_val, y_val, list(grid.get("C") or [float(fixed["C"])]))
+    return finetuning_probe(
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        list(grid.get("C") or [float(fixed["C"])]),
+        class_weight=_class_weight(fixed),
+        metric=resolve_select_by(str(fixed.get("select_by", "auto")), y_train),
+    )
 
 
 register_head(
@@ -162,6 +214,7 @@ register_head(
             "nlist": _integer(None, none=True),
             "nprobe": _integer(None, none=True),
             "pq_m": _integer(None, none=True),
+            "class_weight": _CLASS_WEIGHT,
         },
         _knn,
         sweep=_sweep_knn,
@@ -172,7 +225,12 @@ register_head(
     HeadType(
         "logreg",
         "L-BFGS multinomial logistic regression on standardised features, C swept on val",
-        {"C": _positive({"logspace": [-6, 5, 45]}), "max_iter": _integer(1000), "tol": _positive(1e-4)},
+        {
+            "C": _positive({"logspace": [-6, 5, 45]}),
+            "max_iter": _integer(1000),
+            "tol": _positive(1e-4),
+            "class_weight": _CLASS_WEIGHT,
+        },
         _logreg,
         sweep=_sweep_logreg,
         adapt=_adapt_linear("log_loss"),
@@ -188,6 +246,7 @@ register_head(
             "C": _positive({"logspace": [-4, 2, 7]}),
             "gamma": _positive("scale", "scale", "auto"),
             "max_iter": _integer(5000),
+            "class_weight": _CLASS_WEIGHT,
         },
         _svm,
         randomized=True,
@@ -197,7 +256,7 @@ register_head(
 register_head(
     HeadType(
         "ncm",
-        "nearest class mean on L2-normalised features (the few-shot baseline)",
+        "nearest class mean on L2-normalised features (the few-shot baseline; blind to class counts already)",
         {"temperature": _positive(0.1)},
         _ncm,
         adapt=_adapt_ncm,

@@ -3,10 +3,12 @@
 1. Selection: grid parameters are chosen on val after fitting on train (:mod:`headstart.heads.selection`).
 2. Full data: the head is refitted on train+val with the chosen parameters and scored on test, once per
    seed for heads whose fit depends on a seed (one run otherwise: more would repeat the same numbers);
-   means and Student-t 95% confidence intervals over the seeds.
+   means and Student-t 95% confidence intervals over the seeds (``intervals``: seed spread, seeded heads only),
+   and a 95% interval of each test score over the sampling of the test images (``test_intervals``: Wilson for
+   accuracy, a seeded bootstrap for the others; :mod:`headstart.heads.intervals`) from the first seed's run.
 3. Few-shot: for each n, n training images per class (the same subset for every head under one seed,
    nested across n), fitted with the chosen parameters, scored on the same test split; mean and standard
-   deviation over the seeds. ``all`` is the whole train split.
+   deviation over the seeds of accuracy and balanced accuracy. ``all`` is the whole train split.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import balanced_accuracy_score
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.data.tables import EmbeddingTable
 from headstart.heads._checks import check_classes
+from headstart.heads.intervals import test_intervals
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
 from headstart.heads.registry import HeadError, build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
@@ -86,23 +90,20 @@ class HeadEvaluation:
     y_true: np.ndarray
     y_pred: np.ndarray
     few_shot: list[dict[str, Any]] = field(default_factory=list)
+    test_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    randomized: bool = False  # whether the fit depends on the seed (then ``intervals`` is a seed spread)
 
     def few_shot_summary(self) -> list[dict[str, Any]]:
-        """Mean and standard deviation of test accuracy per n."""
+        """Mean, standard deviation and 95% interval of the mean of test (balanced) accuracy per n."""
         out = []
         for n in dict.fromkeys(r["n"] for r in self.few_shot):
             runs = [r for r in self.few_shot if r["n"] == n]
-            stats = mean_ci95([r["accuracy"] for r in runs])
-            out.append(
-                {
-                    "n": n,
-                    "per_class": runs[0]["per_class"],
-                    "train_images": runs[0]["train_images"],
-                    "accuracy_mean": stats["mean"],
-                    "accuracy_std": stats["std"],
-                    "seeds": len(runs),
-                }
-            )
+            row = {"n": n, "per_class": runs[0]["per_class"], "train_images": runs[0]["train_images"]}
+            for key in ("accuracy", "balanced_accuracy"):
+                stats = mean_ci95([r[key] for r in runs if key in r])
+                row.update({f"{key}_mean": stats["mean"], f"{key}_std": stats["std"]})
+                row.update({f"{key}_low": stats["ci95_low"], f"{key}_high": stats["ci95_high"]})
+            out.append({**row, "seeds": len(runs)})
         return out
 
 
@@ -145,6 +146,7 @@ def evaluate_head(
             per_seed.append(result)
             if first is None:
                 first = (estimator, y_pred)
+                tested = test_intervals(data.y_test, y_pred, scores, estimator.classes_, result)
             bar.update(1)
         few = []
         for n in shots:
@@ -155,12 +157,13 @@ def evaluate_head(
                     idx = few_shot_indices(data.y_train, int(n), s)
                 estimator = build_head(head, best, s)
                 _fit(estimator, data.X_train[idx], data.y_train[idx])
-                accuracy = float(np.mean(estimator.predict(data.X_test) == data.y_test))
+                few_pred = estimator.predict(data.X_test)
                 few.append(
                     {
                         "n": n,
                         "seed": s,
-                        "accuracy": accuracy,
+                        "accuracy": float(np.mean(few_pred == data.y_test)),
+                        "balanced_accuracy": float(balanced_accuracy_score(data.y_test, few_pred)),
                         "train_images": int(len(idx)),
                         "per_class": "all" if n == "all" else int(n),
                     }
@@ -188,6 +191,8 @@ def evaluate_head(
         y_true=data.y_test,
         y_pred=y_pred,
         few_shot=few,
+        test_intervals=tested,
+        randomized=kind.randomized,
     )
 
 

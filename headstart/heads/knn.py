@@ -54,6 +54,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         ``index="ivfpq"`` (faiss ``IndexIVFPQ``, for training sets beyond memory): bytes per stored vector,
         a divisor of the width; ``None`` picks about one per 8 dimensions. Its recall against the exact
         index is measured by :func:`headstart.heads.stream.knn_recall`.
+    class_weight : {None, "balanced"} or dict, default=None
+        ``balanced`` multiplies each neighbour's vote by ``n / (n_classes x count of its class)``, so a rare
+        class is not outvoted just because it has few images in the index.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         nlist: int | None = None,
         nprobe: int | None = None,
         pq_m: int | None = None,
+        class_weight: str | None = None,
     ) -> None:
         self.k = k
         self.metric = metric
@@ -75,6 +79,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.nlist = nlist
         self.nprobe = nprobe
         self.pq_m = pq_m
+        self.class_weight = class_weight
 
     def _check_params(self) -> None:
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
@@ -87,6 +92,18 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"index must be one of {_INDEXES}, got {self.index!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        if not (self.class_weight in (None, "balanced") or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+
+    def _vote_weights(self) -> np.ndarray:
+        """Per-class vote weights: all 1, or inverse to the class's share of the index (``balanced``)."""
+        counts = np.bincount(self._y, minlength=len(self.classes_)).astype(np.float64)
+        class_weight = getattr(self, "class_weight", None)  # heads saved before class weights had none
+        if isinstance(class_weight, dict):
+            return np.array([float(class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
+        if class_weight != "balanced":
+            return np.ones_like(counts)
+        return len(self._y) / (len(self.classes_) * np.maximum(counts, 1.0))
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -167,6 +184,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         weights = np.where(valid, weights, 0.0)
         votes = np.zeros((len(scores), len(self.classes_)), dtype=np.float64)
         labels = self._y[np.where(valid, idx, 0)]
+        weights = weights * self._vote_weights()[labels]
         np.add.at(votes, (np.repeat(np.arange(len(scores)), idx.shape[1]), labels.ravel()), weights.ravel())
         totals = votes.sum(axis=1, keepdims=True)
         empty = totals[:, 0] == 0

@@ -65,7 +65,8 @@ def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray, 
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None, classes: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Top-1 accuracy, balanced accuracy, macro-F1 and, with more than 5 classes, top-5 accuracy."""
+    """Top-1 accuracy, balanced accuracy, macro-F1; with more than 5 classes, top-5 accuracy; with two classes,
+    ROC-AUC and average precision of ``classes[1]`` (the positive class) from ``scores``."""
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
@@ -73,6 +74,13 @@ def classification_metrics(
     }
     if scores is not None and classes is not None and len(classes) > 5:
         out["top5_accuracy"] = top_k_accuracy(y_true, scores, classes, 5)
+    if scores is not None and classes is not None and len(classes) == 2:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        positive = np.asarray(y_true) == classes[1]
+        if 0 < positive.sum() < len(positive):
+            out["roc_auc"] = float(roc_auc_score(positive, np.asarray(scores)[:, 1]))
+            out["average_precision"] = float(average_precision_score(positive, np.asarray(scores)[:, 1]))
     return out
 
 

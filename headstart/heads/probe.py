@@ -47,10 +47,12 @@ def finetuning_probe(
     *,
     scale_floor: float = 0.1,
     max_iter: int = 1000,
+    class_weight: str | None = None,
+    metric: str = "accuracy",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], float, float]:
-    """The linear probe a network is fine-tuned from: ``(mean, scale, weight, bias, classes, C, val_accuracy)``.
+    """The linear probe a network is fine-tuned from: ``(mean, scale, weight, bias, classes, C, val_score)``.
 
-    Like the logreg head (centred, scaled features; C chosen on val with a warm-started sweep; fitted on train
+    Like the logreg head (centred, scaled features; ``class_weight``; C chosen on val by ``metric`` with a warm-started sweep; fitted on train
     only, so val stays unseen for early stopping), except that no feature's scale may fall below
     ``scale_floor`` x the median scale. Plain standardisation divides nearly constant features by nearly zero;
     a probe may then lean on them, and the first training steps, which move those features a little, blow
@@ -62,8 +64,10 @@ def finetuning_probe(
     std = X_train.std(axis=0)
     scale = np.maximum(std, scale_floor * float(np.median(std[std > 0])) if (std > 0).any() else 1.0)
     Xt, Xv = (X_train - mean) / scale, (X_val - mean) / scale
-    clf = LogisticRegression(max_iter=max_iter, warm_start=True)
-    best = (-1.0, Cs[0], None)
+    from headstart.heads.scoring import val_score
+
+    clf = LogisticRegression(max_iter=max_iter, warm_start=True, class_weight=class_weight)
+    best = (-np.inf, Cs[0], None)
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -72,7 +76,8 @@ def finetuning_probe(
         warnings.simplefilter("ignore", ConvergenceWarning)
         for C in sorted(Cs):
             clf.set_params(C=C).fit(Xt, y_train)
-            accuracy = float(np.mean(clf.predict(Xv) == y_val))
+            proba = clf.predict_proba(Xv)
+            accuracy = val_score(metric, y_val, clf.classes_[np.argmax(proba, axis=1)], proba, clf.classes_)
             if accuracy > best[0]:
                 best = (accuracy, C, (clf.coef_.copy(), clf.intercept_.copy()))
     accuracy, C, (coef, intercept) = best

@@ -16,6 +16,7 @@ checks a head's name: ``sweep`` (a fast way through its grid), ``adapt`` (how it
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "HeadError",
     "HeadType",
     "Param",
+    "SELECT_BY_PARAM",
     "build_head",
     "check_params",
     "expand_grid",
@@ -57,8 +59,8 @@ class Param:
 class HeadType:
     """A kind of head: its parameters, how to build it, whether its fit depends on a seed, and its hooks.
 
-    ``sweep(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(points, val_accuracies, tiebreak)`` for a
-    grid it has a fast path for, else ``None`` (then every point is fitted). ``adapt(estimator, best, X, y,
+    ``sweep(fixed, grid, X_train, y_train, X_val, y_val, metric)`` returns ``(points, val_scores, tiebreak)`` for
+    a grid it has a fast path for (scores by :func:`headstart.heads.scoring.val_score` with ``metric``), else ``None`` (then every point is fitted). ``adapt(estimator, best, X, y,
     steps, seed)`` returns the source-trained estimator moved to target data ``X, y``, or ``None`` when it cannot
     adapt. ``probe(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(mean, scale, weight, bias, classes,
     choice, val_accuracy)``: the linear layer fine-tuning starts from (``None``: not a linear probe).
@@ -85,10 +87,19 @@ class HeadType:
 
 _HEADS: dict[str, HeadType] = {}
 
+SELECT_BY_PARAM = Param(
+    "auto",
+    lambda v: v in ("auto", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"),
+    "one of 'auto', 'accuracy', 'balanced_accuracy', 'macro_f1', 'log_loss'",
+)
+
 
 def register_head(head: HeadType) -> HeadType:
+    """Register ``head``; every head gets ``select_by`` (the val metric of its grid choices) unless it declares it."""
     if head.name in _HEADS:
         raise HeadError(f"head '{head.name}' is registered twice")
+    if "select_by" not in head.params:
+        head = dataclasses.replace(head, params={**head.params, "select_by": SELECT_BY_PARAM})
     _HEADS[head.name] = head
     return head
 
@@ -147,7 +158,7 @@ def check_params(name: str, params: Mapping[str, Any], where: str | None = None)
                 f"{_key(where, key)}: {value!r} is not a parameter of head '{name}'; its parameters: {known}"
             )
         param = head.params[key]
-        for v in expand_grid(value, _key(where, key)) or [value]:
+        for v in [value] if key == "select_by" else expand_grid(value, _key(where, key)) or [value]:
             try:
                 ok = param.check(v)
             except (TypeError, ValueError):
@@ -164,6 +175,9 @@ def resolve_params(
     head = get_head(name)
     fixed, grid = {}, {}
     for key, value in {**head.defaults, **params}.items():
+        if key == "select_by":  # how the grid is chosen, never a grid itself
+            fixed[key] = value
+            continue
         values = expand_grid(value, _key(where or f"heads.{name}", key))
         if values is None:
             fixed[key] = value

@@ -1,7 +1,8 @@
 """Choosing a head's hyper-parameters on the val split.
 
-Every grid point is fitted on train and scored (top-1 accuracy) on val; the first best point wins (grids are
-ordered from the most to the least regularised, so ties go to the simpler model), except for logistic
+Every grid point is fitted on train and scored on val by the head's ``select_by`` metric (``auto``: balanced
+accuracy on imbalanced train splits, else accuracy; :mod:`headstart.heads.scoring`); the first best point wins
+(grids are ordered from the most to the least regularised, so ties go to the simpler model), except for logistic
 regression, where the val log-loss breaks ties. A head's ``sweep`` hook may take a faster way through its grid
 (:mod:`headstart.heads.builtin`): logistic regression walks its C grid upwards with warm starts (each fit
 starts from the previous solution), and k-NN searches once with the largest k and votes for every k from the
@@ -22,7 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from headstart.heads.metrics import class_scores
 from headstart.heads.registry import HeadError, build_head, get_head, grid_points
+from headstart.heads.scoring import resolve_select_by, val_score
 
 __all__ = ["Selection", "select", "sweep_logreg_C"]
 
@@ -31,11 +34,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Selection:
-    """The chosen parameters and the val accuracy of every grid point."""
+    """The chosen parameters, the metric they were chosen by and the val score of every grid point.
+
+    ``best`` holds ``select_by`` as resolved (``auto`` becomes the metric it meant); a ``log_loss`` score is
+    negated, so higher is better for every metric.
+    """
 
     best: dict[str, Any]
     scores: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     seconds: float = 0.0
+    metric: str = "accuracy"
 
     @property
     def best_score(self) -> float | None:
@@ -52,9 +60,11 @@ def select(
     y_val: np.ndarray,
     seed: int = 0,
 ) -> Selection:
-    """Pick the grid point with the best val accuracy (``fixed`` holds the other parameters)."""
-    if not grid:
-        return Selection(best=dict(fixed))
+    """Pick the grid point with the best val score (``fixed`` holds the other parameters and ``select_by``)."""
+    metric = resolve_select_by(str(fixed.get("select_by", "auto")), y_train)
+    fixed = {**fixed, "select_by": metric} if "select_by" in fixed else dict(fixed)
+    if not grid and len(X_val) == 0:
+        return Selection(best=dict(fixed), metric=metric)
     if len(X_val) == 0:
         raise HeadError(
             f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
@@ -62,19 +72,20 @@ def select(
         )
     start = time.perf_counter()
     kind = get_head(head)
-    swept = kind.sweep(fixed, grid, X_train, y_train, X_val, y_val) if kind.sweep else None
+    swept = kind.sweep(fixed, grid, X_train, y_train, X_val, y_val, metric) if kind.sweep else None
     tiebreak: list[float] | None = None
     if swept is not None:
         points, accuracies, tiebreak = swept
     else:
-        points = grid_points(grid)
+        points = grid_points(grid) if grid else [{}]  # no grid: the one point's val score, for the report
         accuracies = []
         for point in points:
             estimator = build_head(head, {**fixed, **point}, seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 estimator.fit(X_train, y_train)
-            accuracies.append(float(np.mean(estimator.predict(X_val) == y_val)))
+            proba = class_scores(estimator, X_val) if metric == "log_loss" else None
+            accuracies.append(val_score(metric, y_val, estimator.predict(X_val), proba, estimator.classes_))
     if tiebreak is not None:
         # equal val accuracies are common on a small val split; the lower val log-loss breaks the tie, which
         # keeps the choice stable under tiny changes of the embeddings (fp32 vs bf16, BatchNorm folding)
@@ -82,8 +93,10 @@ def select(
     else:
         best = int(np.argmax(accuracies))  # first best: the most regularised among equals
     scores = [(p, float(a)) for p, a in zip(points, accuracies, strict=True)]
-    log.info("%s: best %s (val accuracy %.4f) of %d grid points", head, points[best], accuracies[best], len(points))
-    return Selection(best={**fixed, **points[best]}, scores=scores, seconds=time.perf_counter() - start)
+    log.info("%s: best %s (val %s %.4f) of %d grid points", head, points[best], metric, accuracies[best], len(points))
+    return Selection(
+        best={**fixed, **points[best]}, scores=scores, seconds=time.perf_counter() - start, metric=metric
+    )
 
 
 def sweep_logreg_C(
@@ -97,8 +110,10 @@ def sweep_logreg_C(
     tol: float = 1e-4,
     warm_start: bool = True,
     with_loss: bool = False,
+    class_weight: str | None = None,
+    metric: str = "accuracy",
 ) -> Any:
-    """Val accuracy of L-BFGS logistic regression on standardised features for each C (ascending).
+    """Val score (``metric``, accuracy by default) of L-BFGS logistic regression on standardised features for each C (ascending).
 
     With ``warm_start`` each fit starts from the previous C's solution, which is what makes a 45-point sweep
     cheap; without it, every fit starts from zero (kept for the benchmark). ``with_loss`` also returns the val
@@ -110,7 +125,7 @@ def sweep_logreg_C(
         raise ValueError("sweep_logreg_C walks the C grid upwards: give the Cs in ascending order")
     scaler = StandardScaler().fit(X_train)
     Xt, Xv = scaler.transform(X_train), scaler.transform(X_val)
-    clf = LogisticRegression(max_iter=max_iter, tol=tol, warm_start=warm_start)
+    clf = LogisticRegression(max_iter=max_iter, tol=tol, warm_start=warm_start, class_weight=class_weight)
     accuracies, losses = [], []
     unconverged = 0
     for C in Cs:
@@ -119,9 +134,10 @@ def sweep_logreg_C(
             warnings.simplefilter("always", ConvergenceWarning)
             clf.fit(Xt, y_train)
         unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        accuracies.append(float(np.mean(clf.predict(Xv) == y_val)))
+        proba = clf.predict_proba(Xv)
+        accuracies.append(val_score(metric, y_val, clf.classes_[np.argmax(proba, axis=1)], proba, clf.classes_))
         if with_loss:
-            losses.append(float(log_loss(y_val, clf.predict_proba(Xv), labels=clf.classes_)))
+            losses.append(float(log_loss(y_val, proba, labels=clf.classes_)))
     if unconverged:
         log.info(
             "logreg sweep: %d of %d fits stopped at max_iter=%d before converging (large C)",

@@ -104,6 +104,9 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
     min_steps : int, default=3000
     seed : int, default=0
         Orders the chunks and the mini-batches inside them.
+    class_weight : {None, "balanced"}, default=None
+        ``balanced`` weighs each row's log-loss by ``n / (n_classes x count of its class)``, as the ``logreg``
+        head's ``class_weight: balanced``.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         lr: float = 0.01,
         min_steps: int = 3000,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.C = C
         self.epochs = epochs
@@ -121,6 +125,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.min_steps = min_steps
         self.seed = seed
+        self.class_weight = class_weight
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> StreamingLinearProbe:
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
@@ -131,12 +136,14 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         """Fit on every chunk of ``source`` (``len(source)``, ``source.read(i) -> (X, y)``)."""
         if not self.C > 0:
             raise ValueError(f"C must be positive, got {self.C!r}")
+        if self.class_weight not in (None, "none", "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
         if warm_from is not None and hasattr(warm_from, "mean_"):
             self.classes_, self.mean_, self.scale_ = warm_from.classes_, warm_from.mean_, warm_from.scale_
-            n = warm_from.n_
+            n, self.class_counts_ = warm_from.n_, warm_from.class_counts_
             W, b = warm_from.coef_std_.copy(), warm_from.intercept_.copy()
         else:
-            self.classes_, self.mean_, self.scale_, n = _moments(source)
+            self.classes_, self.mean_, self.scale_, n, self.class_counts_ = _moments(source)
             W = np.zeros((len(self.mean_), len(self.classes_)))
             b = np.zeros(len(self.classes_))
         self.n_, self.n_features_in_ = n, len(self.mean_)
@@ -145,6 +152,11 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         epochs = max(int(self.epochs), math.ceil(self.min_steps / steps_per_epoch))
         total, step = epochs * steps_per_epoch, 0
         decay = 1.0 / (self.C * n)
+        weights = (
+            n / (len(self.classes_) * np.maximum(self.class_counts_, 1.0))
+            if self.class_weight == "balanced"
+            else np.ones(len(self.classes_))
+        )
         moments = [np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)]
         for _ in range(epochs):
             for X, y in _chunks(source, rng.permutation(len(source))):
@@ -153,7 +165,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
                 for rows in np.array_split(rng.permutation(len(Z)), -(-len(Z) // self.batch_size)):
                     step += 1
                     rate = self.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-                    gW, gb = _gradient(Z[rows], target[rows], W, b)
+                    gW, gb = _gradient(Z[rows], target[rows], W, b, weights[target[rows]])
                     _adam(W, gW + decay * W, moments[0], moments[1], rate, step)
                     _adam(b, gb, moments[2], moments[3], rate, step)
         self.coef_std_, self.intercept_ = W, b
@@ -174,9 +186,9 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
 
-def _moments(source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Classes, mean and standard deviation in one pass (chunk statistics merged in float64)."""
-    n, mean, m2, classes = 0, None, None, set()
+def _moments(source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """Classes, mean, standard deviation, rows and rows per class in one pass (merged in float64)."""
+    n, mean, m2, classes = 0, None, None, {}
     for X, y in _chunks(source):
         X = X.astype(np.float64)
         k, mu = len(X), X.mean(axis=0)
@@ -188,19 +200,26 @@ def _moments(source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
             mean = mean + delta * k / (n + k)
             m2 = m2 + dev + delta**2 * n * k / (n + k)
         n += k
-        classes.update(np.unique(y).tolist())
+        for label, count in zip(*np.unique(y, return_counts=True), strict=True):
+            classes[label] = classes.get(label, 0) + int(count)
     if mean is None:
         raise ValueError("no rows to fit on")
     std = np.sqrt(m2 / n)
-    return np.array(sorted(classes)), mean, np.where(std > 0, std, 1.0), n
+    labels = sorted(classes)
+    counts = np.array([classes[c] for c in labels], dtype=np.float64)
+    return np.array(labels), mean, np.where(std > 0, std, 1.0), n, counts
 
 
-def _gradient(Z: np.ndarray, target: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gradient(
+    Z: np.ndarray, target: np.ndarray, W: np.ndarray, b: np.ndarray, row_weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     logits = Z @ W + b
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(len(Z)), target] -= 1.0
+    if row_weights is not None:
+        p *= row_weights[:, None]
     p /= len(Z)
     return Z.T @ p, p.sum(axis=0)
 

@@ -71,10 +71,23 @@ class DatasetConfig:
     text_column: str | None = None  # a text dataset: a CSV/Parquet table whose texts are in this column
     labels: Literal["auto", "none"] = "auto"  # none: an unlabelled collection (null labels)
     group_column: str | None = None  # a manifest column whose groups each stay in one split
+    # {class: fraction of its images kept}, e.g. {3: 0.1}; held as sorted (class, fraction) pairs
+    imbalance: Mapping[str, float] | tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise SettingsError(f"must be a positive number of images or none, got {self.limit}", "limit")
+        if self.imbalance is not None:
+            if isinstance(self.imbalance, tuple):  # already pairs (dataclasses.replace)
+                object.__setattr__(self, "imbalance", dict(self.imbalance))
+            if not isinstance(self.imbalance, Mapping) or not self.imbalance:
+                raise SettingsError(f"must be a mapping {{class: fraction}}, got {self.imbalance!r}", "imbalance")
+            for label, fraction in self.imbalance.items():
+                if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+                    raise SettingsError(f"must be a fraction in (0, 1], got {fraction!r}", f"imbalance.{label}")
+            # sorted (class, fraction) pairs: frozen, and plain data for dataclasses.asdict (the prepare memo)
+            pairs = tuple(sorted((str(k), float(v)) for k, v in self.imbalance.items()))
+            object.__setattr__(self, "imbalance", pairs)
 
 
 @dataclasses.dataclass(frozen=True)

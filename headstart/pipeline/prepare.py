@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         limit=ds.limit,
         root=ds.root,
         text_column=ds.text_column,
+        imbalance=dict(ds.imbalance) if ds.imbalance else None,
         stat_cache=DEFAULT_STAT_CACHE,
         labels=ds.labels,
         group_column=ds.group_column,

@@ -1,5 +1,11 @@
-"""The head comparison as Markdown: one row per dataset x backbone x layer x head, with the best value of each
-column in bold within a dataset, the best head's scores per class, fine-tuning and domain shift.
+"""The head comparison as Markdown: one row per dataset x backbone x layer x head, the best head's scores per
+class, fine-tuning and domain shift.
+
+Honest about certainty: the first column is the metric the heads were chosen by on val (``select_by``); every
+test score has a 95% interval over the test images (Wilson for accuracy, a seeded bootstrap for the others);
+seed spread is shown only for heads whose fit depends on the seed; a column bolds every row whose interval
+overlaps the best row's (none when every row does: the test split cannot tell them apart); and the "Best" line
+names the head with the best *val* score, showing only its test score.
 
 Quality only: timings live in ``timings/`` (they change on every run and would make the report change too).
 """
@@ -10,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FIGURES", "ReportRow", "markdown_table", "render_markdown", "rows_from_results"]
+__all__ = [
+    "FIGURES",
+    "ReportRow",
+    "best_row",
+    "markdown_table",
+    "render_markdown",
+    "rows_from_results",
+    "selection_metric",
+]
 
 # the figures render_markdown links to, written beside it by headstart.report.figures
 FIGURES = ("fewshot.png", "confusion.png")
@@ -32,11 +46,50 @@ class ReportRow:
         value = self.record["metrics"].get(key)
         return None if value is None else float(value)
 
-    def few_shot(self, n: int | str) -> float | None:
+    @property
+    def select_by(self) -> str:
+        return str(self.record.get("select_by", "accuracy"))
+
+    @property
+    def val_score(self) -> float | None:
+        value = self.record.get("val_score")
+        return None if value is None else float(value)
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """The 95% interval of a test score over test sampling, if the fit stage measured one."""
+        found = self.record.get("test_intervals", {}).get(key)
+        return None if not found else (float(found["low"]), float(found["high"]))
+
+    def few_shot(self, n: int | str, key: str = "accuracy") -> float | None:
         for row in self.record.get("few_shot", []):
             if row["n"] == n:
-                return float(row["accuracy_mean"])
+                return float(row.get(f"{key}_mean", row["accuracy_mean"]))
         return None
+
+
+_TITLES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced acc.",
+    "macro_f1": "macro-F1",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "avg. precision",
+    "top5_accuracy": "top-5",
+}
+
+
+def selection_metric(rows: Sequence[ReportRow]) -> str:
+    """The metric most rows of a dataset were chosen by (``log_loss`` is reported as accuracy)."""
+    metrics = [r.select_by for r in rows]
+    metric = max(dict.fromkeys(metrics), key=metrics.count) if metrics else "accuracy"
+    return metric if metric in _TITLES else "accuracy"
+
+
+def best_row(rows: Sequence[ReportRow]) -> ReportRow:
+    """The row with the best val score of its selection metric (test scores never choose); first among equals."""
+    scored = [r for r in rows if r.val_score is not None]
+    if not scored:
+        return rows[0]
+    return max(scored, key=lambda r: r.val_score)  # type: ignore[arg-type, return-value]
 
 
 def rows_from_results(results: Sequence[Mapping[str, Any]]) -> list[ReportRow]:
@@ -48,39 +101,40 @@ def rows_from_results(results: Sequence[Mapping[str, Any]]) -> list[ReportRow]:
     return rows
 
 
-# column title, value getter, format, higher is better
-_Column = tuple[str, Any, str, bool]
+# column title, metric key (None: no interval), value getter, format
+_Column = tuple[str, Any, Any, str]
 
 
 def _columns(rows: Sequence[ReportRow]) -> list[_Column]:
-    columns: list[_Column] = [
-        ("accuracy", lambda r: r.metric("accuracy"), "{:.4f}", True),
-        ("balanced acc.", lambda r: r.metric("balanced_accuracy"), "{:.4f}", True),
-        ("macro-F1", lambda r: r.metric("macro_f1"), "{:.4f}", True),
-    ]
-    if any(r.metric("top5_accuracy") is not None for r in rows):
-        columns.append(("top-5", lambda r: r.metric("top5_accuracy"), "{:.4f}", True))
+    first = selection_metric(rows)
+    keys = [first] + [k for k in _TITLES if k != first and any(r.metric(k) is not None for r in rows)]
+    columns: list[_Column] = [(_TITLES[k], k, lambda r, k=k: r.metric(k), "{:.4f}") for k in keys]
     shots = [row["n"] for row in rows[0].record.get("few_shot", []) if row["n"] != "all"] if rows else []
+    few_key = "balanced_accuracy" if first == "balanced_accuracy" else "accuracy"
     for n in [s for s in shots if s in (1, 5)] or shots[:1]:
-        columns.append((f"{n}-shot", lambda r, n=n: r.few_shot(n), "{:.3f}", True))
+        columns.append((f"{n}-shot", None, lambda r, n=n: r.few_shot(n, few_key), "{:.3f}"))
     return columns
 
 
-def _bold_best(rows: Sequence[ReportRow], column: _Column) -> set[int]:
-    _, get, fmt, higher = column
-    values = [(i, get(r)) for i, r in enumerate(rows) if get(r) is not None]
-    if not values:
+def _bold_overlapping(rows: Sequence[ReportRow], column: _Column) -> set[int]:
+    """Rows whose interval overlaps the best row's; none when all do or the column has no intervals."""
+    _, key, get, _ = column
+    spans = {i: r.interval(key) for i, r in enumerate(rows) if key is not None and get(r) is not None}
+    if not spans or any(span is None for span in spans.values()):
         return set()
-    shown = {i: fmt.format(v) for i, v in values}
-    best = (max if higher else min)(v for _, v in values)
-    return {i for i, v in values if shown[i] == fmt.format(best)}
+    best = max(spans, key=lambda i: get(rows[i]))
+    low = spans[best][0]  # type: ignore[index]
+    bold = {i for i, span in spans.items() if span[1] >= low}  # type: ignore[index]
+    return set() if len(bold) == len(rows) and len(rows) > 1 else bold
 
 
-def _ci(row: ReportRow) -> str:
-    ci = row.record.get("intervals", {}).get("accuracy")
-    if not ci or ci.get("n", 1) < 2:
-        return ""
-    return f" ±{(ci['ci95_high'] - ci['ci95_low']) / 2:.4f}"
+def _ci(row: ReportRow, key: str) -> str:
+    interval = row.interval(key)
+    text = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    seeds = row.record.get("intervals", {}).get(key)
+    if row.record.get("randomized") and seeds and seeds.get("n", 1) > 1:
+        text += f" ±{(seeds['ci95_high'] - seeds['ci95_low']) / 2:.4f} (seeds)"
+    return text
 
 
 def _params(row: ReportRow) -> str:
@@ -94,16 +148,16 @@ def _short(value: Any) -> str:
 
 def markdown_table(rows: Sequence[ReportRow]) -> str:
     columns = _columns(rows)
-    bold = [_bold_best(rows, c) for c in columns]
+    bold = [_bold_overlapping(rows, c) for c in columns]
     header = ["backbone", "layer", "head"] + [c[0] for c in columns] + ["chosen on val"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(columns) + ["---"]) + "|"]
     for i, row in enumerate(rows):
         cells = [row.backbone, row.layer, row.head]
-        for j, (title, get, fmt, _) in enumerate(columns):
+        for j, (_, key, get, fmt) in enumerate(columns):
             value = get(row)
             text = "n/a" if value is None else fmt.format(value)
-            if title == "accuracy" and value is not None:
-                text += _ci(row)
+            if key is not None and value is not None and key in ("accuracy", columns[0][1]):
+                text += _ci(row, key)
             cells.append(f"**{text}**" if i in bold[j] else text)
         cells.append(_params(row))
         lines.append("| " + " | ".join(cells) + " |")
@@ -119,35 +173,46 @@ def render_markdown(
 ) -> str:
     """The text of ``heads.md`` (it links to the figures :mod:`headstart.report.figures` draws beside it)."""
     datasets = list(dict.fromkeys(r.dataset for r in rows))
+    seeded = list(dict.fromkeys(r.head for r in rows if r.record.get("randomized")))
     parts = [
         "# Head comparison",
         "",
         "Test-split scores of every head on every embedding table (dataset x backbone x layer). Hyper-parameters "
-        "were chosen on the val split, then each head was refitted on train+val. "
+        "were chosen on the val split by each dataset's selection metric (the first column; `select_by: auto` "
+        "is balanced accuracy when the largest train class has over 1.5x the images of the smallest, else "
+        "accuracy), then each head was refitted on train+val. [low, high] is a 95% interval over the test "
+        "images (Wilson for accuracy, a bootstrap of 1000 seeded resamples for the others). "
         + (
-            f"Seeded heads ran {protocol['seeds']} seeds (± is the 95% confidence interval of the mean). "
+            f"Heads whose fit depends on the seed ({', '.join(seeded) or 'none here'}) ran {protocol['seeds']} "
+            "seeds: ± (seeds) is the 95% interval of their mean; the others are deterministic and ran once. "
             if protocol
             else ""
         )
-        + "*k*-shot: mean test accuracy when trained on *k* labelled images per class. Best value per column "
-        "and dataset in **bold**. Fit and predict times are in `timings/`.",
+        + "*k*-shot: mean test score of the selection metric when trained on *k* labelled images per class. "
+        "**Bold**: every row whose interval overlaps the best row's (none when all do). Fit and predict times "
+        "are in `timings/`.",
         "",
     ]
     for dataset in datasets:
         subset = [r for r in rows if r.dataset == dataset]
-        parts += [f"## {dataset}", "", markdown_table(subset), ""]
-        best = max(subset, key=lambda r: r.metric("accuracy") or 0.0)
+        metric = selection_metric(subset)
+        parts += [f"## {dataset}", "", f"Chosen by **{_TITLES[metric]}** on val.", "", markdown_table(subset), ""]
+        best = best_row(subset)
+        interval = best.interval(metric)
+        shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
         parts += [
-            f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}. Its scores per class:",
+            f"Best (by val {_TITLES[metric]}): **{best.label}** with test {_TITLES[metric]} "
+            f"{best.metric(metric) or 0.0:.4f}{shown}. Its scores per class:",
             "",
             _per_class_table(best),
             "",
         ]
+
     if rows:
         parts += [
             f"![Few-shot curves: test accuracy against labelled images per class]({FIGURES[0]})",
             "",
-            f"![Confusion matrix of the best head per dataset]({FIGURES[1]})",
+            f"![Confusion matrix of the best head per dataset, normalised by true class]({FIGURES[1]})",
             "",
         ]
     if finetune:
@@ -182,7 +247,7 @@ def _finetune_table(finetune: Sequence[Mapping[str, Any]], rows: Sequence[Report
     ]
     for ft in finetune:
         frozen = [r for r in rows if r.dataset == ft["dataset"] and r.backbone == ft["backbone"]]
-        best = max(frozen, key=lambda r: r.metric("accuracy") or 0.0) if frozen else None
+        best = best_row(frozen) if frozen else None
         best_text = f"{best.metric('accuracy'):.4f} ({best.layer}/{best.head})" if best else "n/a"
         unfrozen = (
             f"{ft['unfrozen_blocks']} ({ft['unfrozen']})" if ft["unfrozen"] == "all" else str(ft["unfrozen_blocks"])

@@ -42,15 +42,21 @@ def compact_metrics(evaluation: HeadEvaluation) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in split_timings(evaluation.metrics)[0].items():
         out[key] = round(value, 6)
+    for key, interval in evaluation.test_intervals.items():  # test sampling: Wilson or bootstrap
+        out[f"{key}_test_low"] = round(interval["low"], 6)
+        out[f"{key}_test_high"] = round(interval["high"], 6)
     ci = evaluation.intervals.get("accuracy")
-    if ci and ci["n"] > 1:
+    if evaluation.randomized and ci and ci["n"] > 1:  # seed spread, for heads whose fit depends on the seed
         out["accuracy_ci95_low"] = round(ci["ci95_low"], 6)
         out["accuracy_ci95_high"] = round(ci["ci95_high"], 6)
+    metric = evaluation.selection.metric
     if evaluation.selection.best_score is not None:
-        out["val_accuracy"] = round(evaluation.selection.best_score, 6)
+        out[f"val_{metric}"] = round(evaluation.selection.best_score, 6)
     for row in evaluation.few_shot_summary():
         if row["n"] != "all":
             out[f"fewshot_{row['n']}_accuracy"] = round(row["accuracy_mean"], 6)
+            if metric == "balanced_accuracy":
+                out[f"fewshot_{row['n']}_balanced_accuracy"] = round(row["balanced_accuracy_mean"], 6)
     return out
 
 
@@ -68,11 +74,15 @@ def evaluation_record(evaluation: HeadEvaluation, provenance: Mapping[str, Any])
             "head": evaluation.head,
             "params": evaluation.params,
             "metrics": evaluation.metrics,
-            "intervals": evaluation.intervals,
+            "intervals": evaluation.intervals if evaluation.randomized else {},
+            "test_intervals": evaluation.test_intervals,
+            "randomized": evaluation.randomized,
+            "select_by": evaluation.selection.metric,
+            "val_score": evaluation.selection.best_score,
             "per_seed": evaluation.per_seed,
             "per_class": evaluation.per_class,
             "confusion": {"classes": evaluation.classes, "matrix": evaluation.confusion},
-            "selection": [{"params": p, "val_accuracy": s} for p, s in evaluation.selection.scores],
+            "selection": [{"params": p, f"val_{evaluation.selection.metric}": s} for p, s in evaluation.selection.scores],
             "few_shot": evaluation.few_shot_summary(),
             "few_shot_runs": [{k: v for k, v in r.items() if k != "per_class"} for r in evaluation.few_shot],
             "provenance": dict(provenance),

@@ -162,3 +162,15 @@ def test_augmentation_is_seeded_per_image_and_epoch_and_leaves_the_global_rng_al
     assert torch.equal(torch.random.get_rng_state(), state)
     plain = TrainingImages(prepared, labels, to_tensor)
     assert plain[3][1].shape == first.shape and plain.targets[3] == a.targets[3]
+
+
+def test_finetune_loss_weights_and_early_stopping_metric_follow_the_class_counts() -> None:
+    from headstart.features.finetune.loop import class_weights, selection_metric
+
+    targets = [0] * 90 + [1] * 10
+    weights = class_weights(targets, 2)
+    assert weights[1] / weights[0] == pytest.approx(9.0)  # the rare class weighs 9x in the cross-entropy
+    assert float((weights * torch.tensor([90.0, 10.0])).sum()) == pytest.approx(100.0)
+    assert selection_metric("auto", targets) == "balanced_accuracy"
+    assert selection_metric("auto", [0] * 12 + [1] * 10) == "accuracy"
+    assert selection_metric("macro_f1", targets) == "macro_f1"

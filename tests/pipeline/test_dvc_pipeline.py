@@ -49,6 +49,8 @@ SMALL_PARAMS = {
         "batch_size": 32,
         "update_bn": False,
         "augment": True,
+        "class_weight": "balanced",
+        "select_by": "auto",
         "device": "auto",
     },
     "transfer": {

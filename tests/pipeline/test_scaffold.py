@@ -49,7 +49,7 @@ def test_params_for_your_own_data_are_valid_and_commented(tmp_path: Path) -> Non
     cfg = load_config(tmp_path / "params.yaml")
     assert list(cfg.datasets) == ["photos"] and cfg.datasets["photos"].source == "data/photos"
     assert cfg.finetune.datasets == ("photos",) and dict(cfg.transfer) == {}
-    assert yaml.safe_load(render_params())["datasets"].keys() == {"digits", "digits_inverted"}
+    assert yaml.safe_load(render_params())["datasets"].keys() == {"digits", "digits_inverted", "digits_imbalanced"}
 
 
 def test_init_refuses_a_folder_that_is_not_a_git_and_dvc_repository(tmp_path: Path, capsys) -> None:

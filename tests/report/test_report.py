@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from headstart.report.tables import render_markdown, rows_from_results
+from headstart.report.tables import markdown_table, render_markdown, rows_from_results
 from headstart.report.transfer import transfer_markdown
 from headstart.workflow.fit import fit_table
 from headstart.workflow.report import write_report
@@ -44,9 +44,15 @@ def test_markdown_has_a_row_per_head_best_in_bold_and_no_timings(results: dict) 
     lines = text.splitlines()
     assert "| backbone | layer | head | accuracy | balanced acc. | macro-F1 | 1-shot | 5-shot | chosen on val |" in text
     assert [line.split(" | ")[2] for line in lines if line.startswith("| pixels |")] == ["knn", "ncm"]
-    best = max(rows, key=lambda r: r.metric("accuracy"))
-    assert f"Best: **{best.label}** with test accuracy {best.metric('accuracy'):.4f}" in text
-    assert f"**{best.metric('accuracy'):.4f}" in text
+    assert "Chosen by **accuracy** on val." in text
+    best = max(rows, key=lambda r: r.val_score)  # chosen on val, never on test
+    low, high = best.interval("accuracy")
+    assert low <= best.metric("accuracy") <= high
+    assert (
+        f"Best (by val accuracy): **{best.label}** with test accuracy {best.metric('accuracy'):.4f} "
+        f"[{low:.3f}, {high:.3f}]" in text
+    )
+    assert ") (seeds)" not in markdown_table(rows) and "seed (none here)" in text  # knn, ncm: deterministic
     assert "fit s" not in text and "ms/img" not in text and "training s" not in text
     assert "| clusters | pixels | 2 | **0.9900** | 0.9000 |" in text
     assert "![Few-shot curves" in text and "## Fine-tuning" in text
@@ -78,3 +84,35 @@ def test_transfer_markdown_names_the_domains_and_the_forgetting() -> None:
     assert "| knn | digits, then 2 epoch(s) on inverted | 80.0% | 90.0% |" in text
     assert "| knn | digits + inverted | 88.0% | 93.0% |" in text
     assert "knn forgets 10.0 points of digits when adapted (90.0% -> 80.0%) and gains 40.0 on inverted" in text
+
+
+def _row(head: str, value: float, low: float, high: float, val: float, select_by: str = "accuracy"):
+    from headstart.report.tables import ReportRow
+
+    record = {
+        "metrics": {"accuracy": value, "balanced_accuracy": value},
+        "test_intervals": {k: {"low": low, "high": high} for k in ("accuracy", "balanced_accuracy")},
+        "val_score": val,
+        "select_by": select_by,
+        "params": {},
+        "per_class": {},
+    }
+    return ReportRow("d", "bb", "l", head, record)
+
+
+def test_bold_marks_every_row_whose_interval_overlaps_the_best_or_none() -> None:
+    from headstart.report.tables import best_row
+
+    rows = [_row("a", 0.95, 0.93, 0.97, 0.90), _row("b", 0.94, 0.92, 0.96, 0.99), _row("c", 0.80, 0.77, 0.83, 0.5)]
+    table = markdown_table(rows)
+    assert "**0.9500 [0.930, 0.970]**" in table and "**0.9400 [0.920, 0.960]**" in table
+    assert "| 0.8000 [0.770, 0.830] |" in table
+    assert best_row(rows).head == "b"  # the val score chooses, not the higher test score of a
+    overlapping = [_row("a", 0.95, 0.90, 0.99, 0.9), _row("b", 0.94, 0.89, 0.98, 0.8)]
+    assert "**" not in markdown_table(overlapping)  # the test split cannot tell them apart: bold none
+
+
+def test_the_first_column_follows_the_selection_metric() -> None:
+
+    rows = [_row("a", 0.9, 0.8, 0.95, 0.9, "balanced_accuracy"), _row("b", 0.7, 0.6, 0.75, 0.8, "balanced_accuracy")]
+    assert markdown_table(rows).splitlines()[0].startswith("| backbone | layer | head | balanced acc. | accuracy |")

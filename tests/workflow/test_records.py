@@ -32,7 +32,9 @@ def test_model_directory_and_record_hold_no_timings(tmp_path: Path) -> None:
     )
     assert {"fit_seconds", "predict_ms_per_image"} <= set(evaluation.metrics)  # measured ...
     saved = json.loads((tmp_path / "model" / "metrics.json").read_text())
-    assert {"accuracy", "balanced_accuracy", "macro_f1", "val_accuracy", "fewshot_2_accuracy"} <= set(saved)
+    assert {"accuracy", "balanced_accuracy", "macro_f1", "fewshot_2_accuracy"} <= set(saved)
+    assert saved["accuracy_test_low"] <= saved["accuracy"] <= saved["accuracy_test_high"]
+    assert f"val_{record['select_by']}" in saved and record["test_intervals"]["accuracy"]["method"] == "wilson"
     timing = {k for k in _keys(saved) | _keys(record) if is_timing(k)}
     assert not timing, timing  # ... but kept out of what DVC tracks
     assert record["per_seed"] and "accuracy" in record["per_seed"][0]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,19 +63,52 @@ def _schedule(steps: int, per_epoch: int) -> Any:
     return factor
 
 
-def evaluate(net: nn.Module, loader: Any, device: torch.device, precision: str) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy."""
+_IMBALANCE_RATIO = 1.5  # as headstart.heads.scoring (features never import heads)
+
+
+def selection_metric(select_by: str, train_targets: Sequence[int]) -> str:
+    """``select_by`` for these train labels: ``auto`` is balanced accuracy when the classes are imbalanced."""
+    if select_by != "auto":
+        return select_by
+    counts = np.bincount(np.asarray(train_targets, dtype=np.int64))
+    counts = counts[counts > 0]
+    return "balanced_accuracy" if len(counts) and counts.max() > _IMBALANCE_RATIO * counts.min() else "accuracy"
+
+
+def class_weights(train_targets: Sequence[int], n_classes: int) -> torch.Tensor:
+    """``n / (n_classes x count)`` per class, as scikit-learn's ``class_weight='balanced'``."""
+    counts = np.bincount(np.asarray(train_targets, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    return torch.tensor(len(train_targets) / (n_classes * np.maximum(counts, 1.0)), dtype=torch.float32)
+
+
+def evaluate(
+    net: nn.Module, loader: Any, device: torch.device, precision: str, metric: str = "accuracy"
+) -> tuple[float, float]:
+    """The score by ``metric`` (higher is better; ``log_loss`` is negated) and the mean cross-entropy."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
     net.eval()
-    correct = total = 0
-    loss = 0.0
+    truth, predicted = [], []
+    loss, total = 0.0, 0
     with torch.inference_mode(), autocast(device, precision):
         for x, y in labelled_batches(loader):
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             logits = net(x).float().cpu()
-            correct += int((logits.argmax(1) == y).sum())
+            truth.append(y.numpy())
+            predicted.append(logits.argmax(1).numpy())
             loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             total += len(y)
-    return correct / max(total, 1), loss / max(total, 1)
+    mean_loss = loss / max(total, 1)
+    if not total:
+        return 0.0, mean_loss
+    y_true, y_pred = np.concatenate(truth), np.concatenate(predicted)
+    if metric == "balanced_accuracy":
+        return float(balanced_accuracy_score(y_true, y_pred)), mean_loss
+    if metric == "macro_f1":
+        return float(f1_score(y_true, y_pred, average="macro", zero_division=0)), mean_loss
+    if metric == "log_loss":
+        return -mean_loss, mean_loss
+    return float(np.mean(y_true == y_pred)), mean_loss
 
 
 def train(
@@ -90,11 +124,16 @@ def train(
     optimizer, groups = make_optimizer(net, trainable, settings)
     per_epoch = len(loaders["train"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(settings.epochs * per_epoch, per_epoch))
-    criterion = nn.CrossEntropyLoss()
-    best_val, best_val_loss = evaluate(net, loaders["val"], device, precision)
+    targets = list(loaders["train"].dataset.targets)
+    metric = selection_metric(getattr(settings, "select_by", "auto"), targets)
+    n_classes = max([*targets, *loaders["val"].dataset.targets]) + 1
+    weight = class_weights(targets, n_classes).to(device) if settings.class_weight == "balanced" else None
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    log.info("fine-tuning: class_weight %s, early stopping on val %s", settings.class_weight, metric)
+    best_val, best_val_loss = evaluate(net, loaders["val"], device, precision, metric)
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     run = TrainingRun(0, best_val, best_val_loss, 0, 0.0)
-    run.history.append({"epoch": 0, "loss": float("nan"), "val_accuracy": best_val, "val_loss": best_val_loss})
+    run.history.append({"epoch": 0, "loss": float("nan"), f"val_{metric}": best_val, "val_loss": best_val_loss})
     waited, start = 0, time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         run.epochs = epoch
@@ -119,20 +158,20 @@ def train(
                 seen += len(y)
                 bar.update(len(y))
                 bar.set_postfix_str(f"loss {total / seen:.4f}")
-            val, val_loss = evaluate(net, loaders["val"], device, precision)
-            bar.set_postfix_str(f"loss {total / max(seen, 1):.4f}, val accuracy {val:.4f}")
+            val, val_loss = evaluate(net, loaders["val"], device, precision, metric)
+            bar.set_postfix_str(f"loss {total / max(seen, 1):.4f}, val {metric} {val:.4f}")
         finally:
             bar.close()
-        run.history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_accuracy": val, "val_loss": val_loss})
-        log.info("epoch %d: loss %.4f, val accuracy %.4f, val loss %.4f", epoch, total / max(seen, 1), val, val_loss)
-        # best = highest val accuracy; among equals (a small val split saturates), the lowest val loss
+        run.history.append({"epoch": epoch, "loss": total / max(seen, 1), f"val_{metric}": val, "val_loss": val_loss})
+        log.info("epoch %d: loss %.4f, val %s %.4f, val loss %.4f", epoch, total / max(seen, 1), metric, val, val_loss)
+        # best = highest val score; among equals (a small val split saturates), the lowest val loss
         if (val, -val_loss) > (run.best_val, -run.best_val_loss):
             run.best_val, run.best_val_loss, run.best_epoch, waited = val, val_loss, epoch, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         else:
             waited += 1
             if waited >= settings.patience:
-                log.info("early stop: val accuracy has not improved for %d epochs", waited)
+                log.info("early stop: val %s has not improved for %d epochs", metric, waited)
                 break
     run.seconds = time.perf_counter() - start
     net.load_state_dict(best_state)
