@@ -179,6 +179,20 @@ class ShardedEmbeddingWriter:
         self._shards.append(writer.__enter__())
         return writer
 
+    @contextlib.contextmanager
+    def _names_the_table(self) -> Iterator[None]:
+        """A full disk while writing a shard in the private folder is reported under the table's own name."""
+        from headstart._files import DiskFullError, disk_full
+
+        try:
+            yield
+        except OSError as err:
+            cause = err.__cause__ if isinstance(err, DiskFullError) and isinstance(err.__cause__, OSError) else err
+            full = disk_full(cause, self.path)
+            if full is not None:
+                raise full from err
+            raise
+
     def write(
         self,
         ids: Sequence[str],
@@ -189,6 +203,10 @@ class ShardedEmbeddingWriter:
         extra: Mapping[str, Sequence[str | None]] | None = None,
     ) -> None:
         """Append rows (in id order), splitting them across shards at every ``rows_per_shard`` rows."""
+        with self._names_the_table():
+            self._write(ids, labels, splits, paths, vectors, extra)
+
+    def _write(self, ids: Any, labels: Any, splits: Any, paths: Any, vectors: np.ndarray, extra: Any) -> None:
         start = 0
         while start < len(ids):
             if not self._shards or self._shards[-1].rows + self._shards[-1]._pending_rows >= self.rows_per_shard:
@@ -205,17 +223,19 @@ class ShardedEmbeddingWriter:
 
     def finish(self) -> None:
         """Complete the last shard; after this only moving the table into place is left (on leaving the block)."""
-        if not self._shards:
-            self._open_shard()  # an empty table is one empty file
-        if not self._done:
-            self._done = True
-            self._shards[-1].__exit__(None, None, None)
+        with self._names_the_table():
+            if not self._shards:
+                self._open_shard()  # an empty table is one empty file
+            if not self._done:
+                self._done = True
+                self._shards[-1].__exit__(None, None, None)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if exc_type is None:
                 self.finish()
-                self._commit()
+                with self._names_the_table():
+                    self._commit()
             elif self._shards and not self._done:
                 self._shards[-1].__exit__(exc_type, exc, tb)  # discards the shard being written
         finally:
