@@ -46,6 +46,8 @@ def test_two_embeds_on_one_cache_embed_each_image_once(tmp_path: Path) -> None:
 
     computed = sorted(int(out.split()[-1]) for out, _ in outputs)
     assert computed == [0, 160]  # not [160, 160]: the second run found the first one's work
-    assert sum("waiting for it to finish" in err for _, err in outputs) == 1  # they did run at the same time
+    # usually the second run logs that it waits for the first; on a loaded machine it may only start once the first
+    # has finished, and then it finds everything in the cache: [0, 160] either way, never [160, 160]
+    assert sum("waiting for it to finish" in err for _, err in outputs) <= 1
     assert (tmp_path / "out0.parquet").read_bytes() == (tmp_path / "out1.parquet").read_bytes()
     assert temporaries(tmp_path) == []

@@ -32,7 +32,15 @@ SMALL_PARAMS = {
         "pixels": {"arch": "pixels", "image_size": 8},
     },
     "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
-    "embed": {"batch_size": 64, "num_workers": 0, "on_error": "skip", "max_image_pixels": 89_478_485},
+    # every embed key dvc.yaml lists (DVC refuses a listed key that is missing)
+    "embed": {
+        "batch_size": 64,
+        "num_workers": 0,
+        "on_error": "skip",
+        "max_image_pixels": 89_478_485,
+        "rows_per_shard": "auto",
+        "decode": "jpeg-scaled",
+    },
     "evaluate": {"seeds": 2, "few_shot": [1, 5, "all"]},
     # every key the finetune stage lists in dvc.yaml's params (DVC refuses a listed key that is missing)
     "finetune": {

@@ -57,8 +57,9 @@ def test_noop_rerun_skips_and_changes_rerun(image_folder: Path, tmp_path: Path, 
     assert stage.main(["mine"]) == 0 and runs == ["mine"] * 2  # an edited image
     assert stage.main(["mine"]) == 0 and len(runs) == 2
 
-    (image_folder / "class_9").mkdir()
-    (image_folder / "class_9" / "new.png").write_bytes(image.read_bytes())
+    (image_folder / "class_9").mkdir()  # with enough images that train, val and test each get some
+    for i, source in enumerate(sorted(image_folder.rglob("*.png"))[:12]):
+        (image_folder / "class_9" / f"new{i}.png").write_bytes(source.read_bytes())
     _age(image_folder, 10)
     assert stage.main(["mine"]) == 0 and len(runs) == 3  # a new class folder
 
