@@ -26,7 +26,7 @@ from headstart.data.sources import SourceError, scan_source, source_kind
 from headstart.data.splits import assign_splits, stratified_limit
 from headstart.data.statcache import StatCache
 
-__all__ = ["DatasetError", "prepare_dataset"]
+__all__ = ["DatasetError", "prepare_dataset", "shift_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def prepare_dataset(
         groups=None if group_column is None else frame[group_column].tolist(),
     )
     if shift:
-        frame = _apply_shift(frame, shift, name, progress)
+        frame = shift_frame(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
     counts = frame["split"].value_counts()
     for split in ("train", "test") if labelled else ():
@@ -194,7 +194,11 @@ def _file_id_or_error(path: str) -> str:
         raise SourceError(f"cannot read image file {path}: {err.strerror or err}") from err
 
 
-def _apply_shift(frame: pd.DataFrame, shift: str, name: str, progress: ProgressFactory) -> pd.DataFrame:
+def shift_frame(
+    frame: pd.DataFrame, shift: str, name: str, progress: ProgressFactory = null_progress
+) -> pd.DataFrame:
+    """A shifted copy of a prepared table's rows: each image (file or bytes) shifted and embedded as PNG bytes, with
+    the id of its new pixels; unreadable images are left as they are (the embed stage reports them)."""
     transform = parse_shift(shift)
     ids, images = [], []
     bar = progress(total=len(frame), desc=f"shift {name}", unit="img")

@@ -2,12 +2,15 @@
 
 A shift is a string in params.yaml, ``name[:argument]``, and shifts chain with ``+``:
 ``invert``, ``rotate:30``, ``blur:1.5``, ``noise:0.1`` (Gaussian, std as a fraction of 255, seeded by the
-image), ``contrast:0.5`` and ``grey``. Example: ``shift: rotate:20+blur:0.8``.
+image), ``contrast:0.5``, ``grey`` and ``jpeg:30`` (re-compressed as a JPEG of that quality, 1-95). Example:
+``shift: rotate:20+blur:0.8``. Shifts apply at the image's stored size (``blur`` is in pixels of that size).
+The same shift of the same image gives the same pixels, so shifted copies are cached like any image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -49,6 +52,16 @@ def _noise(image: Image.Image, arg: float | None) -> Image.Image:
     return Image.fromarray(np.clip(noisy + 0.5, 0, 255).astype(np.uint8), mode=image.mode)
 
 
+def _jpeg(image: Image.Image, arg: float | None) -> Image.Image:
+    buffer = io.BytesIO()
+    (image if image.mode in ("L", "RGB") else image.convert("RGB")).save(
+        buffer, format="JPEG", quality=int(arg if arg is not None else 30)
+    )
+    out = Image.open(buffer)
+    out.load()
+    return out
+
+
 SHIFTS: dict[str, Callable[[Image.Image, float | None], Image.Image]] = {
     "invert": _invert,
     "rotate": _rotate,
@@ -56,6 +69,14 @@ SHIFTS: dict[str, Callable[[Image.Image, float | None], Image.Image]] = {
     "noise": _noise,
     "contrast": _contrast,
     "grey": _grey,
+    "jpeg": _jpeg,
+}
+# arguments a shift refuses: (check, what it takes)
+_LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "blur": (lambda v: v > 0, "a radius in pixels > 0"),
+    "noise": (lambda v: v >= 0, "a standard deviation >= 0 (a fraction of 255)"),
+    "contrast": (lambda v: v >= 0, "a factor >= 0 (1 leaves the image as it is)"),
+    "jpeg": (lambda v: 1 <= v <= 95 and v == int(v), "a JPEG quality, an integer from 1 to 95"),
 }
 
 
@@ -77,6 +98,8 @@ def parse_shift(spec: str) -> Callable[[Image.Image], Image.Image]:
             value = float(arg) if arg else None
         except ValueError:
             raise ShiftError(f"shift '{part}' has a non-numeric argument '{arg}'") from None
+        if value is not None and name in _LIMITS and not _LIMITS[name][0](value):
+            raise ShiftError(f"shift '{part}': {name} takes {_LIMITS[name][1]}, got {arg}")
         steps.append((SHIFTS[name], value))
 
     def apply(image: Image.Image) -> Image.Image:

@@ -38,7 +38,13 @@ def check_references(cfg: Config) -> str | None:
         _known(tr.backbone, cfg.backbones, f"{where}.backbone", "backbones")
         for i, head in enumerate(tr.heads):
             _known(head, cfg.heads, f"{where}.heads[{i}]", "heads")
-        spec = cfg.backbones[tr.backbone]
+        spec = cfg.backbone(tr.backbone, tr.source)
+        if cfg.backbone(tr.backbone, tr.target) != spec:
+            raise ConfigError(
+                f"{where}: datasets.{tr.source} and datasets.{tr.target} embed with different settings of "
+                f"backbones.{tr.backbone} (datasets.<name>.backbones.{tr.backbone}); heads fitted on one apply to "
+                "the other only when both use the same, so give them the same overrides"
+            )
         tables = ["default", *spec.layers]
         if len(spec.poolings) > 1:
             tables += [f"{layer}-{mode}" for layer in spec.layers for mode in spec.poolings]

@@ -30,7 +30,9 @@ from headstart.heads.spec import HeadSpec
 from headstart.pipeline._build import ConfigError, build, check_plain_name, mapping, reject_unknown
 
 __all__ = [
+    "OVERRIDABLE",
     "Config",
+    "RobustnessConfig",
     "ConfigError",
     "DatasetConfig",
     "EvaluateConfig",
@@ -40,6 +42,10 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+# the backbone settings a dataset may set for itself (datasets.<dataset>.backbones.<backbone>.<key>)
+OVERRIDABLE = ("image_size", "resize_size", "layers", "pooling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +141,24 @@ class TransferConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    """The `robustness` stage: the shifts every fitted head is scored on (shifted copies of each test split)."""
+
+    shifts: tuple[str, ...] = ("noise:0.03", "blur:1.0", "contrast:0.5", "rotate:15", "jpeg:30")
+
+    def __post_init__(self) -> None:
+        from headstart.data.shifts import ShiftError, parse_shift
+
+        for i, shift in enumerate(self.shifts):
+            try:
+                parse_shift(shift)
+            except ShiftError as err:
+                raise SettingsError(f"is not a shift headstart can apply: {err}", f"shifts[{i}]") from None
+        if len(set(self.shifts)) != len(self.shifts):
+            raise SettingsError(f"lists a shift twice: {list(self.shifts)}", "shifts")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole of params.yaml."""
 
@@ -146,12 +170,22 @@ class Config:
     evaluate: EvaluateConfig = EvaluateConfig()
     finetune: FinetuneStage = FinetuneStage()
     transfer: Mapping[str, TransferConfig] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+    robustness: RobustnessConfig = RobustnessConfig()
+    # per-dataset backbone settings: {dataset: {backbone: the BackboneSpec with the dataset's overrides}}
+    overrides: Mapping[str, Mapping[str, BackboneSpec]] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
 
     def dataset(self, name: str) -> DatasetConfig:
         return _lookup(self.datasets, name, "datasets")
 
-    def backbone(self, name: str) -> BackboneSpec:
-        return _lookup(self.backbones, name, "backbones")
+    def backbone(self, name: str, dataset: str | None = None) -> BackboneSpec:
+        """The backbone's settings; with ``dataset``, as that dataset overrides them
+        (``datasets.<dataset>.backbones.<name>``)."""
+        spec = _lookup(self.backbones, name, "backbones")
+        if dataset is not None:
+            return self.overrides.get(dataset, {}).get(name, spec)
+        return spec
 
     def head(self, name: str) -> HeadSpec:
         return _lookup(self.heads, name, "heads")
@@ -183,7 +217,8 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping at the top level")
-    reject_unknown(raw, {"seed", "datasets", "backbones", "heads", "embed", "evaluate", "finetune", "transfer"}, "")
+    sections = {"seed", "datasets", "backbones", "heads", "embed", "evaluate", "finetune", "transfer", "robustness"}
+    reject_unknown(raw, sections, "")
     for required in ("datasets", "backbones", "heads"):
         if not raw.get(required):
             raise ConfigError(f"{where} needs a non-empty '{required}' section")
@@ -191,9 +226,11 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
 
-    datasets = {}
+    datasets, raw_overrides = {}, {}
     for name, body in _section(raw, "datasets").items():
         check_plain_name(name, f"datasets.{name}")
+        body = dict(mapping(body, f"datasets.{name}"))
+        raw_overrides[name] = body.pop("backbones", None)
         datasets[name] = build(DatasetConfig, body, f"datasets.{name}", name=name)
 
     backbones = {}
@@ -204,6 +241,12 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         if isinstance(body.get("layers"), str):
             body["layers"] = [body["layers"]]
         backbones[name] = build(BackboneSpec, body, f"backbones.{name}")
+
+    overrides = {
+        name: types.MappingProxyType(_overrides(body, backbones, f"datasets.{name}.backbones"))
+        for name, body in raw_overrides.items()
+        if body is not None
+    }
 
     heads = {}
     for name, body in _section(raw, "heads").items():
@@ -225,9 +268,27 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         evaluate=build(EvaluateConfig, raw.get("evaluate") or {}, "evaluate"),
         finetune=_finetune(raw.get("finetune") or {}, seed),
         transfer=types.MappingProxyType(transfer),
+        robustness=build(RobustnessConfig, raw.get("robustness") or {}, "robustness"),
+        overrides=types.MappingProxyType(overrides),
     )
     probe = check_references(cfg)
     return dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, probe_head=probe))
+
+
+def _overrides(raw: Any, backbones: Mapping[str, BackboneSpec], where: str) -> dict[str, BackboneSpec]:
+    """A dataset's own settings for some backbones: ``{backbone: {image_size, resize_size, layers, pooling}}``."""
+    resolved = {}
+    for name, body in mapping(raw, where).items():
+        if name not in backbones:
+            known = ", ".join(sorted(backbones))
+            raise ConfigError(f"{where}.{name}: no backbone '{name}' in params.yaml's backbones; known: {known}")
+        body = dict(mapping(body if body is not None else {}, f"{where}.{name}"))
+        reject_unknown(body, set(OVERRIDABLE), f"{where}.{name}")
+        if isinstance(body.get("layers"), str):
+            body["layers"] = [body["layers"]]
+        base = {f.name: getattr(backbones[name], f.name) for f in dataclasses.fields(BackboneSpec)}
+        resolved[name] = build(BackboneSpec, {**base, **body}, f"{where}.{name}")
+    return resolved
 
 
 def _finetune(raw: Any, seed: int) -> FinetuneStage:

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(args.params)
-    ds, spec, name = cfg.dataset(args.dataset), cfg.backbone(args.backbone), args.backbone
+    ds, spec, name = cfg.dataset(args.dataset), cfg.backbone(args.backbone, args.dataset), args.backbone
     prepared = read_prepared(layout.prepared(ds.name))
     meta = prepared.attrs["headstart"]
     dataset = {"name": ds.name, "source": meta.get("source"), "shift": meta.get("shift")}

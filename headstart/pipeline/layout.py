@@ -20,6 +20,9 @@ __all__ = [
     "model_dir",
     "prepared",
     "results",
+    "robustness_metrics",
+    "robustness_results",
+    "settings_file",
     "timings",
     "transfer_metrics",
     "transfer_report",
@@ -32,6 +35,11 @@ REPORT = REPORT_DIR / "heads.md"
 
 def prepared(dataset: str) -> Path:
     return Path("data/prepared") / f"{dataset}.parquet"
+
+
+def settings_file(dataset: str, backbone: str) -> Path:
+    """The backbone settings this dataset embeds with (its overrides applied; the embed stage's dependency)."""
+    return Path("settings") / dataset / f"{backbone}.json"
 
 
 def embeddings_dir(dataset: str, backbone: str) -> Path:
@@ -66,6 +74,14 @@ def finetune_results(dataset: str, backbone: str) -> Path:
 
 def transfer_results(name: str) -> Path:
     return Path("results/transfer") / f"{name}.json"
+
+
+def robustness_results(dataset: str) -> Path:
+    return Path("results/robustness") / f"{dataset}.json"
+
+
+def robustness_metrics(dataset: str) -> Path:
+    return Path("metrics/robustness") / f"{dataset}.json"
 
 
 def finetune_metrics(dataset: str, backbone: str) -> Path:

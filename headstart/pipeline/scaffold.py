@@ -38,7 +38,9 @@ _RUNTIME = {
     "fit": _HEADS,
     "transfer": _HEADS,
     "finetune": [*_ENGINE, *_HEADS, "headstart.heads.probe", "headstart.pipeline.embed"],
-}
+    "robustness": [*_ENGINE, *_HEADS, "headstart.data.prepare", "headstart.features.engine",
+                   "headstart.heads.persist", "headstart.heads.metrics", "headstart.pipeline.predict"],
+}  # fmt: skip
 
 
 class InitError(UserError):

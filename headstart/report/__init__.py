@@ -1,7 +1,7 @@
 """Presentation: the head comparison as Markdown, its figures and plot data, the domain-shift table.
 
 ``tables`` renders Markdown, ``figures`` draws PNGs and the few-shot CSV, ``transfer`` renders the domain-shift
-table. Everything here reads the JSON records the fit, finetune and transfer stages write; nothing computes a
+table, ``robustness`` the table of heads on shifted test images. Everything here reads the JSON records the fit, finetune and transfer stages write; nothing computes a
 score. Importing this package does not import matplotlib.
 """
 
@@ -18,6 +18,7 @@ _WHERE = {
     "fewshot_csv": "figures",
     "fewshot_figure": "figures",
     "transfer_markdown": "transfer",
+    "robustness_markdown": "robustness",
 }
 __all__ = sorted(_WHERE)
 

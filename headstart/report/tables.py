@@ -1,5 +1,5 @@
 """The head comparison as Markdown: one row per dataset x backbone x layer x head, the best head's scores per
-class, fine-tuning and domain shift.
+class, fine-tuning, robustness to shifted test images and domain shift.
 
 Honest about certainty: the first column is the metric the heads were chosen by on val (``select_by``); every
 test score has a 95% interval over the test images (Wilson for accuracy, a seeded bootstrap for the others);
@@ -169,6 +169,7 @@ def render_markdown(
     *,
     finetune: Sequence[Mapping[str, Any]] = (),
     transfer: Sequence[Mapping[str, Any]] = (),
+    robustness: Sequence[Mapping[str, Any]] = (),
     protocol: Mapping[str, Any] | None = None,
 ) -> str:
     """The text of ``heads.md`` (it links to the figures :mod:`headstart.report.figures` draws beside it)."""
@@ -217,6 +218,20 @@ def render_markdown(
         ]
     if finetune:
         parts += ["## Fine-tuning", "", _finetune_table(finetune, rows), ""]
+    for result in robustness:
+        from headstart.report.robustness import robustness_markdown
+
+        parts += [
+            f"## Robustness: {result['dataset']}",
+            "",
+            f"Each head as fitted above (no refitting), scored on shifted copies of the {result['test_images']} "
+            "test images: its selection metric on the clean images, under each shift, and the largest drop "
+            "(bold: the shift that costs the row most). A head that loses much here will lose it on real images "
+            "that differ in the same way.",
+            "",
+            robustness_markdown(result),
+            "",
+        ]
     for table in transfer:
         parts += [
             f"## Domain shift: {table['title']}",

@@ -28,7 +28,7 @@ _METRICS = ("test_accuracy", "probe_test_accuracy", "val_accuracy", "epochs", "b
 
 def finetune_stage(cfg: Config, dataset: str, backbone: str, progress: ProgressFactory = null_progress) -> str:
     """Fine-tune ``backbone`` on ``dataset`` from the probe head's linear probe; returns a one-line summary."""
-    ds, spec, ft, name = cfg.dataset(dataset), cfg.backbone(backbone), cfg.finetune, backbone
+    ds, spec, ft, name = cfg.dataset(dataset), cfg.backbone(backbone, dataset), cfg.finetune, backbone
     # params.yaml's checks made sure the backbone is trainable and that probe_head is a linear probe
     probe = cfg.head(ft.probe_head)  # type: ignore[arg-type]
     table = layout.default_table(ds.name, name)

@@ -23,7 +23,7 @@ def _read(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def gather_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
-    """The fit, finetune and transfer results the config names; every frozen backbone's must be there."""
+    """The fit, finetune, transfer and robustness results the config names; every frozen backbone's must be there."""
     heads = [layout.results(ds, bb, h) for ds in cfg.datasets for bb in cfg.backbones for h in cfg.heads]
     missing = [str(p) for p in heads if not p.exists()]
     if missing:
@@ -37,6 +37,7 @@ def gather_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
         "heads": _read(heads + tuned),  # the fine-tuned network as one more backbone
         "finetune": _read([layout.finetune_results(ds, bb) for ds, bb in pairs]),
         "transfer": _read([layout.transfer_results(name) for name in cfg.transfer]),
+        "robustness": _read([layout.robustness_results(ds) for ds in cfg.datasets]),
     }
 
 
@@ -47,7 +48,11 @@ def write_report(
     out_dir = Path(out_dir)
     rows = rows_from_results(results["heads"])
     text = render_markdown(
-        rows, finetune=results.get("finetune", ()), transfer=results.get("transfer", ()), protocol=protocol
+        rows,
+        finetune=results.get("finetune", ()),
+        transfer=results.get("transfer", ()),
+        robustness=results.get("robustness", ()),
+        protocol=protocol,
     )
     if rows:
         fewshot_figure(rows, out_dir / FIGURES[0])

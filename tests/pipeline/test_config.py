@@ -142,3 +142,58 @@ def test_the_probe_head_defaults_to_the_first_linear_probe() -> None:
         {**BASE, "heads": {"knn": {}, "lr": {"head": "logreg"}}, "finetune": {"datasets": ["d"], "backbones": ["b"]}}
     )
     assert cfg.finetune.probe_head == "lr"
+
+
+def _with_override(override: object) -> dict:
+    return {
+        **BASE,
+        "datasets": {"d": {"source": "digits"}, "photos": {"source": "digits", "backbones": override}},
+        "backbones": {"b": {"arch": "mobilenet_v2", "layers": ["features.13", "default"], "image_size": 64}},
+    }
+
+
+def test_a_dataset_overrides_its_own_backbone_settings_only() -> None:
+    cfg = parse_config(_with_override({"b": {"image_size": 224, "pooling": ["avg", "max"], "layers": "default"}}))
+    own = cfg.backbone("b", "photos")
+    assert (own.image_size, own.poolings, own.layers, own.arch) == (224, ("avg", "max"), ("default",), "mobilenet_v2")
+    assert cfg.backbone("b", "d") == cfg.backbone("b") and cfg.backbone("b").image_size == 64
+    assert cfg.backbone("b").layers == ("features.13", "default")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"b": {"arch": "resnet18"}}, "unknown key 'datasets.photos.backbones.b.arch'.*image_size, layers, pooling"),
+        ({"x": {"image_size": 224}}, "datasets.photos.backbones.x: no backbone 'x' in params.yaml's backbones; known: b"),
+        ({"b": {"image_size": -1}}, "datasets.photos.backbones.b.image_size must be a positive integer"),
+        ({"b": {"pooling": "mean"}}, "datasets.photos.backbones.b.pooling 'mean' is not one of"),
+        ([224], "datasets.photos.backbones must be a mapping"),
+    ],
+)
+def test_bad_overrides_name_the_dotted_key(override: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_with_override(override))
+
+
+def test_transfer_refuses_datasets_that_embed_a_backbone_differently() -> None:
+    raw = _with_override({"b": {"image_size": 224}})
+    raw["transfer"] = {"t": {"source": "d", "target": "photos", "backbone": "b", "heads": ["knn"]}}
+    with pytest.raises(ConfigError, match="transfer.t: datasets.d and datasets.photos embed with different settings"):
+        parse_config(raw)
+
+
+def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headstart.pipeline import settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with_override({"b": {"image_size": 224}})))
+    for dataset in ("d", "photos"):
+        assert settings.main([dataset, "b"]) == 0
+    own = yaml.safe_load((tmp_path / "settings/photos/b.json").read_text())
+    plain = (tmp_path / "settings/d/b.json").read_bytes()
+    assert own["settings"]["image_size"] == 224 and own["overridden"] == ["image_size"]
+    assert yaml.safe_load(plain)["settings"]["image_size"] == 64 and yaml.safe_load(plain)["overridden"] == []
+    settings.main(["d", "b"])
+    assert (tmp_path / "settings/d/b.json").read_bytes() == plain

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -66,6 +67,7 @@ SMALL_PARAMS = {
         "select_by": "auto",
         "device": "auto",
     },
+    "robustness": {"shifts": ["noise:0.1", "jpeg:30"]},
     "transfer": {
         "shift": {
             "source": "digits",
@@ -144,6 +146,11 @@ def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     assert set(files["metrics/transfer/shift.json"]["data"]) == {"logreg", "knn"}
     assert files["metrics/finetune/digits/mobilenet_v2.json"]["data"]["test_accuracy"] > 0.5
     assert (repo / "reports" / "fewshot.png").stat().st_size > 10_000
+    assert {"robustness@digits", "robustness@digits_inverted", "settings@digits-pixels"} <= _ran(output)
+    robust = files["metrics/robustness/digits.json"]["data"]
+    assert set(robust) == {"mobilenet_v2", "pixels", "mobilenet_v2-finetuned"}
+    assert set(robust["mobilenet_v2"]["features.13"]["knn"]) == {"clean", "noise:0.1", "jpeg:30"}
+    assert "## Robustness: digits" in report and "## Robustness: digits_inverted" in report
     plots = json.JSONDecoder().raw_decode(_dvc(repo, "plots", "show", "--json"))[0]["data"]
     assert "reports/plots/fewshot.csv" in plots
     assert any(key.startswith("plots/confusion/digits/mobilenet_v2/knn") for key in plots)
@@ -169,6 +176,22 @@ def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
     for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
         assert lock_after[stage] == lock_before[stage]
     assert "Stage 'embed@digits-mobilenet_v2' didn't change" in output
+
+
+def test_a_dataset_override_reruns_only_that_pairs_embed_stage(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["datasets"]["digits"]["backbones"] = {"pixels": {"image_size": 4}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = _dvc(repo, "repro")
+    ran = _ran(output)
+    assert {s for s in ran if s.startswith("embed")} == {"embed@digits-pixels"}, output
+    assert {"fit@digits-pixels-knn", "fit@digits-pixels-logreg", "report"} <= ran
+    assert not {s for s in ran if s.startswith(("fit@digits-mobilenet_v2", "fit@digits_inverted", "finetune@"))}
+    resolved = json.loads((repo / "settings/digits/pixels.json").read_text())
+    assert resolved["settings"]["image_size"] == 4 and resolved["overridden"] == ["image_size"]
+    assert json.loads((repo / "settings/digits_inverted/pixels.json").read_text())["settings"]["image_size"] == 8
+    table = pq.read_table(repo / "embeddings/digits/pixels/pixels.parquet")
+    assert table.schema.field("embedding").type.list_size == 3 * 4 * 4  # RGB at the 4 px override reached the pixels
 
 
 def test_dvc_exp_run_with_a_set_parameter(repo: Path) -> None:

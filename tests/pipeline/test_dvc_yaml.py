@@ -44,6 +44,14 @@ def test_outputs_are_where_the_layout_says() -> None:
     assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
     report = _stage("report")
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
+    # each dataset x backbone's own settings: the file the embed stage depends on instead of the params
+    assert _stage("settings")["outs"] == [{str(layout.settings_file(ds, bb)): {"cache": False}}]
+    assert str(layout.settings_file(ds, bb)) in embed["deps"] and "params" not in _stage("settings")["deps"]
+    assert not [p for p in embed["params"] if str(p).startswith("backbones")]
+    robustness = _stage("robustness")
+    assert robustness["outs"] == [{str(layout.robustness_results("${key}")): {"cache": False}}]
+    assert list(robustness["metrics"][0]) == [str(layout.robustness_metrics("${key}"))]
+    assert "models/${key}" in robustness["deps"] and "embeddings/${key}" in robustness["deps"]
 
 
 def _lookup(dotted: str) -> object:

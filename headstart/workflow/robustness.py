@@ -1,0 +1,148 @@
+"""The robustness stage's work: every fitted head of a dataset, scored on shifted copies of its test split.
+
+Nothing is refitted and no train image is embedded again: the test images are shifted (``robustness.shifts``,
+the same shifts as a dataset's ``shift``: noise, blur, contrast, rotate, JPEG re-compression, ...), embedded
+with each backbone's own settings through the per-image cache (a rerun embeds nothing), and every saved head
+(``models/<dataset>/<backbone>/<head>/<layer>``) classifies them. The score is each head's selection metric
+(accuracy or balanced accuracy, as its grid was chosen), next to its score on the clean test images.
+
+Writes ``results/robustness/<dataset>.json`` (what the report reads) and ``metrics/robustness/<dataset>.json``
+(one number per head, layer and shift: quality only, the same bytes for the same inputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart._files import write_json
+from headstart._progress import ProgressFactory, null_progress
+from headstart.errors import UserError
+from headstart.features.spec import BackboneSpec
+from headstart.pipeline import layout
+from headstart.pipeline.config import Config
+
+__all__ = ["SCORED", "RobustnessError", "robustness_metrics", "robustness_stage", "score_shifts"]
+
+log = logging.getLogger(__name__)
+
+# the metrics a robustness row holds; a head chosen by log loss is shown by accuracy
+SCORED = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+class RobustnessError(UserError, ValueError):
+    """A dataset the robustness stage cannot score (no test split, no labels)."""
+
+
+def _backbones(cfg: Config, dataset: str) -> list[tuple[str, BackboneSpec]]:
+    """(name in models/ and embeddings/, settings) of every backbone this dataset's heads were fitted on."""
+    out = [(name, cfg.backbone(name, dataset)) for name in cfg.backbones]
+    if dataset in cfg.finetune.datasets:
+        for name in cfg.finetune.backbones:
+            weights = str(layout.finetune_dir(dataset, name) / "model.pt")
+            out.append((layout.finetuned_name(name), dataclasses.replace(cfg.backbone(name, dataset), weights=weights)))
+    return out
+
+
+def score_shifts(bundle: Any, tables: dict[str, Any], metric: str) -> dict[str, dict[str, float]]:
+    """Each table (``{"clean": table, "noise:0.03": table, ...}``) classified by a loaded head
+    (:func:`headstart.heads.persist.load_head`; its provenance is checked against each table's): accuracy,
+    balanced accuracy and macro-F1, the one named ``metric`` first."""
+    from headstart.heads.metrics import classification_metrics
+    from headstart.pipeline.predict import predict_table
+
+    out = {}
+    for shift, table in tables.items():
+        predicted = predict_table(bundle, table, source=f"the {shift} test images", top=1)["predicted"].to_numpy()
+        scores = classification_metrics(np.asarray(table.labels).astype(str), predicted.astype(str))
+        out[shift] = {key: round(scores[key], 6) for key in sorted(SCORED, key=lambda k: k != metric)}
+    return out
+
+
+def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = null_progress) -> list[str]:
+    """Score every head of ``dataset`` on its shifted test images; returns one summary line per backbone."""
+    from headstart.data.prepare import shift_frame
+    from headstart.data.tables import load_embeddings, read_prepared
+    from headstart.features.engine import embed
+    from headstart.heads.persist import load_head
+
+    ds = cfg.dataset(dataset)
+    prepared = read_prepared(layout.prepared(ds.name))
+    test = prepared[prepared["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise RobustnessError(f"datasets.{ds.name} has no test split to shift; give it split.test > 0")
+    if test["label"].isna().any():
+        raise RobustnessError(f"datasets.{ds.name} is unlabelled: there are no heads to score on shifted images")
+    shifts = cfg.robustness.shifts
+    shifted = {}
+    for shift in shifts:
+        frame = shift_frame(test, shift, f"{ds.name} test", progress)
+        shifted[shift] = frame.sort_values(["id", "path"], kind="stable").reset_index(drop=True)
+
+    rows: list[dict[str, Any]] = []
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="headstart-robustness-") as scratch:
+        for name, spec in _backbones(cfg, ds.name):
+            clean = layout.layer_tables(ds.name, name)
+            if not clean:
+                raise FileNotFoundError(
+                    f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run `dvc repro` first"
+                )
+            tables_by_shift = {"clean": {layer: load_embeddings(p, splits=["test"]) for layer, p in clean.items()}}
+            for i, shift in enumerate(shifts):
+                out_dir = Path(scratch) / name / f"shift-{i}"
+                result = embed(
+                    shifted[shift],
+                    spec,
+                    out_dir,
+                    dataset={"name": f"{ds.name} {shift}"},
+                    options=cfg.embed,
+                    progress=progress,
+                )
+                if result.failures:
+                    log.warning("%s x %s, %s: %d test images failed to embed", ds.name, name, shift, len(result.failures))
+                tables_by_shift[shift] = {layer: load_embeddings(out_dir / f"{layer}.parquet") for layer in clean}
+            for head in cfg.heads:
+                results_path = layout.results(ds.name, name, head)
+                chosen = json.loads(results_path.read_text())["layers"] if results_path.exists() else {}
+                for layer in clean:
+                    model = layout.model_dir(ds.name, name, head, layer)
+                    metric = (chosen.get(layer) or {}).get("select_by", "accuracy")
+                    metric = metric if metric in SCORED else "accuracy"
+                    bundle = load_head(model)
+                    tables = {shift: tables_by_shift[shift][layer] for shift in ("clean", *shifts)}
+                    scores = score_shifts(bundle, tables, metric)
+                    rows.append({"backbone": name, "layer": layer, "head": head, "metric": metric, "scores": scores})
+            mine = [r for r in rows if r["backbone"] == name]
+            if mine and shifts:
+                drop, shift, row = max((_drop(r, shift), shift, r) for r in mine for shift in shifts)
+                lines.append(
+                    f"{ds.name} x {name}: {len(mine)} heads x {len(shifts)} shifts; largest drop {drop:.4f} "
+                    f"({row['head']} on {row['layer']}, {shift}, {row['metric']})"
+                )
+    write_json(
+        layout.robustness_results(ds.name),
+        {"dataset": ds.name, "shifts": list(shifts), "test_images": len(test), "rows": rows},
+    )
+    write_json(layout.robustness_metrics(ds.name), robustness_metrics(rows))
+    return lines
+
+
+def _drop(row: dict[str, Any], shift: str) -> float:
+    return row["scores"]["clean"][row["metric"]] - row["scores"][shift][row["metric"]]
+
+
+def robustness_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``{backbone: {layer: {head: {shift: score}}}}`` in each head's metric: what `dvc metrics` shows."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        scores = {shift: values[row["metric"]] for shift, values in row["scores"].items()}
+        out.setdefault(row["backbone"], {}).setdefault(row["layer"], {})[row["head"]] = scores
+    return out
