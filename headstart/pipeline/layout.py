@@ -25,6 +25,7 @@ __all__ = [
     "settings_file",
     "timings",
     "transfer_metrics",
+    "transfer_settings",
     "transfer_report",
     "transfer_results",
 ]
@@ -40,6 +41,11 @@ def prepared(dataset: str) -> Path:
 def settings_file(dataset: str, backbone: str) -> Path:
     """The backbone settings this dataset embeds with (its overrides applied; the embed stage's dependency)."""
     return Path("settings") / dataset / f"{backbone}.json"
+
+
+def transfer_settings(name: str) -> Path:
+    """transfer.<name> with its heads' parameters (the transfer stage's dependency instead of all of ``heads``)."""
+    return Path("settings") / f"transfer-{name}.json"
 
 
 def embeddings_dir(dataset: str, backbone: str) -> Path:

@@ -197,3 +197,30 @@ def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
     assert yaml.safe_load(plain)["settings"]["image_size"] == 64 and yaml.safe_load(plain)["overridden"] == []
     settings.main(["d", "b"])
     assert (tmp_path / "settings/d/b.json").read_bytes() == plain
+
+
+def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headstart.pipeline import layout, settings
+
+    monkeypatch.chdir(tmp_path)
+    raw = {
+        **BASE,
+        "heads": {"knn": {"k": 5}, "logreg": {"C": {"logspace": [-2, 2, 5]}}, "svm": {"C": [0.1, 1.0]}},
+        "transfer": {"t": {"source": "d", "target": "d", "backbone": "b", "heads": ["knn", "logreg"]}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert settings.main(["--transfer", "t"]) == 0
+    written = layout.transfer_settings("t").read_bytes()
+    data = yaml.safe_load(written)
+    assert set(data["heads"]) == {"knn", "logreg"} and data["heads"]["logreg"]["params"]["C"]["logspace"] == [-2, 2, 5]
+    assert data["transfer"]["heads"] == ["knn", "logreg"] and data["transfer"]["source"] == "d"
+    raw["heads"]["svm"]["C"] = [10.0]  # a head the transfer does not use: the same bytes, so it does not rerun
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    settings.main(["--transfer", "t"])
+    assert layout.transfer_settings("t").read_bytes() == written
+    raw["heads"]["knn"]["k"] = 7
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    settings.main(["--transfer", "t"])
+    assert layout.transfer_settings("t").read_bytes() != written
+    with pytest.raises(SystemExit):
+        settings.main(["d"])  # a dataset needs its backbone

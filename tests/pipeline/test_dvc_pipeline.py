@@ -178,6 +178,15 @@ def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
     assert "Stage 'embed@digits-mobilenet_v2' didn't change" in output
 
 
+def test_a_head_the_transfer_does_not_use_leaves_the_transfer_alone(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["heads"]["svm"]["C"] = [0.05, 0.1]  # transfer.shift uses logreg and knn only
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _ran(_dvc(repo, "repro"))
+    assert {"fit@digits-pixels-svm", "transfer_settings@shift", "report"} <= ran
+    assert "transfer@shift" not in ran and not {s for s in ran if s.startswith("embed")}
+
+
 def test_a_dataset_override_reruns_only_that_pairs_embed_stage(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["datasets"]["digits"]["backbones"] = {"pixels": {"image_size": 4}}
