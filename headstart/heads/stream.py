@@ -32,6 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from headstart.heads.knn import KNNClassifier
+from headstart.heads.scoring import resolve_select_by, val_score
 
 __all__ = [
     "ArrayChunks",
@@ -41,6 +42,7 @@ __all__ = [
     "fit_probe_stream",
     "knn_recall",
     "stream_accuracy",
+    "stream_predictions",
 ]
 
 log = logging.getLogger(__name__)
@@ -232,35 +234,53 @@ def _adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, rat
     param -= rate * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
 
 
-def stream_accuracy(estimator: Any, source: Any) -> tuple[float, float]:
-    """Accuracy and mean log-loss of ``estimator`` over every chunk of ``source``."""
-    right, loss, n = 0, 0.0, 0
+def stream_predictions(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """True labels, predicted labels and the mean log-loss of ``estimator`` over every chunk of ``source`` (the
+    labels of a table that does not fit in memory do: one small string per row)."""
+    truth, predicted, loss = [], [], 0.0
     for X, y in _chunks(source):
         proba = estimator.predict_proba(X)
         column = np.minimum(np.searchsorted(estimator.classes_, y), len(estimator.classes_) - 1)
         known = estimator.classes_[column] == y  # a class never seen in training scores as zero probability
-        right += int((estimator.classes_[np.argmax(proba, axis=1)] == y).sum())
+        truth.append(np.asarray(y))
+        predicted.append(estimator.classes_[np.argmax(proba, axis=1)])
         picked = np.where(known, proba[np.arange(len(y)), column], 0.0)
         loss += float(-np.log(np.clip(picked, 1e-15, None)).sum())
-        n += len(y)
-    return (right / n, loss / n) if n else (0.0, 0.0)
+    if not truth:
+        return np.array([]), np.array([]), 0.0
+    y_true, y_pred = np.concatenate(truth), np.concatenate(predicted)
+    return y_true, y_pred, loss / len(y_true)
+
+
+def stream_accuracy(estimator: Any, source: Any) -> tuple[float, float]:
+    """Accuracy and mean log-loss of ``estimator`` over every chunk of ``source``."""
+    y_true, y_pred, loss = stream_predictions(estimator, source)
+    return (float(np.mean(y_true == y_pred)), loss) if len(y_true) else (0.0, 0.0)
 
 
 def fit_probe_stream(
-    train: Any, val: Any, train_val: Any, Cs: Sequence[float], **params: Any
+    train: Any, val: Any, train_val: Any, Cs: Sequence[float], select_by: str = "auto", **params: Any
 ) -> tuple[StreamingLinearProbe, list[tuple[float, float]]]:
-    """Choose C on val (best accuracy, then lowest val log-loss; Cs walked upwards with warm starts), refit on
-    ``train_val`` with it. Returns the refitted probe and ``(C, val accuracy)`` for every C."""
-    scores, losses, previous = [], [], None
+    """Choose C on val by ``select_by`` (as every head's: ``auto`` is balanced accuracy when the largest train
+    class has over 1.5x the rows of the smallest, else accuracy; ties go to the lower val log-loss; Cs walked
+    upwards with warm starts), refit on ``train_val`` with it. Returns the refitted probe and ``(C, val score)``
+    for every C; the metric is the probe's ``select_by_``."""
+    scores, losses, previous, metric = [], [], None, None
     for C in sorted(Cs):
         probe = StreamingLinearProbe(C=C, **params).fit_chunks(train, warm_from=previous)
-        accuracy, loss = stream_accuracy(probe, val)
-        scores.append((float(C), accuracy))
+        if metric is None:  # the class counts come with the first fit's pass over train
+            counts = probe.class_counts_.astype(int)
+            metric = resolve_select_by(select_by, np.repeat(np.arange(len(counts)), counts))
+        y_true, y_pred, loss = stream_predictions(probe, val)
+        score = -loss if metric == "log_loss" else val_score(metric, y_true, y_pred)
+        scores.append((float(C), score))
         losses.append(loss)
         previous = probe
     best = min(range(len(scores)), key=lambda i: (-scores[i][1], losses[i], i))
-    log.info("streaming probe: C=%g (val accuracy %.4f) of %d", scores[best][0], scores[best][1], len(scores))
-    return StreamingLinearProbe(C=scores[best][0], **params).fit_chunks(train_val), scores
+    log.info("streaming probe: C=%g (val %s %.4f) of %d", scores[best][0], metric, scores[best][1], len(scores))
+    final = StreamingLinearProbe(C=scores[best][0], **params).fit_chunks(train_val)
+    final.select_by_ = metric
+    return final, scores
 
 
 def fit_knn_stream(source: Any, sample_rows: int = 50_000, seed: int = 0, **params: Any) -> KNNClassifier:

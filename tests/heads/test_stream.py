@@ -119,3 +119,22 @@ def test_ivfpq_knn_streams_a_table_and_reports_its_recall(tmp_path: Path) -> Non
     assert agree > 0.8, agree
     flat = fit_knn_stream(TableChunks(path), sample_rows=4000, k=10)
     assert knn_recall(flat, TableChunks(path), queries, k=10) == 1.0
+
+
+def test_streaming_probe_chooses_C_by_the_selection_metric() -> None:
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(1200) < 0.9, 0, 1)  # 90/10
+    X = (rng.standard_normal((1200, 8)) + 0.8 * y[:, None]).astype(np.float32)
+    Xtr, Xva, ytr, yva = X[:800], X[800:], y[:800], y[800:]
+    Cs = [0.001, 0.1, 10.0]
+    fits = {}
+    for select_by in ("auto", "accuracy", "balanced_accuracy"):
+        chunks = (ArrayChunks(Xtr, ytr, 200), ArrayChunks(Xva, yva, 200), ArrayChunks(X, y, 200))
+        fits[select_by] = fit_probe_stream(*chunks, Cs, select_by=select_by, class_weight="balanced", min_steps=300)
+    assert fits["auto"][0].select_by_ == "balanced_accuracy"  # 9:1 in train
+    assert fits["accuracy"][0].select_by_ == "accuracy"
+    assert fits["auto"][1] == fits["balanced_accuracy"][1]
+    assert fits["accuracy"][1] != fits["balanced_accuracy"][1]  # the same probes, scored by another metric
+    even = np.arange(len(ytr)) % 2
+    assert fit_probe_stream(ArrayChunks(Xtr, even, 200), ArrayChunks(Xva, np.arange(400) % 2, 200),
+                            ArrayChunks(X, np.arange(1200) % 2, 200), Cs, min_steps=300)[0].select_by_ == "accuracy"
