@@ -66,6 +66,14 @@ class ReportRow:
                 return float(row.get(f"{key}_mean", row["accuracy_mean"]))
         return None
 
+    def few_shot_spread(self, n: int | str, key: str = "accuracy") -> float | None:
+        """Half the 95% interval of the k-shot mean over the seeded subsets (None for one subset)."""
+        for row in self.record.get("few_shot", []):
+            if row["n"] == n and f"{key}_low" in row:
+                low, high = row[f"{key}_low"], row[f"{key}_high"]
+                return None if low is None or high is None or high <= low else (high - low) / 2
+        return None
+
 
 _TITLES = {
     "accuracy": "accuracy",
@@ -101,24 +109,24 @@ def rows_from_results(results: Sequence[Mapping[str, Any]]) -> list[ReportRow]:
     return rows
 
 
-# column title, metric key (None: no interval), value getter, format
-_Column = tuple[str, Any, Any, str]
+# column title, metric key (None: no test interval), value getter, format, (k, key) of a few-shot column
+_Column = tuple[str, Any, Any, str, Any]
 
 
 def _columns(rows: Sequence[ReportRow]) -> list[_Column]:
     first = selection_metric(rows)
     keys = [first] + [k for k in _TITLES if k != first and any(r.metric(k) is not None for r in rows)]
-    columns: list[_Column] = [(_TITLES[k], k, lambda r, k=k: r.metric(k), "{:.4f}") for k in keys]
+    columns: list[_Column] = [(_TITLES[k], k, lambda r, k=k: r.metric(k), "{:.4f}", None) for k in keys]
     shots = [row["n"] for row in rows[0].record.get("few_shot", []) if row["n"] != "all"] if rows else []
     few_key = "balanced_accuracy" if first == "balanced_accuracy" else "accuracy"
     for n in [s for s in shots if s in (1, 5)] or shots[:1]:
-        columns.append((f"{n}-shot", None, lambda r, n=n: r.few_shot(n, few_key), "{:.3f}"))
+        columns.append((f"{n}-shot", None, lambda r, n=n: r.few_shot(n, few_key), "{:.3f}", (n, few_key)))
     return columns
 
 
 def _bold_overlapping(rows: Sequence[ReportRow], column: _Column) -> set[int]:
     """Rows whose interval overlaps the best row's; none when all do or the column has no intervals."""
-    _, key, get, _ = column
+    _, key, get, _, _ = column
     spans = {i: r.interval(key) for i, r in enumerate(rows) if key is not None and get(r) is not None}
     if not spans or any(span is None for span in spans.values()):
         return set()
@@ -153,11 +161,14 @@ def markdown_table(rows: Sequence[ReportRow]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(columns) + ["---"]) + "|"]
     for i, row in enumerate(rows):
         cells = [row.backbone, row.layer, row.head]
-        for j, (_, key, get, fmt) in enumerate(columns):
+        for j, (_, key, get, fmt, shot) in enumerate(columns):
             value = get(row)
             text = "n/a" if value is None else fmt.format(value)
             if key is not None and value is not None and key in ("accuracy", columns[0][1]):
                 text += _ci(row, key)
+            spread = row.few_shot_spread(*shot) if shot is not None and value is not None else None
+            if spread is not None:
+                text += f" ±{spread:.3f}"
             cells.append(f"**{text}**" if i in bold[j] else text)
         cells.append(_params(row))
         lines.append("| " + " | ".join(cells) + " |")
@@ -189,7 +200,8 @@ def render_markdown(
             if protocol
             else ""
         )
-        + "*k*-shot: mean test score of the selection metric when trained on *k* labelled images per class. "
+        + "*k*-shot: mean test score of the selection metric when trained on *k* labelled images per class, "
+        "± the 95% interval of that mean over the seeded subsets of *k* images. "
         "**Bold**: every row whose interval overlaps the best row's (none when all do). Fit and predict times "
         "are in `timings/`.",
         "",

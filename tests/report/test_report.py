@@ -116,3 +116,14 @@ def test_the_first_column_follows_the_selection_metric() -> None:
 
     rows = [_row("a", 0.9, 0.8, 0.95, 0.9, "balanced_accuracy"), _row("b", 0.7, 0.6, 0.75, 0.8, "balanced_accuracy")]
     assert markdown_table(rows).splitlines()[0].startswith("| backbone | layer | head | balanced acc. | accuracy |")
+
+
+def test_few_shot_cells_carry_the_spread_over_subsets(results: dict) -> None:
+    rows = rows_from_results(results["heads"])
+    table = markdown_table(rows)
+    for row in rows:
+        spread = row.few_shot_spread(1)
+        point = next(p for p in row.record["few_shot"] if p["n"] == 1)
+        assert spread == pytest.approx((point["accuracy_high"] - point["accuracy_low"]) / 2)
+        assert f"{row.few_shot(1):.3f} ±{spread:.3f}" in table  # 2 seeded subsets of 1 image per class differ
+    assert rows[0].few_shot_spread("all") is None  # one subset: all the images, no spread to show
