@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import top_k_accuracy_score
@@ -81,3 +83,25 @@ def test_mean_ci95_is_the_student_t_interval() -> None:
     same = mean_ci95([1.0, 1.0, 1.0])
     assert same == {"mean": 1.0, "std": 0.0, "ci95_low": 1.0, "ci95_high": 1.0, "n": 3}
     assert mean_ci95([0.5]) == {"mean": 0.5, "std": 0.0, "ci95_low": 0.5, "ci95_high": 0.5, "n": 1}
+
+
+def test_bootstrap_scores_equal_scikit_learns_on_every_resample() -> None:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from headstart.heads.intervals import _balanced_accuracy, _macro_f1
+
+    rng = np.random.default_rng(0)
+    y_true = rng.choice(np.array(["a", "b", "c", "d"]), 60, p=[0.6, 0.3, 0.08, 0.02])
+    y_pred = np.where(rng.random(60) < 0.7, y_true, rng.choice(np.array(["a", "b", "c", "e"]), 60))  # e: never true
+    labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k, pairs = len(labels), codes[:60] * len(labels) + codes[60:]
+    for _ in range(200):  # resamples that miss the rare classes, or hold a predicted class that is never true
+        i = rng.integers(0, 60, 60)
+        confusion = np.bincount(pairs[i], minlength=k * k).reshape(k, k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = balanced_accuracy_score(y_true[i], y_pred[i])
+        assert _balanced_accuracy(confusion) == pytest.approx(expected, abs=1e-12)
+        assert _macro_f1(confusion) == pytest.approx(
+            f1_score(y_true[i], y_pred[i], average="macro", zero_division=0), abs=1e-12
+        )
