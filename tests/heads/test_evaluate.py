@@ -45,17 +45,46 @@ def test_few_shot_subsets_hold_n_per_class_and_are_shared_by_every_head(monkeypa
     assert len(seen["knn"]) == 6 and len({s[2] for s in seen["knn"] if s[0] == 5}) == 3  # 3 seeds, 3 subsets
 
 
-def test_seeded_heads_run_every_seed_deterministic_ones_once() -> None:
+@pytest.fixture
+def seeded_head():  # a head whose fit depends on its seed (none of the built-ins does)
+    from sklearn.linear_model import SGDClassifier
+
+    from headstart.heads.registry import _HEADS, HeadType, register_head
+
+    def build(p, seed):  # type: ignore[no-untyped-def]
+        return SGDClassifier(max_iter=5, tol=None, random_state=seed)
+
+    register_head(HeadType("sgd_test", "seeded SGD", {}, build, randomized=True))
+    yield "sgd_test"
+    del _HEADS["sgd_test"]
+
+
+def test_seeded_heads_run_every_seed_deterministic_ones_once(seeded_head: str) -> None:
     data = _split(1)
-    svm = evaluate_head("svm", {"C": 1.0}, data, seeds=3, few_shot=())
+    seeded = evaluate_head(seeded_head, {}, data, seeds=3, few_shot=())
     knn = evaluate_head("knn", {}, data, seeds=3, few_shot=())
-    assert len(svm.per_seed) == 3 and len(knn.per_seed) == 1
-    ci = svm.intervals["accuracy"]
-    assert ci["n"] == 3 and ci["ci95_low"] <= svm.metrics["accuracy"] <= ci["ci95_high"]
+    svm = evaluate_head("svm", {"C": 1.0}, data, seeds=3, few_shot=())
+    assert len(seeded.per_seed) == 3 and len(knn.per_seed) == 1 and len(svm.per_seed) == 1
+    ci = seeded.intervals["accuracy"]
+    assert ci["n"] == 3 and ci["ci95_low"] <= seeded.metrics["accuracy"] <= ci["ci95_high"]
     assert {"accuracy", "balanced_accuracy", "macro_f1", "fit_seconds", "predict_ms_per_image"} <= set(knn.metrics)
     assert "top5_accuracy" not in knn.metrics  # 4 classes: top-5 would always be 1
     assert sum(sum(row) for row in knn.confusion) == len(data.y_test)
     assert set(knn.per_class) == {"c0", "c1", "c2", "c3"}
+
+
+def test_the_linear_svm_predicts_the_same_whatever_its_seed() -> None:
+    from headstart.heads.registry import build_head
+
+    data = _split(2)
+    predictions = [
+        build_head("svm", {"C": c, "kernel": "linear", "max_iter": 5000}, seed).fit(data.X_train, data.y_train)
+        .predict(data.X_test)
+        for c in (0.01, 1.0)
+        for seed in (0, 1, 2)
+    ]  # fmt: skip
+    assert all((p == predictions[0]).all() for p in predictions[:3])
+    assert all((p == predictions[3]).all() for p in predictions[3:])
 
 
 def _table(path: Path, node: str, seed: int = 0) -> Path:
