@@ -144,7 +144,7 @@ class TransferConfig:
 class RobustnessConfig:
     """The `robustness` stage: the shifts every fitted head is scored on (shifted copies of each test split)."""
 
-    shifts: tuple[str, ...] = ("noise:0.03", "blur:1.0", "contrast:0.5", "rotate:15", "jpeg:30")
+    shifts: tuple[str, ...] = ("noise:0.03", "blur:0.5", "contrast:0.5", "rotate:15", "jpeg:30")
 
     def __post_init__(self) -> None:
         from headstart.data.shifts import ShiftError, parse_shift
