@@ -122,9 +122,9 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
                     rows.append({"backbone": name, "layer": layer, "head": head, "metric": metric, "scores": scores})
             mine = [r for r in rows if r["backbone"] == name]
             if mine and shifts:
-                drop, shift, row = max((_drop(r, shift), shift, r) for r in mine for shift in shifts)
+                row, shift = max(((r, s) for r in mine for s in shifts), key=lambda pair: _drop(*pair))  # first wins ties
                 lines.append(
-                    f"{ds.name} x {name}: {len(mine)} heads x {len(shifts)} shifts; largest drop {drop:.4f} "
+                    f"{ds.name} x {name}: {len(mine)} heads x {len(shifts)} shifts; largest drop {_drop(row, shift):.4f} "
                     f"({row['head']} on {row['layer']}, {shift}, {row['metric']})"
                 )
     write_json(

@@ -89,3 +89,12 @@ def test_robustness_shifts_are_checked_at_load() -> None:
         parse_config({**base, "robustness": {"shifts": ["jpeg:30", "jpeg:30"]}})
     with pytest.raises(ConfigError, match="unknown key 'robustness.shift'"):
         parse_config({**base, "robustness": {"shift": ["jpeg:30"]}})
+
+
+def test_equal_drops_do_not_break_the_summary(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["robustness"]["shifts"] = ["rotate:0", "contrast:1"]  # both leave the images as they are: drops tie at 0
+    (project / "params2.yaml").write_text(yaml.safe_dump(params))
+    lines = robustness_stage(load_config("params2.yaml"), "digits")
+    assert lines and "largest drop 0.0000" in lines[0]
