@@ -26,8 +26,10 @@ $(VENV)/.extras: $(BIN)/headstart
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ray,providers,readers]'
 	touch $@
 
+# two worker processes, each test file on one worker (its module fixtures, e.g. one DVC repository, stay whole):
+# the slow DVC pipeline tests run beside the rest instead of after it
 test: $(VENV)/.extras
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(BIN)/headstart
 	$(BIN)/python benchmarks/embed_speed.py

@@ -128,7 +128,7 @@ def test_the_config_holds_the_library_types_frozen_all_the_way_down() -> None:
     assert isinstance(cfg.heads["logreg"], HeadSpec) and isinstance(cfg.finetune.settings, FinetuneSettings)
     assert cfg.finetune.settings.seed == cfg.seed and cfg.finetune.probe_head == "logreg"
     logspace = cfg.heads["logreg"].params["C"]["logspace"]
-    assert logspace == (-6, 5, 45)
+    assert logspace == (-4, 4, 17)
     with pytest.raises(TypeError):
         cfg.heads["logreg"].params["C"]["logspace"] = (0, 1, 2)  # type: ignore[index]
     with pytest.raises(TypeError):

@@ -32,7 +32,8 @@ SMALL_PARAMS = {
         },
         "pixels": {"arch": "pixels", "image_size": 8},
     },
-    "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "svm": {"C": [0.01, 0.1]}},
+    # ncm (fast) is the head the transfer does not use; knn and logreg are the ones it does
+    "heads": {"knn": {"k": 10}, "logreg": {"C": {"logspace": [-3, 1, 5]}}, "ncm": {"temperature": 0.1}},
     # every embed key dvc.yaml lists (DVC refuses a listed key that is missing)
     "embed": {
         "batch_size": 64,
@@ -124,13 +125,14 @@ def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     } <= _ran(output)
     metrics = json.JSONDecoder().raw_decode(_dvc(repo, "metrics", "show", "--json"))[0]  # stdout first, then warnings
     files = next(iter(metrics.values()))["data"]  # keyed by revision ("" or "workspace")
-    for head in ("knn", "logreg", "svm"):
+    for head in ("knn", "logreg", "ncm"):
         data = files[f"metrics/heads/digits/mobilenet_v2/{head}.json"]["data"]
         assert set(data) == {"features.13", "flatten"}
         assert 0.5 < data["features.13"]["accuracy"] <= 1.0
     assert files["metrics/embed/digits/mobilenet_v2.json"]["data"]["failed"] == 0
     report = (repo / "reports" / "heads.md").read_text()
-    rows = [line.split(" | ")[0] for line in report.splitlines()]
+    heads_part = report[: report.index("## Fine-tuning")]  # the head tables (the robustness tables come later)
+    rows = [line.split(" | ")[0] for line in heads_part.splitlines()]
     assert rows.count("| mobilenet_v2") == 12 and rows.count("| pixels") == 6  # 2 datasets
     assert rows.count("| mobilenet_v2-finetuned") == 6  # the fine-tuned network, same 2 layers x 3 heads
     assert "## Fine-tuning" in report and "## Domain shift: digits -> digits_inverted" in report
@@ -151,62 +153,52 @@ def test_full_run_then_metrics_plots_and_report(repo: Path) -> None:
     assert any(key.startswith("plots/confusion/digits/mobilenet_v2/knn") for key in plots)
 
 
-def test_changing_a_head_parameter_reruns_only_that_head(repo: Path) -> None:
+def test_an_unused_head_and_a_dataset_override_rerun_only_what_they_touch(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["heads"]["knn"]["k"] = 5
+    params["heads"]["ncm"]["temperature"] = 0.05  # a head transfer.shift does not use (it uses logreg and knn)
+    params["datasets"]["digits"]["backbones"] = {"pixels": {"image_size": 4}}  # digits' own pixels size
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     output = _dvc(repo, "repro")
     ran = _ran(output)
-    assert not {s for s in ran if s.startswith("embed@")}, output
-    assert {
-        "fit@digits-mobilenet_v2-knn",
-        "fit@digits-pixels-knn",
-        "fit_finetuned@digits-mobilenet_v2-knn",
-        "transfer@shift",
-        "report",
-    } <= ran  # transfer uses the knn head too
-    assert not {s for s in ran if "logreg" in s or "svm" in s or s.startswith(("finetune@", "embed_finetuned@"))}
-    lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
-        assert lock_after[stage] == lock_before[stage]
-    assert "Stage 'embed@digits-mobilenet_v2' didn't change" in output
-
-
-def test_a_head_the_transfer_does_not_use_leaves_the_transfer_alone(repo: Path) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["heads"]["svm"]["C"] = [0.05, 0.1]  # transfer.shift uses logreg and knn only
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = _ran(_dvc(repo, "repro"))
-    assert {"fit@digits-pixels-svm", "transfer_settings@shift", "report"} <= ran
-    assert "transfer@shift" not in ran and not {s for s in ran if s.startswith("embed")}
-
-
-def test_a_dataset_override_reruns_only_that_pairs_embed_stage(repo: Path) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["datasets"]["digits"]["backbones"] = {"pixels": {"image_size": 4}}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    output = _dvc(repo, "repro")
-    ran = _ran(output)
+    # the override: only that pair's embed stage, and the fits of its table
     assert {s for s in ran if s.startswith("embed")} == {"embed@digits-pixels"}, output
-    assert {"fit@digits-pixels-knn", "fit@digits-pixels-logreg", "report"} <= ran
-    assert not {s for s in ran if s.startswith(("fit@digits-mobilenet_v2", "fit@digits_inverted", "finetune@"))}
+    assert {"fit@digits-pixels-knn", "fit@digits-pixels-logreg", "fit@digits-pixels-ncm"} <= ran
     resolved = json.loads((repo / "settings/digits/pixels.json").read_text())
     assert resolved["settings"]["image_size"] == 4 and resolved["overridden"] == ["image_size"]
     assert json.loads((repo / "settings/digits_inverted/pixels.json").read_text())["settings"]["image_size"] == 8
     table = pq.read_table(repo / "embeddings/digits/pixels/pixels.parquet")
     assert table.schema.field("embedding").type.list_size == 3 * 4 * 4  # RGB at the 4 px override reached the pixels
+    lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage in ("embed@digits-mobilenet_v2", "embed@digits_inverted-pixels"):
+        assert lock_after[stage] == lock_before[stage]
+    # the head change: that head's fits, not the transfer (its settings file has the same bytes), nor the others
+    assert {"fit@digits-mobilenet_v2-ncm", "fit_finetuned@digits-mobilenet_v2-ncm", "transfer_settings@shift"} <= ran
+    assert "transfer@shift" not in ran and "report" in ran
+    untouched = ("fit@digits-mobilenet_v2-knn", "fit@digits-mobilenet_v2-logreg", "fit@digits_inverted-")
+    assert not {s for s in ran if s.startswith(untouched) and not s.endswith("-ncm")}, output
+    assert not {s for s in ran if s.startswith(("finetune@", "embed_finetuned@"))}
 
 
-def test_dvc_exp_run_with_a_set_parameter(repo: Path) -> None:
+def test_dvc_exp_run_with_a_set_parameter_reruns_that_heads_stages_only(repo: Path) -> None:
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "after first runs")
+    lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     output = _dvc(repo, "exp", "run", "-S", "heads.knn.k=3")
     ran = _ran(output)
-    assert {"fit@digits-mobilenet_v2-knn", "fit@digits-pixels-knn", "report"} <= ran, output  # -S reached the stages
-    assert not {s for s in ran if s.startswith("embed@")}, output
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["fit@digits-mobilenet_v2-knn"]
-    assert lock["params"]["params.yaml"]["heads.knn"]["k"] == 3
+    assert {
+        "fit@digits-mobilenet_v2-knn",
+        "fit@digits-pixels-knn",
+        "fit_finetuned@digits-mobilenet_v2-knn",
+        "transfer@shift",  # the transfer uses the knn head
+        "report",
+    } <= ran, output  # -S reached the stages
+    assert not {s for s in ran if s.startswith("embed")}, output
+    assert not {s for s in ran if "logreg" in s or "ncm" in s or s.startswith(("finetune@", "embed_finetuned@"))}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
+        assert lock[stage] == lock_before[stage]
+    assert lock["fit@digits-mobilenet_v2-knn"]["params"]["params.yaml"]["heads.knn"]["k"] == 3
     results = json.loads((repo / "results/heads/digits/mobilenet_v2/knn.json").read_text())
     assert {layer: record["params"]["k"] for layer, record in results["layers"].items()} == {
         "features.13": 3,
