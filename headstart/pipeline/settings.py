@@ -31,7 +31,7 @@ def resolved_settings(cfg, dataset: str, backbone: str) -> dict:
     return {
         "dataset": dataset,
         "backbone": backbone,
-        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
+        "settings": _plain(dataclasses.asdict(spec)),
         "overridden": _changed(cfg, dataset, backbone),  # the keys this dataset sets for itself
     }
 
