@@ -9,23 +9,23 @@ finish in a fraction of a second: it records a signature of everything the prepa
 - the code that prepares it (the bytes of ``headstart/data`` and the stage) and the libraries' versions,
 
 together with a digest of the bytes of the table it wrote (not its stat: DVC re-links a stage's outputs after
-caching them, which gives them another mtime). When both are unchanged, the table is left alone. Anything it cannot vouch for (a Parquet manifest, a file changed in the last two seconds, a
+caching them, which gives them another mtime). When both are unchanged, the table is left alone. Anything it cannot vouch for (a file changed in the last two seconds, a
 missing memo or table) makes it answer "not fresh", and `prepare` runs in full: the memo can only skip work.
 It lives beside the stat cache, in ``.headstart/prepare/<dataset>.json``, and is machine-local.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from headstart.data.contents import SourceUnknown, source_files
 
 __all__ = ["PrepareMemo"]
 
@@ -83,9 +83,11 @@ class PrepareMemo:
         for name in _LIBRARIES:
             digest.update(f"\0{name}={_version(name)}".encode())
         racy = time.time_ns() - int(RACY_SECONDS * 1e9)
-        source = str(self.settings["source"])
-        # A text table holds its texts: that one file is the whole source, whatever its columns are called.
-        files = [source] if self.settings.get("text_column") else _source_files(source, self.settings.get("root"))
+        try:
+            files = list(source_files(str(self.settings["source"]), self.settings.get("root"),
+                                      self.settings.get("text_column") or None))
+        except SourceUnknown as err:
+            raise _Unsure(self.settings["source"]) from err
         for path in files:
             size, mtime_ns, inode = _stat(path)
             if mtime_ns >= racy:
@@ -123,42 +125,3 @@ def _code_files() -> list[Path]:
     for where in _CODE:
         out += sorted(where.glob("*.py")) if where.is_dir() else [where]
     return out
-
-
-def _source_files(source: str, root: str | None) -> Iterator[str]:
-    """Every file the source's rows come from, in a fixed order; raises _Unsure when that is not known cheaply."""
-    if source == "digits" and root is None:
-        spec = importlib.util.find_spec("sklearn")
-        if spec is None or not spec.submodule_search_locations:
-            raise _Unsure(source)
-        yield os.path.join(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
-        return
-    if source in ("mnist", "fashion-mnist"):  # IDX files in a folder (importing the locator costs numpy + pandas)
-        from headstart.data.builtin import BUILTIN_DATASETS
-
-        where = BUILTIN_DATASETS[source].locate(root)
-        if where is None:
-            raise _Unsure(source)
-        yield from sorted(str(p) for p in Path(where).iterdir() if p.is_file())
-        return
-    path = Path(source)
-    if path.is_dir():
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-            dirnames.sort()
-            yield dirpath  # a renamed or added folder changes a label even when no image changes
-            yield from (os.path.join(dirpath, name) for name in sorted(filenames))
-        return
-    if path.is_file() and path.suffix.lower() == ".csv":
-        yield str(path)
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip().lower() for h in next(reader, [])]
-            if "path" not in header:
-                raise _Unsure(source)
-            column = header.index("path")
-            for row in reader:
-                if column < len(row) and row[column].strip():
-                    name = row[column]
-                    yield name if os.path.isabs(name) else os.path.join(path.parent, name)
-        return
-    raise _Unsure(source)  # Parquet manifests: prepare runs in full

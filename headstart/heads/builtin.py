@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
-
-from headstart.heads.knn import KNNClassifier
-from headstart.heads.ncm import NearestClassMean
 from headstart.heads.registry import HeadType, Param, build_head, register_head
-from headstart.heads.scoring import resolve_select_by, val_score
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from headstart.heads.knn import KNNClassifier
+    from headstart.heads.ncm import NearestClassMean
+
+# scikit-learn, faiss and numpy are imported by the builders and hooks, not here: checking params.yaml (every
+# stage does, and `versions` on every `dvc repro`) declares the heads without importing them (about 2.5 s)
 
 __all__: list[str] = []
 
@@ -60,6 +60,8 @@ def _class_weight(p: Mapping[str, Any]) -> str | None:
 
 
 def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
+    from headstart.heads.knn import KNNClassifier
+
     return KNNClassifier(
         k=int(p["k"]),
         metric=p["metric"],
@@ -74,6 +76,10 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
 
 
 def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("scale", StandardScaler()),
@@ -85,6 +91,10 @@ def _logreg(p: Mapping[str, Any], seed: int) -> Pipeline:
 
 
 def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
     if p["kernel"] == "linear":
         clf: Any = LinearSVC(
             C=float(p["C"]), max_iter=int(p["max_iter"]), random_state=seed, class_weight=_class_weight(p)
@@ -98,6 +108,8 @@ def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
 
 
 def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
+    from headstart.heads.ncm import NearestClassMean
+
     return NearestClassMean(temperature=float(p["temperature"]))
 
 
@@ -144,6 +156,10 @@ def _sweep_knn(
     metric: str = "accuracy",
 ) -> Any:
     """One search with the largest k; every k votes from the same neighbours."""
+    import numpy as np
+
+    from headstart.heads.scoring import val_score
+
     if set(grid) != {"k"}:
         return None
     ks = [int(k) for k in grid["k"]]
@@ -171,6 +187,9 @@ def _adapt_linear(loss: str) -> Any:
         clf, scaler = estimator.named_steps["clf"], estimator.named_steps["scale"]
         if not hasattr(clf, "coef_"):  # an RBF SVM has no weights to continue from
             return None
+        from sklearn.linear_model import SGDClassifier
+        from sklearn.pipeline import Pipeline
+
         sgd = SGDClassifier(
             loss=loss,
             alpha=1.0 / (float(best["C"]) * len(X)),
@@ -189,6 +208,7 @@ def _probe_logreg(
     fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
 ) -> Any:
     from headstart.heads.probe import finetuning_probe
+    from headstart.heads.scoring import resolve_select_by
 
     return finetuning_probe(
         X_train,

@@ -23,6 +23,7 @@ __all__ = [
     "robustness_metrics",
     "robustness_results",
     "settings_file",
+    "head_settings",
     "timings",
     "transfer_metrics",
     "transfer_settings",
@@ -46,6 +47,11 @@ def settings_file(dataset: str, backbone: str) -> Path:
 def transfer_settings(name: str) -> Path:
     """transfer.<name> with its heads' parameters (the transfer stage's dependency instead of all of ``heads``)."""
     return Path("settings") / f"transfer-{name}.json"
+
+
+def head_settings(head: str) -> Path:
+    """heads.<head> with the evaluation protocol and the seed (the fit stages' dependency instead of params)."""
+    return Path("settings") / f"head-{head}.json"
 
 
 def embeddings_dir(dataset: str, backbone: str) -> Path:

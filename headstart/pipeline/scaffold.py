@@ -2,11 +2,16 @@
 
 The templates ship inside the package (``headstart/templates``): ``dvc.yaml`` (stages that run the installed
 headstart, ``python -m headstart.pipeline.<stage>``, and depend on data, params and ``headstart-versions.json``),
+``sources.dvc.yaml`` (``headstart-sources/dvc.yaml``: the `versions` stage that writes that file and one per
+dataset, the only stage that runs on every `dvc repro`, with a lock file of its own),
 ``params.yaml`` (commented; the built-in digits demo, or your data with ``--data``) and the few-shot plot template.
 
-This repository's own dvc.yaml is one instance of the template: ``python -m headstart.pipeline.scaffold`` writes
-it with ``dev=True``, which adds, to each stage, the headstart source files the stage imports, so that editing
-headstart here reruns the stages the edit can affect (in a user's project, the installed version stands for them).
+This repository's own pipeline is one instance of the templates: ``python -m headstart.pipeline.scaffold`` writes
+it with ``dev=True``. ``headstart-sources/code-modules.json`` lists, per stage module, the headstart source files
+it imports; the `versions` stage (which runs anyway) writes their digests into
+``headstart-sources/code/<module>.json``, and each stage depends on its module's file, so that editing headstart
+here reruns the stages the edit can affect (in a user's project, the installed version stands for them). No
+source file is listed in dvc.lock, which keeps a no-op `dvc repro` fast.
 """
 
 from __future__ import annotations
@@ -21,10 +26,24 @@ from pathlib import Path
 from headstart._files import atomic_path
 from headstart.errors import UserError
 
-__all__ = ["InitError", "init_project", "render_dvc_yaml", "render_params", "template"]
+__all__ = [
+    "InitError",
+    "code_file",
+    "init_project",
+    "main",
+    "render_dvc_yaml",
+    "render_params",
+    "code_modules",
+    "render_sources_dvc_yaml",
+    "template",
+]
 
 VERSIONS_FILE = "headstart-versions.json"
 PLOTS_TEMPLATE = ".dvc/plots/fewshot.json"
+SOURCES_DVC_YAML = "headstart-sources/dvc.yaml"  # the `versions` stage, with a lock file of its own
+SOURCES_DIR = "headstart-sources/datasets"
+CODE_MODULES = "headstart-sources/code-modules.json"  # this repository only: the source files of each stage module
+CODE_DIR = "headstart-sources/code"
 # modules a stage imports only while it runs: its settings checks, the registered heads and backbones (built on
 # first use), the engine's writers and its other engines
 _ALWAYS = ["headstart.pipeline._checks", "headstart._files"]
@@ -53,24 +72,46 @@ def template(name: str) -> str:
 
 
 def render_dvc_yaml(dev: bool = False, root: str | Path | None = None) -> str:
-    """The pipeline's dvc.yaml; ``dev`` adds each stage's headstart source files (from the checkout at ``root``)."""
+    """The pipeline's dvc.yaml; ``dev`` makes each stage also depend on ``headstart-sources/code/<module>.json``,
+    the digests of the headstart source files its module imports (see :func:`code_modules`)."""
     text = template("dvc.yaml")
     if not dev:
         return text
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    out, module, cache = [], "", {}
+    out, module = [], ""
     for line in text.splitlines():
-        found = re.search(r"cmd: python -m (headstart\.pipeline\.\w+)", line)
+        found = re.search(r"cmd: python -m headstart\.pipeline\.(\w+)", line)
         module = found.group(1) if found else module
         out.append(line)
         if line.strip() == f"- {VERSIONS_FILE}" and module:
-            if module not in cache:
-                cache[module] = _code_deps(module, root)
-            indent = line[: line.index("-")]
-            out += [f"{indent}- {path}" for path in cache[module]]
-    header = "# This repository's instance (`python -m headstart.pipeline.scaffold`): each stage also lists the\n"
-    header += "# headstart source files it imports, so editing headstart here reruns what the edit can affect.\n"
+            out.append(f"{line[: line.index('-')]}- {code_file(module)}")
+    header = "# This repository's instance (`python -m headstart.pipeline.scaffold`): each stage also depends on the\n"
+    header += "# digests of the headstart source files its module imports (headstart-sources/code/, written by the\n"
+    header += "# `versions` stage), so editing headstart here reruns what the edit can affect; in a user's project the\n"
+    header += "# installed version in headstart-versions.json stands for them.\n"
     return header + "\n".join(out) + "\n"
+
+
+def render_sources_dvc_yaml(dev: bool = False) -> str:
+    """headstart-sources/dvc.yaml; ``dev`` also has the `versions` stage write the source files' digests."""
+    text = template("sources.dvc.yaml")
+    if not dev:
+        return text
+    flag = " --sources headstart-sources/datasets"
+    text = text.replace(flag, f"{flag}\n      --code {CODE_MODULES} --code-out {CODE_DIR}")
+    return text + f"      - {CODE_DIR}:\n          cache: false\n          persist: true\n"
+
+
+def code_modules(root: str | Path | None = None) -> dict[str, list[str]]:
+    """For each stage module the pipeline runs, the headstart source files it imports (in the checkout at
+    ``root``): what ``headstart-sources/code-modules.json`` holds in this repository."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    modules = dict.fromkeys(re.findall(r"cmd: python -m headstart\.pipeline\.(\w+)", template("dvc.yaml")))
+    return {m: _code_deps(f"headstart.pipeline.{m}", root) for m in modules}
+
+
+def code_file(module: str) -> str:
+    """The digests of the source files of stage module ``module`` (this repository's pipeline only)."""
+    return f"{CODE_DIR}/{module}.json"
 
 
 def _code_deps(module: str, root: Path) -> list[str]:
@@ -145,7 +186,11 @@ def init_project(
     if (root / "dvc.yaml").exists() and not force:
         raise InitError(f"{root / 'dvc.yaml'} exists; move it away, or pass --force to replace it")
     written = []
-    files = {"dvc.yaml": render_dvc_yaml(), PLOTS_TEMPLATE: template("fewshot.json")}
+    files = {
+        "dvc.yaml": render_dvc_yaml(),
+        SOURCES_DVC_YAML: template("sources.dvc.yaml"),
+        PLOTS_TEMPLATE: template("fewshot.json"),
+    }
     if not (root / "params.yaml").exists():
         files["params.yaml"] = render_params(data, name)
     elif data is not None:
@@ -156,7 +201,7 @@ def init_project(
         with atomic_path(path) as tmp:
             tmp.write_text(text)
         written.append(path)
-    _ignore(root / ".gitignore", [f"/{VERSIONS_FILE}", "/.headstart/"])
+    _ignore(root / ".gitignore", [f"/{VERSIONS_FILE}", f"/{SOURCES_DIR}/", "/.headstart/"])
     return written
 
 
@@ -168,8 +213,24 @@ def _ignore(path: Path, entries: list[str]) -> None:
             handle.write(("\n" if present and present[-1] else "") + "# headstart\n" + "\n".join(extra) + "\n")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Write this repository's dvc.yaml, headstart-sources/dvc.yaml and headstart-sources/code-modules.json."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    files = {
+        "dvc.yaml": render_dvc_yaml(dev=True, root=root),
+        SOURCES_DVC_YAML: render_sources_dvc_yaml(dev=True),
+        CODE_MODULES: json.dumps(code_modules(root), indent=2) + "\n",
+    }
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+        print(f"wrote {target}")
+    return 0
+
+
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parents[2] / "dvc.yaml"
-    with atomic_path(target) as tmp:
-        tmp.write_text(render_dvc_yaml(dev=True))
-    print(f"wrote {target}")
+    raise SystemExit(main())

@@ -1,27 +1,38 @@
-"""Stage `settings`: the backbone settings one dataset embeds with -> settings/<dataset>/<backbone>.json.
+"""Stage `settings`: the settings each stage reads, resolved into small files the stages depend on.
 
-A dataset may set its own ``image_size``, ``resize_size``, ``layers`` or ``pooling`` for a backbone
-(``datasets.my_photos.backbones.mobilenet_v2.image_size: 224``). DVC cannot list a params key that may be absent,
-so this stage resolves each dataset x backbone pair into a small file, and the embed stage of the pair depends on
-that file instead of on the params: an override reruns that pair's embed stage only. It imports no torch and
-writes the same bytes when the resolved settings are unchanged.
+- ``settings/<dataset>/<backbone>.json``: the backbone settings the dataset embeds with and the embed keys that
+  change embeddings. A dataset may set its own ``image_size``, ``resize_size``, ``layers`` or ``pooling`` for a
+  backbone (``datasets.my_photos.backbones.mobilenet_v2.image_size: 224``); DVC cannot list a params key that may
+  be absent, so the embed stage of the pair depends on this file instead: an override reruns that pair's embed
+  stage only.
+- ``settings/head-<name>.json``: the head's kind and parameters with the evaluation protocol and the seed, what
+  every fit stage of that head reads.
+- ``settings/transfer-<name>.json``: the transfer entry with the parameters of the heads it names, so that the
+  transfer stage reruns when one of its own heads changes, not when any does.
 
-With ``--transfer NAME`` it writes ``settings/transfer-NAME.json``: the transfer entry with the parameters of
-the heads it names, so that the transfer stage reruns when one of its own heads changes, not when any does (DVC
-cannot list ``heads.<h>`` for each head of a list).
+The pipeline has one `settings` stage that writes them all (no arguments), each file only when its content
+changed, and removes the ones params.yaml no longer implies; ``DATASET BACKBONE``, ``--head NAME`` or
+``--transfer NAME`` write one. Depending on these files instead of listing params keeps `dvc status` and a no-op
+`dvc repro` fast: DVC parses params.yaml once per stage that lists params (28 fit stages did), and a stage of its
+own per file would cost DVC the same again. It imports no torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 
 from headstart._files import write_json
 from headstart._terminal import run_main
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 
-__all__ = ["main", "resolved_settings", "transfer_settings"]
+__all__ = ["EMBED_KEYS", "head_settings", "main", "resolved_settings", "transfer_settings", "write_all"]
+
+# the embed keys that change what the embed stage writes (batch size, workers, device, engine do not)
+EMBED_KEYS = ("on_error", "max_image_pixels", "rows_per_shard", "decode")
 
 
 def resolved_settings(cfg, dataset: str, backbone: str) -> dict:
@@ -33,6 +44,19 @@ def resolved_settings(cfg, dataset: str, backbone: str) -> dict:
         "backbone": backbone,
         "settings": _plain(dataclasses.asdict(spec)),
         "overridden": _changed(cfg, dataset, backbone),  # the keys this dataset sets for itself
+        "embed": {key: getattr(cfg.embed, key) for key in EMBED_KEYS},
+    }
+
+
+def head_settings(cfg, name: str) -> dict:
+    """``heads.<name>`` (kind and parameters), the evaluation protocol and the seed, as plain JSON data."""
+    head = cfg.head(name)
+    return {
+        "head": name,
+        "kind": head.kind,
+        "params": _plain(head.params),
+        "evaluate": _plain(dataclasses.asdict(cfg.evaluate)),
+        "seed": cfg.seed,
     }
 
 
@@ -60,17 +84,42 @@ def _plain(value):
     return value
 
 
+def write_all(cfg) -> list[Path]:
+    """Every settings file params.yaml implies (each dataset x backbone, each head, each transfer), each rewritten
+    only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
+    files = {layout.settings_file(d, b): resolved_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones}
+    files |= {layout.head_settings(h): head_settings(cfg, h) for h in cfg.heads}
+    files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
+    for path, payload in files.items():
+        try:
+            if json.loads(path.read_text()) == payload:
+                continue
+        except (OSError, ValueError):
+            pass
+        write_json(path, payload)
+    root = layout.settings_file("x", "x").parents[1]
+    for stale in set(root.rglob("*.json")) - set(files):
+        stale.unlink()
+    return sorted(files)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headstart.pipeline.settings", description=__doc__)
     parser.add_argument("dataset", nargs="?")
     parser.add_argument("backbone", nargs="?")
     parser.add_argument("--transfer", metavar="NAME", help="write the settings of transfer.NAME instead")
+    parser.add_argument("--head", metavar="NAME", help="write the settings of heads.NAME instead")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    if (args.transfer is None) == (args.dataset is None or args.backbone is None):
-        parser.error("give DATASET BACKBONE, or --transfer NAME")
+    one = args.transfer is not None or args.head is not None or args.dataset is not None
+    if one and (args.transfer is None and args.head is None) == (args.dataset is None or args.backbone is None):
+        parser.error("give DATASET BACKBONE, --transfer NAME, --head NAME, or nothing (every settings file)")
     cfg = load_config(args.params)
-    if args.transfer is not None:
+    if not one:
+        write_all(cfg)
+    elif args.head is not None:
+        write_json(layout.head_settings(args.head), head_settings(cfg, args.head))
+    elif args.transfer is not None:
         write_json(layout.transfer_settings(args.transfer), transfer_settings(cfg, args.transfer))
     else:
         write_json(layout.settings_file(args.dataset, args.backbone), resolved_settings(cfg, args.dataset, args.backbone))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 from pathlib import Path
 
@@ -197,6 +199,29 @@ def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
     assert yaml.safe_load(plain)["settings"]["image_size"] == 64 and yaml.safe_load(plain)["overridden"] == []
     settings.main(["d", "b"])
     assert (tmp_path / "settings/d/b.json").read_bytes() == plain
+
+
+def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headstart.pipeline import layout, settings
+
+    monkeypatch.chdir(tmp_path)
+    raw = {**_with_override({"b": {"image_size": 224}}), "heads": {"knn": {"k": 5}, "ncm": {}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert settings.main([]) == 0
+    written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "settings").rglob("*.json"))
+    assert written == ["settings/d/b.json", "settings/head-knn.json", "settings/head-ncm.json", "settings/photos/b.json"]
+    head = json.loads(layout.head_settings("knn").read_text())
+    assert head["params"]["k"] == 5 and head["evaluate"]["seeds"] == 5 and head["kind"] == "knn"
+    mtime = layout.head_settings("ncm").stat().st_mtime_ns
+    raw["heads"] = {"knn": {"k": 7}, "ncm": {}}
+    del raw["datasets"]["photos"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    settings.main([])
+    assert json.loads(layout.head_settings("knn").read_text())["params"]["k"] == 7
+    assert layout.head_settings("ncm").stat().st_mtime_ns == mtime  # unchanged: not rewritten, so not re-hashed
+    assert not (tmp_path / "settings/photos/b.json").exists()  # a dataset no longer in params.yaml
 
 
 def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

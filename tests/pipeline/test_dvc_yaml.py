@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 
 import yaml
@@ -44,10 +45,17 @@ def test_outputs_are_where_the_layout_says() -> None:
     assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
     report = _stage("report")
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
-    # each dataset x backbone's own settings: the file the embed stage depends on instead of the params
-    assert _stage("settings")["outs"] == [{str(layout.settings_file(ds, bb)): {"cache": False}}]
+    # one settings stage writes the small files embed, fit and transfer depend on instead of listing params
+    folder = layout.settings_file(ds, bb).parents[1]
+    assert _stage("settings")["outs"] == [{str(folder): {"cache": False}}]
+    assert layout.head_settings(head).parent == folder and layout.transfer_settings("t").parent == folder
     assert str(layout.settings_file(ds, bb)) in embed["deps"] and "params" not in _stage("settings")["deps"]
-    assert not [p for p in embed["params"] if str(p).startswith("backbones")]
+    assert "params" not in embed and "params" not in _stage("embed_finetuned")  # all in the settings file
+    fit = _stage("fit")
+    assert str(layout.head_settings(head)) in fit["deps"] and "params" not in fit and "params" not in _stage(
+        "fit_finetuned"
+    )
+    assert str(layout.transfer_settings("${key}")) in _stage("transfer")["deps"]
     robustness = _stage("robustness")
     assert robustness["outs"] == [{str(layout.robustness_results("${key}")): {"cache": False}}]
     assert list(robustness["metrics"][0]) == [str(layout.robustness_metrics("${key}"))]
@@ -93,9 +101,13 @@ def test_finetune_stage_reads_its_training_keys_not_the_whole_section() -> None:
     assert "finetune" not in params and "finetune.datasets" not in params and "finetune.epochs" in params
 
 
-def test_embed_stage_does_not_depend_on_run_only_settings() -> None:
-    params = _stage("embed")["params"]
+def test_embed_settings_do_not_depend_on_run_only_settings() -> None:
+    params = _stage("settings")["params"]
+    assert "embed.decode" in params and "embed.on_error" in params
     assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params
+    from headstart.pipeline.settings import EMBED_KEYS
+
+    assert [p for p in params if p.startswith("embed.")] == [f"embed.{k}" for k in EMBED_KEYS]
 
 
 # modules a stage imports only while it runs (backbones are registered and built on first use)
@@ -125,14 +137,31 @@ def _imported(module: str) -> set[str]:
 
 
 def test_every_stage_lists_the_code_it_runs() -> None:
+    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
     for name in DVC["stages"]:
         stage = _stage(name)
-        if stage.get("always_changed") and "deps" not in stage:
-            continue  # `versions`: runs every time anyway
         module = stage["cmd"].split()[2]
-        deps = [d for d in stage["deps"] if d.startswith("headstart/")]
+        short = module.rsplit(".", 1)[1]
+        assert f"headstart-sources/code/{short}.json" in stage["deps"], f"stage {name}: no digest of its code"
         imported = _imported(module)
-        assert module.replace(".", "/") + ".py" in imported, f"stage {name}: {module} was not found importing itself"
+        assert module.replace(".", "/") + ".py" in imported, f"stage {name} was not found importing itself"
         for path in sorted(imported):
-            covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
-            assert covered, f"stage {name} runs {path} but dvc.yaml does not list it in the stage's deps"
+            assert path in modules[short], f"stage {name} runs {path}, which code-modules.json does not list"
+
+
+def test_the_versions_stage_writes_the_digests_of_each_modules_files(tmp_path, monkeypatch) -> None:
+    from headstart.pipeline.versions import write_code
+
+    (tmp_path / "a.py").write_text("a = 1\n")
+    (tmp_path / "b.py").write_text("b = 1\n")
+    (tmp_path / "map.json").write_text(json.dumps({"fit": ["a.py", "b.py"], "report": ["a.py"]}))
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "gone.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    write_code("map.json", "code")
+    assert sorted(p.name for p in (tmp_path / "code").iterdir()) == ["fit.json", "report.json"]
+    fit, report = (tmp_path / "code/fit.json").read_bytes(), (tmp_path / "code/report.json").read_bytes()
+    assert set(json.loads(fit)["files"]) == {"a.py", "b.py"}
+    (tmp_path / "b.py").write_text("b = 2\n")  # a file only fit imports: fit's digests change, report's do not
+    write_code("map.json", "code")
+    assert (tmp_path / "code/fit.json").read_bytes() != fit and (tmp_path / "code/report.json").read_bytes() == report

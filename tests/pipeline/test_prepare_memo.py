@@ -84,15 +84,23 @@ def test_racy_sources_and_digits(image_folder: Path, tmp_path: Path, monkeypatch
     assert stage.main(["mine"]) == 0 and stage.main(["mine"]) == 0 and len(runs) == 3
 
 
-def test_a_parquet_manifest_always_runs(tmp_path: Path) -> None:
+def test_a_parquet_manifest_is_vouched_for_by_the_files_it_lists(tmp_path: Path) -> None:
+    import pandas as pd
+
+    images = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, image in enumerate(images):
+        image.write_bytes(bytes([i]) * 10)
     manifest = tmp_path / "m.parquet"
-    manifest.write_bytes(b"x")
+    pd.DataFrame({"path": [p.name for p in images], "label": ["a", "b", "a"]}).to_parquet(manifest)
+    _age(tmp_path)
     out = tmp_path / "out.parquet"
     out.write_bytes(b"y")
     memo = PrepareMemo(out, {"source": str(manifest)}, tmp_path / "memo")
     assert not memo.fresh()
     memo.record()
-    assert not (tmp_path / "memo").exists() and not memo.fresh()
+    assert PrepareMemo(out, {"source": str(manifest)}, tmp_path / "memo").fresh()
+    images[1].write_bytes(b"another image")  # a listed image changes, the manifest does not
+    assert not PrepareMemo(out, {"source": str(manifest)}, tmp_path / "memo").fresh()
 
 
 def test_idx_builtins_are_vouched_for_by_their_files(tmp_path: Path, monkeypatch, runs) -> None:

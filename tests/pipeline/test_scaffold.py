@@ -14,14 +14,22 @@ import yaml
 
 from headstart.cli import main
 from headstart.pipeline.config import load_config
-from headstart.pipeline.scaffold import InitError, init_project, render_dvc_yaml, render_params, template
+from headstart.pipeline.scaffold import (
+    InitError,
+    code_modules,
+    init_project,
+    render_dvc_yaml,
+    render_params,
+    render_sources_dvc_yaml,
+    template,
+)
 from tests.conftest import REPO, digit_images, write_folder
 
 
 def _without_code_deps(text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    kept = [line for line in lines if not line.strip().startswith("- headstart/")]
-    return "".join(kept[2:])  # the two-line header of this repository's instance
+    """This repository's dvc.yaml less its four-line header and the deps on its source files' digests."""
+    lines = text.splitlines(keepends=True)[4:]
+    return "".join(line for line in lines if not line.strip().startswith("- headstart-sources/code/"))
 
 
 def test_this_repositorys_pipeline_is_the_template_plus_its_own_source_files() -> None:
@@ -29,17 +37,28 @@ def test_this_repositorys_pipeline_is_the_template_plus_its_own_source_files() -
     assert _without_code_deps(committed) == template("dvc.yaml")
     assert (REPO / "params.yaml").read_text() == template("params.yaml")
     assert (REPO / ".dvc/plots/fewshot.json").read_text() == template("fewshot.json")
+    assert (REPO / "headstart-sources/dvc.yaml").read_text() == render_sources_dvc_yaml(dev=True)
     stages = yaml.safe_load(template("dvc.yaml"))["stages"]
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        assert not [d for d in body.get("deps", []) if d.startswith("headstart/")], name
-        if name != "versions":
-            assert "headstart-versions.json" in body["deps"], name
+        assert not [d for d in body.get("deps", []) if d.startswith(("headstart/", "headstart-sources/code"))], name
+        assert "headstart-versions.json" in body["deps"] and not body.get("always_changed"), name
+    # the one stage that always runs is alone in its own dvc.yaml (its run rewrites a small lock file)
+    assert list(yaml.safe_load(template("sources.dvc.yaml"))["stages"]) == ["versions"]
+    # here, each stage depends on its module's source digests, and no stage on a source file itself
+    dev = yaml.safe_load(committed)["stages"]
+    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
+    for name, stage in dev.items():
+        body = stage.get("do", stage)
+        module = body["cmd"].split()[2].rsplit(".", 1)[1]
+        assert f"headstart-sources/code/{module}.json" in body["deps"] and module in modules, name
+        assert not [d for d in body["deps"] if d.startswith("headstart/")], name
 
 
 @pytest.mark.slow
 def test_the_committed_dvc_yaml_is_what_the_generator_writes() -> None:
     assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(dev=True, root=REPO)
+    assert json.loads((REPO / "headstart-sources/code-modules.json").read_text()) == code_modules(REPO)
 
 
 def test_params_for_your_own_data_are_valid_and_commented(tmp_path: Path) -> None:
@@ -60,12 +79,17 @@ def test_init_refuses_a_folder_that_is_not_a_git_and_dvc_repository(tmp_path: Pa
     assert "run `dvc init` there first" in capsys.readouterr().err
     (tmp_path / ".dvc").mkdir()
     written = init_project(tmp_path)
-    assert {p.name for p in written} == {"dvc.yaml", "params.yaml", "fewshot.json"}
+    assert {str(p.relative_to(tmp_path)) for p in written} == {
+        "dvc.yaml", "headstart-sources/dvc.yaml", "params.yaml", ".dvc/plots/fewshot.json"
+    }  # fmt: skip
     assert "/headstart-versions.json" in (tmp_path / ".gitignore").read_text()
     with pytest.raises(InitError, match="--force"):
         init_project(tmp_path)
     with pytest.raises(InitError, match="no such folder"):
         init_project(tmp_path, data="photos", force=True)
+
+
+VERSIONS = "headstart-sources/dvc.yaml:versions"  # the stage that always runs, as `dvc repro` names it
 
 
 def _run(cwd: Path, *args: str, env: dict[str, str]) -> str:
@@ -116,12 +140,12 @@ def test_a_pip_installed_headstart_runs_in_a_fresh_project(tmp_path: Path, mobil
     assert str(venv) in installed  # the installed package, not this checkout
 
     first = _ran(_run(project, "dvc", "repro", env=env))
-    assert {"versions", "prepare@photos", "embed@photos-mobilenet_v2", "fit@photos-pixels-logreg", "finetune@photos-"
+    assert {VERSIONS, "prepare@photos", "embed@photos-mobilenet_v2", "fit@photos-pixels-logreg", "finetune@photos-"
             "mobilenet_v2", "report"} <= first  # fmt: skip
     assert json.loads((project / "headstart-versions.json").read_text())["headstart"] == "0.1.0"
     assert (project / "reports" / "heads.md").is_file()
     again = _ran(_run(project, "dvc", "repro", env=env))
-    assert again <= {"versions", "prepare@photos"}  # always run, rewrite the same bytes: nothing downstream reruns
+    assert again == {VERSIONS}  # always runs, writes the same bytes: nothing downstream reruns, not even prepare
     assert "Data and pipelines are up to date" in _run(project, "dvc", "status", env=env) or again
 
     # a teammate: clone, `dvc pull`, `dvc repro`: nothing is embedded again, and no embedding cache is needed
@@ -135,5 +159,5 @@ def test_a_pip_installed_headstart_runs_in_a_fresh_project(tmp_path: Path, mobil
     shutil.copytree(project / "photos", clone / "photos", dirs_exist_ok=True)  # the data, as the team shares it
     _run(clone, "dvc", "pull", "-q", env=env)
     pulled = _ran(_run(clone, "dvc", "repro", env=env))
-    assert pulled <= {"versions", "prepare@photos"}
+    assert pulled == {VERSIONS}  # the same files give the same headstart-sources/photos.json on any clone
     assert not (clone / ".headstart" / "cache").exists()  # no embedding cache (prepare's stat cache may be there)
