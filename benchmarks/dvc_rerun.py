@@ -1,4 +1,4 @@
-"""Does a head-only change rerun only the heads, and what does it cost against a full ``dvc repro``?
+"""The first run, a no-op rerun and a head-only rerun of the default pipeline: ``dvc repro`` timed three ways.
 
 A benchmark, not a test: it prints markdown tables with the goals and PASS/MISS and never fails on a slow
 machine. Run it from the repository root (it runs the whole default pipeline once: minutes)::
@@ -8,13 +8,15 @@ machine. Run it from the repository root (it runs the whole default pipeline onc
 
 The tracked files of this repository (``git ls-files``, working-tree versions; untracked files are not copied,
 so commit new modules first) are copied into a temporary git repository; there ``dvc repro`` of the default
-pipeline from scratch (no dvc.lock, empty DVC cache and embedding cache), a no-change ``dvc repro``, and
+pipeline from scratch (no dvc.lock, empty DVC cache and embedding cache), a no-change ``dvc repro`` (three times,
+the best counts), and
 ``dvc repro`` after ``heads.knn.k`` changes in params.yaml (the head-only rerun), whose output must show no
 embed stage (``embed@...``, ``embed_*@...``). ``--quick`` shrinks the copy's params.yaml (``limit`` on every
 dataset, a smaller ``image_size``) so the same question is answered in a few minutes.
 
-Goal (from the issue, the default pipeline on the 2-core reference machine): the head-only ``dvc repro``
-takes <= 10% of the full run's seconds, with no embed stage rerun.
+Goals (from the issues, the default pipeline on the 2-core reference machine): the head-only ``dvc repro``
+takes <= 10% of the full run's seconds, with no embed stage rerun; the no-op ``dvc repro`` takes <= 3 s; the first
+run (install + this full ``dvc repro``) takes < 10 minutes. ``--keep DIR`` keeps the copy (its outputs, dvc.lock).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from pathlib import Path
 from _report import REPO, footer, header, note, percent, section, table, verdict
 
 GOAL_HEAD_ONLY_SHARE = 0.10
+GOAL_NOOP_SECONDS = 3.0
+GOAL_FIRST_RUN_SECONDS = 600.0
+INSTALL_SECONDS = 180.0  # `make .venv` on a fresh clone, measured separately (README): added to the full run
 VENV_BIN = Path(sys.executable).parent  # dvc from the same environment as this Python
 
 
@@ -109,10 +114,13 @@ def change_knn_k(params: Path, new_k: int) -> str:
 
 
 def run_dvc(args: argparse.Namespace) -> None:
-    section("dvc repro: head-only rerun against a full run of the default pipeline")
+    section("dvc repro: the full run, a no-op rerun and a head-only rerun of the default pipeline")
     with tempfile.TemporaryDirectory(prefix="headstart-bench-dvc-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(tmp) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
         copied = copy_repository(workdir)
+        for lock in ("dvc.lock", "headstart-sources/dvc.lock"):  # from scratch: the stages' records go too
+            (workdir / lock).unlink(missing_ok=True)
         if args.quick:
             shrink(workdir / "params.yaml")
         note(
@@ -120,9 +128,12 @@ def run_dvc(args: argparse.Namespace) -> None:
             "empty embedding cache).\n"
         )
         full = dvc_repro(workdir, "full run")
-        noop = dvc_repro(workdir, "no change")
+        noop = min((dvc_repro(workdir, "no change") for _ in range(3)), key=lambda r: r.seconds)
         old_k = change_knn_k(workdir / "params.yaml", args.dvc_k)
         head_only = dvc_repro(workdir, f"heads.knn.k {old_k} -> {args.dvc_k}")
+        if args.keep is not None:  # leave the copy as the default pipeline makes it
+            change_knn_k(workdir / "params.yaml", old_k)
+            dvc_repro(workdir, f"heads.knn.k back to {old_k}")
     if not any("knn" in stage for stage in head_only.stages):
         raise RuntimeError(f"changing heads.knn.k reran no knn stage ({head_only.stages}); nothing was measured")
     embed_reruns = [s for s in head_only.stages if is_embed_stage(s)]
@@ -155,6 +166,16 @@ def run_dvc(args: argparse.Namespace) -> None:
                     verdict(share <= GOAL_HEAD_ONLY_SHARE),
                 ),
                 ("no embed stage reran", ", ".join(embed_reruns) or "none reran", verdict(not embed_reruns)),
+                (
+                    f"no-op rerun <= {GOAL_NOOP_SECONDS:.0f} s (best of 3)",
+                    f"{noop.seconds:.2f} s",
+                    verdict(noop.seconds <= GOAL_NOOP_SECONDS),
+                ),
+                (
+                    f"first run < {GOAL_FIRST_RUN_SECONDS / 60:.0f} min (install {INSTALL_SECONDS / 60:.0f} min + full run)",
+                    f"{(INSTALL_SECONDS + full.seconds) / 60:.1f} min",
+                    verdict(INSTALL_SECONDS + full.seconds < GOAL_FIRST_RUN_SECONDS),
+                ),
             ],
         )
     )
@@ -182,6 +203,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="shrink the copy's params.yaml (300 images, 32 px)")
     parser.add_argument("--dvc-k", type=int, default=10, help="the new heads.knn.k of the head-only run (default 10)")
+    parser.add_argument("--keep", type=Path, help="run in DIR and keep it (the outputs, dvc.lock) instead of a temp dir")
     return parser.parse_args(argv)
 
 

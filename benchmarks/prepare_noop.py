@@ -10,7 +10,9 @@ into a temporary folder, ages their mtimes out of the racy window, then times ``
 with one stat cache: cold (every file read), no-op (goal: 0 files read) and after editing one file (goal: 1).
 Reads are counted by wrapping the hash function that ``prepare`` calls for every file it opens. Then the DVC
 stage itself (``python -m headstart.pipeline.prepare``, a fresh process as DVC starts it) twice on the same
-folder: the second run is a no-op that its memo answers from stats alone (no pandas, no hashing).
+folder: the second run is a no-op that its memo answers from stats alone (no pandas, no hashing). Last, the
+`versions` stage that `dvc repro` runs every time, twice: it lists the folder's files by name and content (from
+the stat cache `prepare` filled), then, unchanged, from stats alone.
 """
 
 from __future__ import annotations
@@ -89,6 +91,20 @@ def main() -> None:
             seconds = time.perf_counter() - start
             skipped = "left as it is" in done.stderr
             rows.append([run, args.files, "0 (memo)" if skipped else "(stat cache)", "", "", seconds])
+        # the `versions` stage, which `dvc repro` runs every time: the dataset's files by name and content
+        for run in ("versions stage, first run", "versions stage, no-op"):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "headstart.pipeline.versions", "v.json", "--sources", "sources"],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            seconds = time.perf_counter() - start
+            read = "0 (stat cache)" if run.endswith("first run") else "0 (memo: stats only)"
+            rows.append([run, args.files, read, "", "", seconds])
     print(table(["prepare run", "files", "files read", "goal", "", "seconds"], rows))
 
 

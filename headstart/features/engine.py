@@ -244,7 +244,9 @@ def _run(  # noqa: PLR0913
     threads = torch_threads()
     first = prepared.drop_duplicates("id").set_index("id")
     has_bytes = "image" in first.columns
-    items = [Item(i, _none(first.at[i, "path"]), _none(first.at[i, "image"]) if has_bytes else None) for i in todo]
+    paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
+    images = dict(zip(first.index, first["image"], strict=True)) if has_bytes else {}
+    items = [Item(i, _none(paths[i]), _none(images[i]) if has_bytes else None) for i in todo]
     resize = backbone.preprocessing.get("resize_size")
     scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
     reduce_to = resize * resolved.base["decode_margin"] if scaled else None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from headstart._files import write_json
 from headstart._progress import ProgressFactory, null_progress
@@ -49,6 +50,19 @@ def _backbones(cfg: Config, dataset: str) -> list[tuple[str, BackboneSpec]]:
             weights = str(layout.finetune_dir(dataset, name) / "model.pt")
             out.append((layout.finetuned_name(name), dataclasses.replace(cfg.backbone(name, dataset), weights=weights)))
     return out
+
+
+_SHIFT = "headstart_shift"  # which shift a row of the one combined run of the engine comes from (not kept)
+
+
+def _rows_of(table: Any, shift: str) -> Any:
+    """The rows of ``table`` (an :class:`~headstart.data.tables.EmbeddingTable`) that come from ``shift``."""
+    from headstart.data.tables import EmbeddingTable
+
+    mask = (table.frame[_SHIFT] == shift).to_numpy()
+    frame = table.frame[mask].drop(columns=[_SHIFT]).reset_index(drop=True)
+    frame.attrs = table.frame.attrs
+    return EmbeddingTable(frame, np.ascontiguousarray(table.X[mask]), table.labels[mask])
 
 
 def score_shifts(bundle: Any, tables: dict[str, Any], metric: str) -> dict[str, dict[str, float]]:
@@ -81,10 +95,12 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
     if test["label"].isna().any():
         raise RobustnessError(f"datasets.{ds.name} is unlabelled: there are no heads to score on shifted images")
     shifts = cfg.robustness.shifts
-    shifted = {}
+    frames = []
     for shift in shifts:
         frame = shift_frame(test, shift, f"{ds.name} test", progress)
-        shifted[shift] = frame.sort_values(["id", "path"], kind="stable").reset_index(drop=True)
+        frames.append(frame.assign(**{_SHIFT: shift}))
+    combined = pd.concat(frames, ignore_index=True).sort_values(["id", "path", _SHIFT], kind="stable")
+    combined = combined.reset_index(drop=True)
 
     rows: list[dict[str, Any]] = []
     lines = []
@@ -96,19 +112,15 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
                     f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run `dvc repro` first"
                 )
             tables_by_shift = {"clean": {layer: load_embeddings(p, splits=["test"]) for layer, p in clean.items()}}
-            for i, shift in enumerate(shifts):
-                out_dir = Path(scratch) / name / f"shift-{i}"
-                result = embed(
-                    shifted[shift],
-                    spec,
-                    out_dir,
-                    dataset={"name": f"{ds.name} {shift}"},
-                    options=cfg.embed,
-                    progress=progress,
-                )
-                if result.failures:
-                    log.warning("%s x %s, %s: %d test images failed to embed", ds.name, name, shift, len(result.failures))
-                tables_by_shift[shift] = {layer: load_embeddings(out_dir / f"{layer}.parquet") for layer in clean}
+            # every shift in one run of the engine: the backbone is loaded (and its threads balanced) once
+            out_dir = Path(scratch) / name
+            result = embed(combined, spec, out_dir, dataset={"name": f"{ds.name} shifted"}, options=cfg.embed,
+                           progress=progress)  # fmt: skip
+            if result.failures:
+                log.warning("%s x %s: %d shifted test images failed to embed", ds.name, name, len(result.failures))
+            by_layer = {layer: load_embeddings(out_dir / f"{layer}.parquet") for layer in clean}
+            for shift in shifts:
+                tables_by_shift[shift] = {layer: _rows_of(table, shift) for layer, table in by_layer.items()}
             for head in cfg.heads:
                 results_path = layout.results(ds.name, name, head)
                 chosen = json.loads(results_path.read_text())["layers"] if results_path.exists() else {}

@@ -93,7 +93,8 @@ def _git(repo: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, mobilenet_weights: Path) -> Path:
     repo = tmp_path_factory.mktemp("repo")
-    for item in ("headstart", "dvc.yaml", "headstart-sources/dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"):
+    pipeline = ("dvc.yaml", "headstart-sources/dvc.yaml", "headstart-sources/code-modules.json")
+    for item in ("headstart", *pipeline, ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"):
         source = REPO / item
         target = repo / item
         target.parent.mkdir(parents=True, exist_ok=True)
