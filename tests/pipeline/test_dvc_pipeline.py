@@ -201,7 +201,8 @@ def test_dvc_exp_run_with_a_set_parameter_reruns_that_heads_stages_only(repo: Pa
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
         assert lock[stage] == lock_before[stage]
-    assert lock["fit@digits-mobilenet_v2-knn"]["params"]["params.yaml"]["heads.knn"]["k"] == 3
+    assert lock["settings"]["params"]["params.yaml"]["heads"]["knn"]["k"] == 3  # the one stage that reads it
+    assert json.loads((repo / "settings/head-knn.json").read_text())["params"]["k"] == 3
     results = json.loads((repo / "results/heads/digits/mobilenet_v2/knn.json").read_text())
     assert {layer: record["params"]["k"] for layer, record in results["layers"].items()} == {
         "features.13": 3,
