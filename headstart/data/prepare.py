@@ -195,10 +195,18 @@ def _file_id_or_error(path: str) -> str:
 
 
 def shift_frame(
-    frame: pd.DataFrame, shift: str, name: str, progress: ProgressFactory = null_progress
+    frame: pd.DataFrame,
+    shift: str,
+    name: str,
+    progress: ProgressFactory = null_progress,
+    max_side: int | None = None,
 ) -> pd.DataFrame:
     """A shifted copy of a prepared table's rows: each image (file or bytes) shifted and embedded as PNG bytes, with
-    the id of its new pixels; unreadable images are left as they are (the embed stage reports them)."""
+    the id of its new pixels; unreadable images are left as they are (the embed stage reports them).
+
+    With ``max_side``, an image whose shorter side is longer is first reduced to that shorter side (JPEGs decoded
+    at a reduced scale), so a test split of 12 MP photos is shifted at about the size the model sees, not held
+    in memory as full-size PNGs; smaller images are shifted at their stored size."""
     transform = parse_shift(shift)
     ids, images = [], []
     bar = progress(total=len(frame), desc=f"shift {name}", unit="img")
@@ -210,7 +218,11 @@ def shift_frame(
                     image = Image.open(io.BytesIO(row.image))
                     image.load()
                 else:
-                    image = decode_image(row.path)
+                    image = decode_image(row.path, reduce_to=max_side)
+                if max_side is not None and min(image.size) > max_side:
+                    scale = max_side / min(image.size)
+                    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                    image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
             except UnreadableImage:
                 # left as it is: the embed stage reports it in its failures table
                 ids.append(row.id)

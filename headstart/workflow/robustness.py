@@ -52,6 +52,17 @@ def _backbones(cfg: Config, dataset: str) -> list[tuple[str, BackboneSpec]]:
     return out
 
 
+# Images whose shorter side is more than this many times the largest input side of the dataset's backbones are
+# reduced to it before they are shifted (the engine's reduced decoding keeps the same 2x margin): shifts act on
+# about what the model sees, and a test split of 12 MP photos is not held in memory as full-size PNGs.
+SHIFT_MARGIN = 2
+
+
+def _input_side(spec: BackboneSpec) -> int:
+    """The side a backbone resizes its input to (its resize, else its crop, else the usual 256)."""
+    return int(spec.resize_size or spec.image_size or 256)
+
+
 _SHIFT = "headstart_shift"  # which shift a row of the one combined run of the engine comes from (not kept)
 
 
@@ -95,9 +106,11 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
     if test["label"].isna().any():
         raise RobustnessError(f"datasets.{ds.name} is unlabelled: there are no heads to score on shifted images")
     shifts = cfg.robustness.shifts
+    backbones = _backbones(cfg, ds.name)
+    max_side = SHIFT_MARGIN * max(_input_side(spec) for _, spec in backbones)
     frames = []
     for shift in shifts:
-        frame = shift_frame(test, shift, f"{ds.name} test", progress)
+        frame = shift_frame(test, shift, f"{ds.name} test", progress, max_side=max_side)
         frames.append(frame.assign(**{_SHIFT: shift}))
     combined = pd.concat(frames, ignore_index=True).sort_values(["id", "path", _SHIFT], kind="stable")
     combined = combined.reset_index(drop=True)
@@ -105,7 +118,7 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
     rows: list[dict[str, Any]] = []
     lines = []
     with tempfile.TemporaryDirectory(prefix="headstart-robustness-") as scratch:
-        for name, spec in _backbones(cfg, ds.name):
+        for name, spec in backbones:
             clean = layout.layer_tables(ds.name, name)
             if not clean:
                 raise FileNotFoundError(

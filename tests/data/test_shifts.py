@@ -49,3 +49,31 @@ def test_every_shift_keeps_the_size_and_noise_is_seeded_by_the_image() -> None:
 def test_bad_shifts_name_the_shift_and_what_it_takes(spec: str, message: str) -> None:
     with pytest.raises(ShiftError, match=message):
         parse_shift(spec)
+
+
+def test_large_images_are_shifted_at_about_the_size_the_model_sees(tmp_path) -> None:
+    import pandas as pd
+
+    from headstart.data.prepare import shift_frame
+    from headstart.workflow.robustness import SHIFT_MARGIN, _input_side
+
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (600, 900, 3), dtype=np.uint8)).save(big, quality=90)
+    small = io.BytesIO()
+    _photo().save(small, format="PNG")
+    frame = pd.DataFrame(
+        {"id": ["a", "b"], "label": ["x", "y"], "split": ["test"] * 2, "path": [str(big), None],
+         "image": [None, small.getvalue()]}
+    )  # fmt: skip
+    out = shift_frame(frame, "noise:0.05", "t", max_side=128)
+    sizes = [Image.open(io.BytesIO(b)).size for b in out["image"]]
+    assert sizes == [(192, 128), (48, 32)]  # the photo reduced to a 128 px shorter side, the small one as stored
+    assert list(shift_frame(frame, "noise:0.05", "t")["image"].map(lambda b: Image.open(io.BytesIO(b)).size)) == [
+        (900, 600), (48, 32)
+    ]  # fmt: skip
+    from headstart.features.spec import BackboneSpec
+
+    assert SHIFT_MARGIN * _input_side(BackboneSpec(arch="mobilenet_v2", image_size=64)) == 128
+    assert _input_side(BackboneSpec(arch="mobilenet_v2")) == 256 and _input_side(
+        BackboneSpec(arch="mobilenet_v2", image_size=224, resize_size=232)
+    ) == 232
