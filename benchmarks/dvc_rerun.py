@@ -172,7 +172,8 @@ def run_dvc(args: argparse.Namespace) -> None:
                     verdict(noop.seconds <= GOAL_NOOP_SECONDS),
                 ),
                 (
-                    f"first run < {GOAL_FIRST_RUN_SECONDS / 60:.0f} min (install {INSTALL_SECONDS / 60:.0f} min + full run)",
+                    f"first run < {GOAL_FIRST_RUN_SECONDS / 60:.0f} min "
+                    f"(install {INSTALL_SECONDS / 60:.0f} min + full run)",
                     f"{(INSTALL_SECONDS + full.seconds) / 60:.1f} min",
                     verdict(INSTALL_SECONDS + full.seconds < GOAL_FIRST_RUN_SECONDS),
                 ),
@@ -203,7 +204,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="shrink the copy's params.yaml (300 images, 32 px)")
     parser.add_argument("--dvc-k", type=int, default=10, help="the new heads.knn.k of the head-only run (default 10)")
-    parser.add_argument("--keep", type=Path, help="run in DIR and keep it (the outputs, dvc.lock) instead of a temp dir")
+    parser.add_argument("--keep", type=Path, help="run in DIR and keep it (its outputs, dvc.lock), not in a temp dir")
     return parser.parse_args(argv)
 
 

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.transfer is not None:
         write_json(layout.transfer_settings(args.transfer), transfer_settings(cfg, args.transfer))
     else:
-        write_json(layout.settings_file(args.dataset, args.backbone), resolved_settings(cfg, args.dataset, args.backbone))
+        resolved = resolved_settings(cfg, args.dataset, args.backbone)
+        write_json(layout.settings_file(args.dataset, args.backbone), resolved)
     return 0
 
 
