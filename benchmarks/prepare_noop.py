@@ -78,31 +78,21 @@ def main() -> None:
             f"datasets:\n  noop:\n    source: {root}\nbackbones:\n  px: {{arch: pixels}}\nheads:\n  ncm: {{}}\n"
         )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        for run in ("stage, first run", "stage, no-op"):
+
+        def stage(*argv: str) -> tuple[float, str]:
+            """``python -m ARGV`` in the work folder, a fresh process as DVC starts it: its seconds and stderr."""
             start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "headstart.pipeline.prepare", "noop"],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            seconds = time.perf_counter() - start
-            skipped = "left as it is" in done.stderr
+            done = subprocess.run([sys.executable, "-m", *argv], cwd=work, env=env, capture_output=True, text=True,
+                                  check=True)  # fmt: skip
+            return time.perf_counter() - start, done.stderr
+
+        for run in ("stage, first run", "stage, no-op"):
+            seconds, stderr = stage("headstart.pipeline.prepare", "noop")
+            skipped = "left as it is" in stderr
             rows.append([run, args.files, "0 (memo)" if skipped else "(stat cache)", "", "", seconds])
         # the `versions` stage, which `dvc repro` runs every time: the dataset's files by name and content
         for run in ("versions stage, first run", "versions stage, no-op"):
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "headstart.pipeline.versions", "v.json", "--sources", "sources"],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            seconds = time.perf_counter() - start
+            seconds, _ = stage("headstart.pipeline.versions", "v.json", "--sources", "sources")
             rows.append([run, args.files, "(not counted)", "", "", seconds])
         # the same listing in this process, reads counted: from the stage's stat cache, then from stats alone
         import headstart.data.hashing as hashing

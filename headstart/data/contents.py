@@ -142,10 +142,11 @@ def source_contents(
         digest.update(f"{_relative(path, base, i)}\0{item_id}\n".encode())
     contents = {"files": len(files), "content": digest.hexdigest()}
     if memo is not None and trusted:
+        from headstart._files import atomic_path
+
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"signature": signature.hexdigest(), "contents": contents}))
-        os.replace(tmp, memo)
+        with atomic_path(memo) as tmp:
+            tmp.write_text(json.dumps({"signature": signature.hexdigest(), "contents": contents}))
     return {**head, **contents}
 
 

@@ -29,7 +29,15 @@ from headstart._terminal import run_main
 from headstart.pipeline import layout
 from headstart.pipeline.config import load_config
 
-__all__ = ["EMBED_KEYS", "head_settings", "main", "resolved_settings", "transfer_settings", "write_all"]
+__all__ = [
+    "EMBED_KEYS",
+    "head_settings",
+    "main",
+    "resolved_settings",
+    "transfer_settings",
+    "write_all",
+    "write_json_if_changed",
+]
 
 # the embed keys that change what the embed stage writes (batch size, workers, device, engine do not)
 EMBED_KEYS = ("on_error", "max_image_pixels", "rows_per_shard", "decode")
@@ -84,6 +92,17 @@ def _plain(value):
     return value
 
 
+def write_json_if_changed(path: str | Path, payload: dict) -> None:
+    """``write_json``, except that a file with the same content is left alone (its stat too, so DVC does not even
+    re-hash it)."""
+    try:
+        if json.loads(Path(path).read_text()) == payload:
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(path, payload)
+
+
 def write_all(cfg) -> list[Path]:
     """Every settings file params.yaml implies (each dataset x backbone, each head, each transfer), each rewritten
     only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
@@ -91,12 +110,7 @@ def write_all(cfg) -> list[Path]:
     files |= {layout.head_settings(h): head_settings(cfg, h) for h in cfg.heads}
     files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
     for path, payload in files.items():
-        try:
-            if json.loads(path.read_text()) == payload:
-                continue
-        except (OSError, ValueError):
-            pass
-        write_json(path, payload)
+        write_json_if_changed(path, payload)
     root = layout.settings_file("x", "x").parents[1]
     for stale in set(root.rglob("*.json")) - set(files):
         stale.unlink()

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from importlib import metadata
+from pathlib import Path
 
 from headstart import __version__
-from headstart._files import write_json
 from headstart._terminal import run_main
+from headstart.pipeline.settings import write_json_if_changed
 
 __all__ = ["installed_versions", "main", "write_code", "write_sources"]
 
@@ -41,16 +41,6 @@ def installed_versions() -> dict[str, str]:
     return out
 
 
-def _write_if_changed(path: str | Path, payload: dict) -> None:
-    """Leave a file with the same content alone (its stat too, so DVC does not even re-hash it)."""
-    try:
-        if json.loads(Path(path).read_text()) == payload:
-            return
-    except (OSError, ValueError):
-        pass
-    write_json(path, payload)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headstart.pipeline.versions", description=__doc__)
     parser.add_argument("output", help="the JSON file to write (headstart-versions.json)")
@@ -61,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.code is None) != (args.code_out is None):
         parser.error("--code and --code-out go together")
-    _write_if_changed(args.output, installed_versions())
+    write_json_if_changed(args.output, installed_versions())
     if args.sources is not None:
         write_sources(args.sources, args.params)
     if args.code is not None:
@@ -83,7 +73,8 @@ def write_code(modules: str | Path, directory: str | Path) -> list[Path]:
             if name not in digests:
                 digests[name] = hashlib.sha256(Path(name).read_bytes()).hexdigest()
         path = directory / f"{module}.json"
-        _write_if_changed(path, {"module": f"headstart.pipeline.{module}", "files": {n: digests[n] for n in files}})
+        payload = {"module": f"headstart.pipeline.{module}", "files": {n: digests[n] for n in files}}
+        write_json_if_changed(path, payload)
         written.append(path)
     for stale in set(directory.glob("*.json")) - set(written):
         stale.unlink()
@@ -103,7 +94,7 @@ def write_sources(directory: str | Path, params: str | Path = "params.yaml") -> 
     for ds in cfg.datasets.values():
         path = directory / f"{ds.name}.json"
         contents = source_contents(ds.name, ds.source, ds.root, ds.text_column)
-        _write_if_changed(path, contents)
+        write_json_if_changed(path, contents)
         written.append(path)
     for stale in set(directory.glob("*.json")) - set(written):
         stale.unlink()
