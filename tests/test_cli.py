@@ -90,7 +90,7 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
         (["fit", "T", "--head", "knn", "--set", "k=0"], "--set k must be an integer >= 1, got 0"),
         (["fit", "T", "--head", "knn", "--set", "kk=3"], "--set kk: 3 is not a parameter of head 'knn'"),
         (["fit", "T", "--head", "knn", "--set", "k"], "--set takes KEY=VALUE"),
-        (["fit", "T", "--head", "forest"], "--head: unknown head 'forest'; known heads: knn, logreg, ncm, svm"),
+        (["fit", "T", "--head", "forest"], "--head: unknown head 'forest'; known heads: knn, logreg, logreg_stream, ncm, svm"),
         (["fit", "T", "--head", "knn", "--few-shot", "abc"], "--few-shot takes labels per class .*got 'abc'"),
         (["fit", "T", "--head", "knn", "--few-shot", "1,0"], "--few-shot must be a number of images per class >= 1"),
         (["fit", "T", "--head", "knn", "--seeds", "0"], "--seeds must be at least 1, got 0"),

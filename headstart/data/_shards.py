@@ -82,6 +82,12 @@ def row_groups(path: str | Path) -> list[tuple[Path, int]]:
     return [(f, g) for f in shard_files(path) for g in range(pq.ParquetFile(f).num_row_groups)]
 
 
+def read_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """Only ``columns`` of a table (a file or a directory of shards), in its row order: no embeddings read."""
+    parts = [_tables._read_table(f, columns=list(columns)) for f in shard_files(path)]
+    return (parts[0] if len(parts) == 1 else pa.concat_tables(parts)).to_pandas()
+
+
 def read_row_group(
     file: Path, group: int, dim: int, splits: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:

@@ -32,6 +32,7 @@ TRUSTED_TYPES: set[str] = {
     "headstart.heads.knn.KNNClassifier",
     "headstart.heads.ncm.NearestClassMean",
     "headstart.heads.ivf.BatchedIVF",
+    "headstart.heads.stream.StreamingLinearProbe",
 }
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 

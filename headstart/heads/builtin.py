@@ -1,8 +1,9 @@
-"""The built-in heads (knn, logreg, svm, ncm): their declared parameters, builders and hooks.
+"""The built-in heads (knn, logreg, logreg_stream, svm, ncm): their declared parameters, builders and hooks.
 
 The hooks are what the rest of headstart used to special-case by name: the logreg and knn grid sweeps
 (:mod:`headstart.heads.selection`), domain adaptation (:mod:`headstart.heads.transfer`) and the linear probe
-fine-tuning starts from (the `finetune` stage).
+fine-tuning starts from (the `finetune` stage), and fitting on a table chunk by chunk for tables beyond memory
+(``logreg_stream`` always; ``knn`` with ``index: ivfpq``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,20 @@ def _svm(p: Mapping[str, Any], seed: int) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("clf", clf)])
 
 
+def _logreg_stream(p: Mapping[str, Any], seed: int) -> Any:
+    from headstart.heads.stream import StreamingLinearProbe
+
+    return StreamingLinearProbe(
+        C=float(p["C"]),
+        epochs=int(p["epochs"]),
+        batch_size=int(p["batch_size"]),
+        lr=float(p["lr"]),
+        min_steps=int(p["min_steps"]),
+        seed=seed,
+        class_weight=_class_weight(p),
+    )
+
+
 def _ncm(p: Mapping[str, Any], seed: int) -> NearestClassMean:
     from headstart.heads.ncm import NearestClassMean
 
@@ -204,6 +219,33 @@ def _adapt_linear(loss: str) -> Any:
     return adapt
 
 
+def _stream_logreg(params: Mapping[str, Any], source: Any, seed: int, warm: Any = None) -> Any:
+    """Adam over the chunks; a previous C's probe is the starting point (the warm start of the logreg sweep)."""
+    return _logreg_stream(params, seed).fit_chunks(source, warm_from=warm)
+
+
+def _adapt_logreg_stream(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> Any:
+    """``steps`` epochs of the same Adam on the target, from the source weights (source standardisation kept)."""
+    from headstart.heads.stream import ArrayChunks
+
+    moved = _logreg_stream({**best, "epochs": steps, "min_steps": 0}, seed)
+    return moved.fit_chunks(ArrayChunks(X, y), warm_from=estimator)
+
+
+def _stream_knn(params: Mapping[str, Any], source: Any, seed: int, warm: Any = None) -> Any:
+    """The index trained on a sample of the chunks and filled chunk by chunk; a grid over k alone reuses the
+    previous point's index (k is a search-time setting)."""
+    import copy
+
+    from headstart.heads.stream import fit_knn_stream
+
+    if warm is not None and {**warm.get_params(), "k": int(params["k"])} == _knn(params, seed).get_params():
+        again = copy.copy(warm)
+        again.k = int(params["k"])
+        return again
+    return fit_knn_stream(source, seed=seed, **_knn(params, seed).get_params())
+
+
 def _probe_logreg(
     fixed: Mapping[str, Any], grid: Mapping[str, list[Any]], X_train: Any, y_train: Any, X_val: Any, y_val: Any
 ) -> Any:
@@ -239,6 +281,8 @@ register_head(
         _knn,
         sweep=_sweep_knn,
         adapt=_adapt_knn,
+        stream_fit=_stream_knn,
+        streams=lambda p: p["index"] == "ivfpq",  # the index for training sets beyond memory
     )
 )
 register_head(
@@ -255,6 +299,24 @@ register_head(
         sweep=_sweep_logreg,
         adapt=_adapt_linear("log_loss"),
         probe=_probe_logreg,
+    )
+)
+register_head(
+    HeadType(
+        "logreg_stream",
+        "the logreg objective by mini-batch Adam over the table's row groups, for tables beyond memory",
+        {
+            "C": _positive({"logspace": [-3, 1, 3]}),  # each C is a pass (or more) over the whole train split
+            "epochs": _integer(2),
+            "batch_size": _integer(256),
+            "lr": _positive(0.01),
+            "min_steps": _integer(3000, low=0),  # small tables get more passes, so the fit still converges
+            "class_weight": _CLASS_WEIGHT,
+        },
+        _logreg_stream,
+        randomized=True,  # the seed orders the chunks and the mini-batches
+        adapt=_adapt_logreg_stream,
+        stream_fit=_stream_logreg,
     )
 )
 register_head(

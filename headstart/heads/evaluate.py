@@ -92,6 +92,7 @@ class HeadEvaluation:
     few_shot: list[dict[str, Any]] = field(default_factory=list)
     test_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     randomized: bool = False  # whether the fit depends on the seed (then ``intervals`` is a seed spread)
+    test_scores: np.ndarray | None = None  # the model's per-class scores of the test rows (``classes`` order)
 
     def few_shot_summary(self) -> list[dict[str, Any]]:
         """Mean, standard deviation and 95% interval of the mean of test (balanced) accuracy per n."""
@@ -145,7 +146,7 @@ def evaluate_head(
             result.update(fit_seconds=fit_seconds, predict_ms_per_image=1000 * predict_seconds / len(data.X_test))
             per_seed.append(result)
             if first is None:
-                first = (estimator, y_pred)
+                first = (estimator, y_pred, scores)
                 tested = test_intervals(data.y_test, y_pred, scores, estimator.classes_, result)
             bar.update(1)
         few = []
@@ -172,7 +173,7 @@ def evaluate_head(
     finally:
         bar.close()
     assert first is not None
-    model, y_pred = first
+    model, y_pred, scores = first
     keys = per_seed[0].keys()
     metrics = {k: float(np.mean([r[k] for r in per_seed])) for k in keys}
     intervals = {k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))}
@@ -193,6 +194,7 @@ def evaluate_head(
         few_shot=few,
         test_intervals=tested,
         randomized=kind.randomized,
+        test_scores=scores,
     )
 
 

@@ -53,7 +53,10 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     pq_m : int or None, default=None
         ``index="ivfpq"`` (faiss ``IndexIVFPQ``, for training sets beyond memory): bytes per stored vector,
         a divisor of the width; ``None`` picks about one per 8 dimensions. Its recall against the exact
-        index is measured by :func:`headstart.heads.stream.knn_recall`.
+        index is measured by :func:`headstart.heads.stream.knn_recall`. The fit stage and ``headstart fit``
+        evaluate a ``knn`` head with ``index: ivfpq`` on its table chunk by chunk, never loaded whole
+        (:mod:`headstart.heads.evaluate_stream`). Fewer than 78 training rows (a few-shot subset) are too few
+        to train the codes: they get the exact index.
     class_weight : {None, "balanced"} or dict, default=None
         ``balanced`` multiplies each neighbour's vote by ``n / (n_classes x count of its class)``, so a rare
         class is not outvoted just because it has few images in the index.
@@ -223,6 +226,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None) -> Any:
     """A trained, empty faiss ``IVF<nlist>,PQ<m>x<bits>`` index: cells and codebooks from ``vectors``."""
     n, d = vectors.shape
+    if n < 78:  # too few rows to train even 2 centroids per code (39 each): exact search, as small as it gets
+        return faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
     nlist = min(nlist or max(1, min(4 * int(math.sqrt(n)), n // 39)), n)
     m = pq_m or next(m for m in range(max(1, d // 8), 0, -1) if d % m == 0)
     if d % m:

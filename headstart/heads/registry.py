@@ -9,7 +9,7 @@ checks a head's name: ``sweep`` (a fast way through its grid), ``adapt`` (how it
 :mod:`headstart.heads.builtin`.
 
 >>> sorted(list_heads())
-['knn', 'logreg', 'ncm', 'svm']
+['knn', 'logreg', 'logreg_stream', 'ncm', 'svm']
 >>> resolve_params("knn", {"k": [5, 20]})[1]
 {'k': [5, 20]}
 """
@@ -64,6 +64,10 @@ class HeadType:
     steps, seed)`` returns the source-trained estimator moved to target data ``X, y``, or ``None`` when it cannot
     adapt. ``probe(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(mean, scale, weight, bias, classes,
     choice, val_accuracy)``: the linear layer fine-tuning starts from (``None``: not a linear probe).
+    ``stream_fit(params, source, seed, warm)`` fits on a chunk source (``len(source)``, ``source.read(i) -> (X,
+    y)``) with one chunk in memory at a time (``warm``: the previous grid point's fit, or ``None``); a head with it
+    whose ``streams(params)`` holds is evaluated on its table chunk by chunk, never loaded whole
+    (:mod:`headstart.heads.evaluate_stream`).
     """
 
     name: str
@@ -74,10 +78,16 @@ class HeadType:
     sweep: Callable[..., Any] | None = field(default=None, repr=False)
     adapt: Callable[..., Any] | None = field(default=None, repr=False)
     probe: Callable[..., Any] | None = field(default=None, repr=False)
+    stream_fit: Callable[..., Any] | None = field(default=None, repr=False)
+    streams: Callable[[Mapping[str, Any]], bool] = field(default=lambda params: True, repr=False)
 
     @property
     def defaults(self) -> dict[str, Any]:
         return {key: p.default for key, p in self.params.items()}
+
+    def streaming(self, params: Mapping[str, Any]) -> bool:
+        """Whether this head with ``params`` (over its defaults) is evaluated chunk by chunk."""
+        return self.stream_fit is not None and bool(self.streams({**self.defaults, **params}))
 
     @property
     def linear_probe(self) -> bool:

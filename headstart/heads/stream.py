@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from headstart.heads._checks import check_classes
 from headstart.heads.knn import KNNClassifier
 from headstart.heads.scoring import resolve_select_by, val_score
 
@@ -64,15 +65,22 @@ class ArrayChunks:
 
 
 class TableChunks:
-    """The row groups of an embedding table (a file or a directory of shards), keeping ``splits`` only."""
+    """The row groups of an embedding table (a file or a directory of shards), keeping ``splits`` only.
 
-    def __init__(self, path: str | Path, splits: Sequence[str] | None = None) -> None:
+    Chunks read are kept in memory up to ``keep_bytes`` (256 MB by default), so a table that fits is read from
+    disk once however many passes a fit makes; beyond that, every pass reads the chunks again.
+    """
+
+    def __init__(self, path: str | Path, splits: Sequence[str] | None = None, keep_bytes: int = 256 << 20) -> None:
         from headstart.data.tables import read_embedding_metadata, row_groups
 
         self.path = Path(path)
         self.splits = list(splits) if splits is not None else None
         self.dim = int(read_embedding_metadata(path)["dim"])
         self.groups = row_groups(path)
+        self.keep_bytes = keep_bytes
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._kept_bytes = 0
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -80,8 +88,14 @@ class TableChunks:
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         from headstart.data.tables import read_row_group
 
+        if i in self._kept:
+            return self._kept[i]
         frame, X = read_row_group(*self.groups[i], self.dim, self.splits)
-        return X, frame["label"].to_numpy(dtype=object).astype(str)
+        chunk = X, frame["label"].to_numpy(dtype=object).astype(str)
+        if self._kept_bytes + X.nbytes <= self.keep_bytes:
+            self._kept[i] = chunk
+            self._kept_bytes += X.nbytes
+        return chunk
 
 
 def _chunks(source: Any, order: Sequence[int] | None = None) -> Any:
@@ -146,6 +160,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
             W, b = warm_from.coef_std_.copy(), warm_from.intercept_.copy()
         else:
             self.classes_, self.mean_, self.scale_, n, self.class_counts_ = _moments(source)
+            check_classes(self.classes_)
             W = np.zeros((len(self.mean_), len(self.classes_)))
             b = np.zeros(len(self.classes_))
         self.n_, self.n_features_in_ = n, len(self.mean_)

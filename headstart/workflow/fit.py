@@ -21,7 +21,6 @@ from headstart._files import atomic_dir, atomic_path, write_json
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
-from headstart.heads.metrics import class_scores
 from headstart.heads.persist import save_head
 from headstart.pipeline import layout
 from headstart.pipeline.config import Config
@@ -48,16 +47,32 @@ def fit_table(
 
     Returns the evaluation and its JSON-ready record (what the report reads).
     """
-    table = load_embeddings(table_path)
-    data = SplitData.from_table(table, source=str(table_path))
-    evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
+    from headstart.heads.registry import get_head
+
+    if get_head(head).streaming(params):  # a table beyond memory: read one row group at a time
+        from headstart.heads.evaluate_stream import evaluate_head_stream
+
+        evaluation, streamed = evaluate_head_stream(
+            head, dict(params), table_path, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress
+        )
+        test_ids, provenance = streamed.ids["test"], streamed.provenance
+    else:
+        table = load_embeddings(table_path)
+        data = SplitData.from_table(table, source=str(table_path))
+        evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
+        test_ids, provenance = table.frame["id"].to_numpy()[table.frame["split"].to_numpy() == "test"], table.provenance
     with atomic_dir(model_dir) as building:  # built beside model_dir and swapped in whole
-        _write_model_dir(building, table, data, evaluation, head, name)
-    return evaluation, evaluation_record(evaluation, table.provenance)
+        _write_model_dir(building, evaluation, head, name, test_ids, provenance)
+    return evaluation, evaluation_record(evaluation, provenance)
 
 
 def _write_model_dir(
-    model_dir: Path, table: Any, data: SplitData, evaluation: HeadEvaluation, head: str, name: str | None
+    model_dir: Path,
+    evaluation: HeadEvaluation,
+    head: str,
+    name: str | None,
+    test_ids: np.ndarray,
+    provenance: Mapping[str, Any],
 ) -> None:
     save_head(
         model_dir,
@@ -66,15 +81,9 @@ def _write_model_dir(
         name=name or head,
         params=evaluation.params,
         classes=evaluation.classes,
-        provenance=table.provenance,
+        provenance=provenance,
     )
-    test = table.frame["split"].to_numpy() == "test"
-    _write_predictions(
-        model_dir / "predictions.csv",
-        table.frame["id"].to_numpy()[test],
-        evaluation,
-        class_scores(evaluation.model, data.X_test),
-    )
+    _write_predictions(model_dir / "predictions.csv", test_ids, evaluation, evaluation.test_scores)
     write_json(model_dir / "metrics.json", compact_metrics(evaluation))
 
 

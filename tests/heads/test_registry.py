@@ -16,7 +16,7 @@ def test_grids_from_lists_and_logspace() -> None:
 
 
 def test_unknown_head_and_parameter_name_the_valid_ones() -> None:
-    with pytest.raises(HeadError, match="unknown head 'forest'; known heads: knn, logreg, ncm, svm"):
+    with pytest.raises(HeadError, match="unknown head 'forest'; known heads: knn, logreg, logreg_stream, ncm, svm"):
         get_head("forest")
     with pytest.raises(
         HeadError, match="heads.knn.kk: 3 is not a parameter of head 'knn'; its parameters: k \\(default 20\\)"

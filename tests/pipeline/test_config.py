@@ -46,7 +46,7 @@ def test_the_repository_params_parse() -> None:
         ({"heads": {"knn": {"k": [5, "x"]}}}, "heads.knn.k must be an integer >= 1, got 'x'"),
         ({"heads": {"svm": {"kernel": "poly"}}}, "heads.svm.kernel must be one of 'linear', 'rbf', got 'poly'"),
         ({"heads": {"lr": {"head": "logreg", "C": {"logspace": [-1, 1]}}}}, "heads.lr.C: logspace takes"),
-        ({"heads": {"forest": {}}}, "heads.forest: unknown head 'forest'; known heads: knn, logreg, ncm, svm"),
+        ({"heads": {"forest": {}}}, "heads.forest: unknown head 'forest'; known heads: knn, logreg, logreg_stream, ncm, svm"),
         # every section's values, with the dotted key, the bad value and what is allowed
         ({"evaluate": {"seeds": 0}}, "evaluate.seeds must be at least 1, got 0"),
         ({"evaluate": {"few_shot": [0, "all"]}}, "evaluate.few_shot\\[0\\] must be a number of images per class >= 1"),
