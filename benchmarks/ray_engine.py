@@ -1,8 +1,10 @@
 """The Ray engine against the local engine on the same images, and across two raylets on this machine.
 
 1. local engine vs ray engine (a local Ray cluster with this machine's cores) on the same N images
-   (default 2,000; MobileNetV2 IMAGENET1K_V1 at 64 px, the default pipeline's backbone): throughput of the
-   forward loop and of the whole ``embed()`` call, and whether the tables are the same bits;
+   (default 2,000; MobileNetV2 IMAGENET1K_V1 at 224 px, its native input and what users run on photos;
+   ``--image-size 64`` is the default pipeline's size for 8x8 digits, where the forward pass is so cheap that
+   Ray's fixed costs dominate): throughput of the forward loop and of the whole ``embed()`` call, and whether
+   the tables are the same bits;
 2. two "nodes": ``ray start --head`` plus ``ray start --address ...`` (``--num-cpus 1`` each, 127.0.0.1 only,
    a private temporary directory), the ray engine across both: rows embedded per node.
 
@@ -48,13 +50,15 @@ def make_folder(root: Path, n: int, size: int = 96) -> None:
         Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(path)
 
 
-def run(folder: Path, out: Path, cache: Path, engine: str, address: str = "auto") -> tuple[float, object]:
+def run(
+    folder: Path, out: Path, cache: Path, engine: str, address: str = "auto", image_size: int = 224
+) -> tuple[float, object]:
     from headstart.data import prepare_dataset
     from headstart.features.engine import embed
     from headstart.features.registry import BackboneSpec
     from headstart.features.spec import EmbedOptions, RayOptions
 
-    spec = BackboneSpec("mobilenet_v2", "IMAGENET1K_V1", layers=("default",), image_size=64)
+    spec = BackboneSpec("mobilenet_v2", "IMAGENET1K_V1", layers=("default",), image_size=image_size)
     options = EmbedOptions(cache_dir=cache, engine=engine, ray=RayOptions(address=address))
     prepared = prepare_dataset(str(folder), name="bench")
     start = time.perf_counter()
@@ -110,10 +114,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--small", action="store_true", help="300 images")
     parser.add_argument("--skip-two-nodes", action="store_true")
+    parser.add_argument("--image-size", type=int, default=224, help="the backbone's input side (default 224)")
     args = parser.parse_args()
     n = 300 if args.small else args.images
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    print(f"# Ray engine vs local engine, {n} images\n")
+    print(f"# Ray engine vs local engine, {n} images, MobileNetV2 at {args.image_size} px\n")
     print(f"machine: {cpu_model()}, {usable_cores()} cores; commit {git_commit()}")
     import ray
 
@@ -122,10 +127,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="headstart-ray-bench-") as tmp:
         root = Path(tmp)
         make_folder(root / "images", n)
-        local_s, local = run(root / "images", root / "local", root / "c-local", "local")
+        local_s, local = run(root / "images", root / "local", root / "c-local", "local", image_size=args.image_size)
         ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
         try:
-            ray_s, on_ray = run(root / "images", root / "ray", root / "c-ray", "ray")
+            ray_s, on_ray = run(root / "images", root / "ray", root / "c-ray", "ray", image_size=args.image_size)
         finally:
             ray.shutdown()
         same = np.array_equal(
@@ -144,8 +149,10 @@ def main() -> None:
                 ],
             )
         )
+        whole = local_s / ray_s
         note(
-            f"ray / local throughput of the loop: {ratio:.2f} (target >= 0.8: {verdict(ratio >= 0.8)}); "
+            f"ray / local throughput of the whole embed() call: {whole:.2f} (target >= 0.8: "
+            f"{verdict(whole >= 0.8)}); of the loop: {ratio:.2f} ({verdict(ratio >= 0.8)}); "
             f"the loop's wall time on Ray includes starting the actor and its first batch. Embeddings the same "
             f"bits: {same}. The rest of embed() (loading the backbone, the cache, writing the tables) is shared."
         )
@@ -154,7 +161,9 @@ def main() -> None:
         temp = Path(tempfile.mkdtemp(prefix="hsray-", dir="/tmp"))
         try:
             address = start_two_raylets(temp)
-            ray_s2, two = run(root / "images", root / "two", root / "c-two", "ray", address=address)
+            ray_s2, two = run(
+                root / "images", root / "two", root / "c-two", "ray", address=address, image_size=args.image_size
+            )
         finally:
             stopped = stop_raylets(temp)
         section("Two raylets on this machine (--num-cpus 1 each)")

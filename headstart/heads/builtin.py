@@ -282,6 +282,7 @@ register_head(
         sweep=_sweep_knn,
         adapt=_adapt_knn,
         stream_fit=_stream_knn,
+        quick=True,
         streams=lambda p: p["index"] == "ivfpq",  # the index for training sets beyond memory
     )
 )
@@ -344,5 +345,6 @@ register_head(
         {"temperature": _positive(0.1)},
         _ncm,
         adapt=_adapt_ncm,
+        quick=True,
     )
 )

@@ -9,6 +9,9 @@
 3. Few-shot: for each n, n training images per class (the same subset for every head under one seed,
    nested across n), fitted with the chosen parameters, scored on the same test split; mean and standard
    deviation over the seeds of accuracy and balanced accuracy. ``all`` is the whole train split.
+
+Grid points without a sweep and the few-shot runs are independent fits: on more than one core they run in worker
+processes (:mod:`headstart.heads.parallel`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sklearn.metrics import balanced_accuracy_score
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.data.tables import EmbeddingTable
+from headstart.heads import parallel
 from headstart.heads._checks import check_classes
 from headstart.heads.intervals import test_intervals
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
@@ -149,27 +153,27 @@ def evaluate_head(
                 first = (estimator, y_pred, scores)
                 tested = test_intervals(data.y_test, y_pred, scores, estimator.classes_, result)
             bar.update(1)
+        runs = [(n, s) for n in shots for s in (seed_list if n == "all" else [seed + i for i in range(seeds)])]
+        subsets = [
+            np.arange(len(data.y_train)) if n == "all" else few_shot_indices(data.y_train, int(n), s) for n, s in runs
+        ]
+        full = {**kind.defaults, **best}
+        calls = [(kind.build, full, s, data.X_train[idx], data.y_train[idx], data.X_test) for (n, s), idx in
+                 zip(runs, subsets, strict=True)]
+        predictions = parallel.run(parallel.fit_predict, calls, parallel.workers(len(calls), data.X_train, kind.quick))
         few = []
-        for n in shots:
-            for s in seed_list if n == "all" else [seed + i for i in range(seeds)]:
-                if n == "all":
-                    idx = np.arange(len(data.y_train))
-                else:
-                    idx = few_shot_indices(data.y_train, int(n), s)
-                estimator = build_head(head, best, s)
-                _fit(estimator, data.X_train[idx], data.y_train[idx])
-                few_pred = estimator.predict(data.X_test)
-                few.append(
-                    {
-                        "n": n,
-                        "seed": s,
-                        "accuracy": float(np.mean(few_pred == data.y_test)),
-                        "balanced_accuracy": float(balanced_accuracy_score(data.y_test, few_pred)),
-                        "train_images": int(len(idx)),
-                        "per_class": "all" if n == "all" else int(n),
-                    }
-                )
-                bar.update(1)
+        for (n, s), idx, few_pred in zip(runs, subsets, predictions, strict=True):
+            few.append(
+                {
+                    "n": n,
+                    "seed": s,
+                    "accuracy": float(np.mean(few_pred == data.y_test)),
+                    "balanced_accuracy": float(balanced_accuracy_score(data.y_test, few_pred)),
+                    "train_images": int(len(idx)),
+                    "per_class": "all" if n == "all" else int(n),
+                }
+            )
+            bar.update(1)
     finally:
         bar.close()
     assert first is not None

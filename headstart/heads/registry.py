@@ -80,6 +80,7 @@ class HeadType:
     probe: Callable[..., Any] | None = field(default=None, repr=False)
     stream_fit: Callable[..., Any] | None = field(default=None, repr=False)
     streams: Callable[[Mapping[str, Any]], bool] = field(default=lambda params: True, repr=False)
+    quick: bool = False  # fits take milliseconds: never worth a worker process (headstart.heads.parallel)
 
     @property
     def defaults(self) -> dict[str, Any]:

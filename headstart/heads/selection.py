@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from headstart.heads.metrics import class_scores
+from headstart.heads import parallel
 from headstart.heads.registry import HeadError, build_head, get_head, grid_points
 from headstart.heads.scoring import resolve_select_by, val_score
 
@@ -78,14 +78,13 @@ def select(
         points, accuracies, tiebreak = swept
     else:
         points = grid_points(grid) if grid else [{}]  # no grid: the one point's val score, for the report
-        accuracies = []
         for point in points:
-            estimator = build_head(head, {**fixed, **point}, seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                estimator.fit(X_train, y_train)
-            proba = class_scores(estimator, X_val) if metric == "log_loss" else None
-            accuracies.append(val_score(metric, y_val, estimator.predict(X_val), proba, estimator.classes_))
+            build_head(head, {**fixed, **point}, seed)  # a bad value is a HeadError here, before any fit
+        calls = [
+            (kind.build, {**kind.defaults, **fixed, **point}, seed, X_train, y_train, X_val, y_val, metric)
+            for point in points
+        ]
+        accuracies = list(parallel.run(parallel.fit_val_score, calls, parallel.workers(len(calls), X_train, kind.quick)))
     if tiebreak is not None:
         # equal val accuracies are common on a small val split; the lower val log-loss breaks the tie, which
         # keeps the choice stable under tiny changes of the embeddings (fp32 vs bf16, BatchNorm folding)

@@ -120,3 +120,26 @@ def test_fit_table_saves_a_head_that_refuses_other_embeddings(tmp_path: Path) ->
         bundle.check(other, str(tmp_path / "flatten.parquet"))
     with pytest.raises(ProvenanceMismatch, match="differ in: weights_sha256"):
         check_provenance(bundle.provenance, {**bundle.provenance, "weights_sha256": "def"})
+
+
+@pytest.mark.parametrize("head", ["svm", "logreg"])
+def test_fits_in_worker_processes_give_the_same_results(head: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grid points and few-shot runs in worker processes: the same scores and few-shot points as one by one
+    (liblinear's global random generator is why these are processes, never threads)."""
+    from sklearn.datasets import load_digits
+
+    from headstart.heads import parallel
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X.astype(np.float32)[:600], y.astype(str)[:600]
+    data = SplitData(X[:300], y[:300], X[300:400], y[300:400], X[400:], y[400:])
+    params = {"C": [0.001, 0.01, 0.1]}
+    runs = {}
+    for jobs in (1, 2):
+        monkeypatch.setattr(parallel, "MIN_VALUES", 0)
+        monkeypatch.setattr(parallel, "_cores", lambda jobs=jobs: jobs)
+        runs[jobs] = evaluate_head(head, params, data, seeds=2, few_shot=(1, 5, "all"))
+    assert parallel.workers(10, X) == 2
+    assert runs[1].selection.scores == runs[2].selection.scores
+    assert runs[1].few_shot == runs[2].few_shot
+    assert np.array_equal(runs[1].y_pred, runs[2].y_pred)
