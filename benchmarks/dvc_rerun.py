@@ -134,8 +134,8 @@ def run_dvc(args: argparse.Namespace) -> None:
         if args.keep is not None:  # leave the copy as the default pipeline makes it
             change_knn_k(workdir / "params.yaml", old_k)
             dvc_repro(workdir, f"heads.knn.k back to {old_k}")
-    if not any("knn" in stage for stage in head_only.stages):
-        raise RuntimeError(f"changing heads.knn.k reran no knn stage ({head_only.stages}); nothing was measured")
+    if not any(stage.startswith("fit@") for stage in head_only.stages):
+        raise RuntimeError(f"changing heads.knn.k reran no fit stage ({head_only.stages}); nothing was measured")
     embed_reruns = [s for s in head_only.stages if is_embed_stage(s)]
     print()
     print(

@@ -23,7 +23,7 @@ __all__ = [
     "robustness_metrics",
     "robustness_results",
     "settings_file",
-    "head_settings",
+    "heads_settings",
     "timings",
     "transfer_metrics",
     "transfer_settings",
@@ -49,9 +49,10 @@ def transfer_settings(name: str) -> Path:
     return Path("settings") / f"transfer-{name}.json"
 
 
-def head_settings(head: str) -> Path:
-    """heads.<head> with the evaluation protocol and the seed (the fit stages' dependency instead of params)."""
-    return Path("settings") / f"head-{head}.json"
+def heads_settings() -> Path:
+    """Every head's kind and parameters with the evaluation protocol and the seed (the fit stages' dependency
+    instead of params)."""
+    return Path("settings") / "heads.json"
 
 
 def embeddings_dir(dataset: str, backbone: str) -> Path:

@@ -5,15 +5,15 @@
   backbone (``datasets.my_photos.backbones.mobilenet_v2.image_size: 224``); DVC cannot list a params key that may
   be absent, so the embed stage of the pair depends on this file instead: an override reruns that pair's embed
   stage only.
-- ``settings/head-<name>.json``: the head's kind and parameters with the evaluation protocol and the seed, what
-  every fit stage of that head reads.
+- ``settings/heads.json``: every head's kind and parameters with the evaluation protocol and the seed, what the
+  fit stages read (each keeps a head whose own settings did not change: ``headstart.workflow.fit``).
 - ``settings/transfer-<name>.json``: the transfer entry with the parameters of the heads it names, so that the
   transfer stage reruns when one of its own heads changes, not when any does.
 
 The pipeline has one `settings` stage that writes them all (no arguments), each file only when its content
-changed, and removes the ones params.yaml no longer implies; ``DATASET BACKBONE``, ``--head NAME`` or
+changed, and removes the ones params.yaml no longer implies; ``DATASET BACKBONE``, ``--heads`` or
 ``--transfer NAME`` write one. Depending on these files instead of listing params keeps `dvc status` and a no-op
-`dvc repro` fast: DVC parses params.yaml once per stage that lists params (28 fit stages did), and a stage of its
+`dvc repro` fast: DVC parses params.yaml once per stage that lists params (the fit stages did), and a stage of its
 own per file would cost DVC the same again. It imports no torch.
 """
 
@@ -104,10 +104,10 @@ def write_json_if_changed(path: str | Path, payload: dict) -> None:
 
 
 def write_all(cfg) -> list[Path]:
-    """Every settings file params.yaml implies (each dataset x backbone, each head, each transfer), each rewritten
+    """Every settings file params.yaml implies (each dataset x backbone, the heads, each transfer), each rewritten
     only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
     files = {layout.settings_file(d, b): resolved_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones}
-    files |= {layout.head_settings(h): head_settings(cfg, h) for h in cfg.heads}
+    files[layout.heads_settings()] = {h: head_settings(cfg, h) for h in cfg.heads}
     files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
     for path, payload in files.items():
         write_json_if_changed(path, payload)
@@ -122,17 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", nargs="?")
     parser.add_argument("backbone", nargs="?")
     parser.add_argument("--transfer", metavar="NAME", help="write the settings of transfer.NAME instead")
-    parser.add_argument("--head", metavar="NAME", help="write the settings of heads.NAME instead")
+    parser.add_argument("--heads", action="store_true", help="write the settings of the heads instead")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    one = args.transfer is not None or args.head is not None or args.dataset is not None
-    if one and (args.transfer is None and args.head is None) == (args.dataset is None or args.backbone is None):
-        parser.error("give DATASET BACKBONE, --transfer NAME, --head NAME, or nothing (every settings file)")
+    one = args.transfer is not None or args.heads or args.dataset is not None
+    if one and (args.transfer is None and not args.heads) == (args.dataset is None or args.backbone is None):
+        parser.error("give DATASET BACKBONE, --transfer NAME, --heads, or nothing (every settings file)")
     cfg = load_config(args.params)
     if not one:
         write_all(cfg)
-    elif args.head is not None:
-        write_json(layout.head_settings(args.head), head_settings(cfg, args.head))
+    elif args.heads:
+        write_json(layout.heads_settings(), {h: head_settings(cfg, h) for h in cfg.heads})
     elif args.transfer is not None:
         write_json(layout.transfer_settings(args.transfer), transfer_settings(cfg, args.transfer))
     else:

@@ -4,13 +4,17 @@
 model directory: ``model.joblib`` (the head with its embeddings' provenance), ``metrics.json`` (test quality, no
 timings: a model directory is the same bytes for the same inputs) and ``predictions.csv`` (one row per test
 image). :func:`fit_stage`: one head on every layer of a dataset x backbone, with the stage's metrics, results,
-confusion plots and timings.
+confusion plots and timings; :func:`fit_heads` (the fit stage): every head, each fitted again only when its
+inputs changed.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from headstart.pipeline import layout
 from headstart.pipeline.config import Config
 from headstart.workflow.records import compact_metrics, evaluation_record, head_timings
 
-__all__ = ["fit_stage", "fit_table"]
+__all__ = ["fit_heads", "fit_stage", "fit_table"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,32 @@ def _write_model_dir(
     write_json(model_dir / "metrics.json", compact_metrics(evaluation))
 
 
+def fit_heads(
+    cfg: Config,
+    dataset: str,
+    backbone: str,
+    heads: Sequence[str] | None = None,
+    *,
+    finetuned: bool = False,
+    progress: ProgressFactory = null_progress,
+) -> list[str]:
+    """Every head of params.yaml (or ``heads``) on every layer of ``dataset`` x ``backbone``: the fit stage.
+
+    A head whose inputs did not change since its outputs were written (the same tables, settings and headstart
+    code: the digest its results file keeps) is not fitted again, so one stage serves every head and a change to
+    one head refits that head only. Outputs of heads params.yaml no longer has are removed. Returns the summary
+    lines."""
+    names = list(heads) if heads is not None else list(cfg.heads)
+    name = layout.finetuned_name(backbone) if finetuned else backbone
+    lines: list[str] = []
+    digests: dict[str, str] = {}
+    for head in names:
+        lines += fit_stage(cfg, dataset, backbone, head, finetuned=finetuned, progress=progress, _digests=digests)
+    if heads is None:
+        _remove_stale(dataset, name, set(names))
+    return lines
+
+
 def fit_stage(
     cfg: Config,
     dataset: str,
@@ -95,10 +125,11 @@ def fit_stage(
     *,
     finetuned: bool = False,
     progress: ProgressFactory = null_progress,
+    _digests: dict[str, str] | None = None,
 ) -> list[str]:
     """One head on every layer of ``dataset`` x ``backbone`` (its fine-tuned copy if ``finetuned``); writes
-    models, metrics (quality), results (what the report reads), confusion plots and timings. Returns one
-    summary line per layer."""
+    models, metrics (quality), results (what the report reads), confusion plots and timings, unless they are
+    there already for the same inputs. Returns one summary line per layer."""
     ds, h = cfg.dataset(dataset), cfg.head(head)
     cfg.backbone(backbone)  # a name params.yaml knows
     name = layout.finetuned_name(backbone) if finetuned else backbone
@@ -108,6 +139,10 @@ def fit_stage(
             f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run "
             f"`dvc repro` (the embed stage writes them) first"
         )
+    inputs = _inputs_digest(cfg, h.name, tables, {} if _digests is None else _digests)
+    if _fitted_already(ds.name, name, h.name, list(tables), inputs):
+        log.info("%s x %s x %s: inputs unchanged since its last fit, kept", ds.name, name, h.name)
+        return [f"{ds.name} x {name} x {h.name}: unchanged, kept"]
     metrics, results, timings, lines = {}, {}, {}, []
     for layer, table in tables.items():
         evaluation, record = fit_table(
@@ -135,12 +170,91 @@ def fit_stage(
             f"macro-F1 {m['macro_f1']:.4f}, params {evaluation.params}"
         )
     write_json(layout.head_metrics(ds.name, name, h.name), metrics)
-    write_json(
-        layout.results(ds.name, name, h.name),
-        {"dataset": ds.name, "backbone": name, "head": h.name, "kind": h.kind, "layers": results},
-    )
     write_json(layout.timings("heads", ds.name, name, h.name), timings)
+    write_json(  # last: its digest vouches for the files above
+        layout.results(ds.name, name, h.name),
+        {"dataset": ds.name, "backbone": name, "head": h.name, "kind": h.kind, "inputs": inputs, "layers": results},
+    )
     return lines
+
+
+def _inputs_digest(cfg: Config, head: str, tables: Mapping[str, Path], cache: dict[str, str]) -> str:
+    """What a head's outputs depend on: its tables' bytes, its settings (kind, parameters, protocol, seed) and the
+    headstart code."""
+    from headstart.pipeline.settings import head_settings
+
+    for path in tables.values():
+        if str(path) not in cache:
+            cache[str(path)] = _file_digest(path)
+    if "code" not in cache:
+        cache["code"] = _code_digest()
+    payload = {
+        "tables": {layer: cache[str(path)] for layer, path in tables.items()},
+        "head": head_settings(cfg, head),
+        "code": cache["code"],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for part in sorted(path.rglob("*.parquet")) if path.is_dir() else [path]:
+        digest.update(part.name.encode())
+        with open(part, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _code_digest() -> str:
+    import headstart
+
+    root = Path(headstart.__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _fitted_already(dataset: str, name: str, head: str, layers: list[str], inputs: str) -> bool:
+    try:
+        kept = json.loads(layout.results(dataset, name, head).read_text())
+    except (OSError, ValueError):
+        return False
+    if kept.get("inputs") != inputs or sorted(kept.get("layers", {})) != sorted(layers):
+        return False
+    needed = [layout.head_metrics(dataset, name, head)]
+    for layer in layers:
+        needed += [layout.model_dir(dataset, name, head, layer) / "model.json"]
+        needed += [layout.confusion_plot(dataset, name, head, layer)]
+    if not all(path.is_file() for path in needed):
+        return False
+    timings = layout.timings("heads", dataset, name, head)
+    if not timings.is_file():  # not in git: a fresh clone has none; this run measured no fit
+        write_json(timings, {layer: {} for layer in layers})
+    return True
+
+
+def _remove_stale(dataset: str, name: str, heads: set[str]) -> None:
+    """Outputs of heads that params.yaml no longer has (the stage's output folders persist between runs)."""
+    folders = [
+        layout.model_dir(dataset, name, "x", "x").parent.parent,
+        layout.confusion_plot(dataset, name, "x", "x").parent.parent,
+    ]
+    files = [
+        layout.results(dataset, name, "x").parent,
+        layout.head_metrics(dataset, name, "x").parent,
+        layout.timings("heads", dataset, name, "x").parent,
+    ]
+    for folder in folders:
+        for child in folder.iterdir() if folder.is_dir() else []:
+            if child.is_dir() and child.name not in heads:
+                shutil.rmtree(child)
+    for folder in files:
+        for child in folder.glob("*.json") if folder.is_dir() else []:
+            if child.stem not in heads:
+                child.unlink()
 
 
 def _write_predictions(path: Path, ids: np.ndarray, evaluation: HeadEvaluation, scores: np.ndarray) -> None:

@@ -211,16 +211,16 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert settings.main([]) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "settings").rglob("*.json"))
-    assert written == ["settings/d/b.json", "settings/head-knn.json", "settings/head-ncm.json", "settings/photos/b.json"]
-    head = json.loads(layout.head_settings("knn").read_text())
-    assert head["params"]["k"] == 5 and head["evaluate"]["seeds"] == 5 and head["kind"] == "knn"
-    mtime = layout.head_settings("ncm").stat().st_mtime_ns
+    assert written == ["settings/d/b.json", "settings/heads.json", "settings/photos/b.json"]
+    heads = json.loads(layout.heads_settings().read_text())
+    assert heads["knn"]["params"]["k"] == 5 and heads["knn"]["evaluate"]["seeds"] == 5 and heads["knn"]["kind"] == "knn"
+    mtime = layout.settings_file("d", "b").stat().st_mtime_ns
     raw["heads"] = {"knn": {"k": 7}, "ncm": {}}
     del raw["datasets"]["photos"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     settings.main([])
-    assert json.loads(layout.head_settings("knn").read_text())["params"]["k"] == 7
-    assert layout.head_settings("ncm").stat().st_mtime_ns == mtime  # unchanged: not rewritten, so not re-hashed
+    assert json.loads(layout.heads_settings().read_text())["knn"]["params"]["k"] == 7
+    assert layout.settings_file("d", "b").stat().st_mtime_ns == mtime  # unchanged: not rewritten, so not re-hashed
     assert not (tmp_path / "settings/photos/b.json").exists()  # a dataset no longer in params.yaml
 
 

@@ -162,11 +162,13 @@ def test_an_unused_head_and_a_dataset_override_rerun_only_what_they_touch(repo: 
     params["datasets"]["digits"]["backbones"] = {"pixels": {"image_size": 4}}  # digits' own pixels size
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    kept = {p: p.read_bytes() for p in (repo / "models/digits_inverted/mobilenet_v2/knn").rglob("*") if p.is_file()}
     output = _dvc(repo, "repro")
     ran = _ran(output)
     # the override: only that pair's embed stage, and the fits of its table
     assert {s for s in ran if s.startswith("embed")} == {"embed@digits-pixels"}, output
-    assert {"fit@digits-pixels-knn", "fit@digits-pixels-logreg", "fit@digits-pixels-ncm"} <= ran
+    assert "fit@digits-pixels" in ran
+    assert "digits x pixels x pixels x logreg: test accuracy" in output  # a new table: every head refitted
     resolved = json.loads((repo / "settings/digits/pixels.json").read_text())
     assert resolved["settings"]["image_size"] == 4 and resolved["overridden"] == ["image_size"]
     assert json.loads((repo / "settings/digits_inverted/pixels.json").read_text())["settings"]["image_size"] == 8
@@ -175,11 +177,15 @@ def test_an_unused_head_and_a_dataset_override_rerun_only_what_they_touch(repo: 
     lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for stage in ("embed@digits-mobilenet_v2", "embed@digits_inverted-pixels"):
         assert lock_after[stage] == lock_before[stage]
-    # the head change: that head's fits, not the transfer (its settings file has the same bytes), nor the others
-    assert {"settings", "fit@digits-mobilenet_v2-ncm", "fit_finetuned@digits-mobilenet_v2-ncm"} <= ran
+    # the head change: the fit stages refit that head only and keep the others' outputs (the same bytes); not the
+    # transfer (its settings file has the same bytes), nor fine-tuning (its probe head's files did not change)
+    assert {"settings", "fit@digits-mobilenet_v2", "fit_finetuned@digits-mobilenet_v2"} <= ran
     assert "transfer@shift" not in ran and "report" in ran
-    untouched = ("fit@digits-mobilenet_v2-knn", "fit@digits-mobilenet_v2-logreg", "fit@digits_inverted-")
-    assert not {s for s in ran if s.startswith(untouched) and not s.endswith("-ncm")}, output
+    assert "digits x mobilenet_v2 x features.13 x ncm: test accuracy" in output
+    assert "digits x mobilenet_v2 x knn: unchanged, kept" in output
+    assert "digits_inverted x mobilenet_v2 x logreg: unchanged, kept" in output
+    assert "x mobilenet_v2 x features.13 x knn: test accuracy" not in output, output
+    assert {p: p.read_bytes() for p in kept} == kept
     assert not {s for s in ran if s.startswith(("finetune@", "embed_finetuned@"))}
 
 
@@ -190,19 +196,20 @@ def test_dvc_exp_run_with_a_set_parameter_reruns_that_heads_stages_only(repo: Pa
     output = _dvc(repo, "exp", "run", "-S", "heads.knn.k=3")
     ran = _ran(output)
     assert {
-        "fit@digits-mobilenet_v2-knn",
-        "fit@digits-pixels-knn",
-        "fit_finetuned@digits-mobilenet_v2-knn",
+        "fit@digits-mobilenet_v2",
+        "fit@digits-pixels",
+        "fit_finetuned@digits-mobilenet_v2",
         "transfer@shift",  # the transfer uses the knn head
         "report",
     } <= ran, output  # -S reached the stages
-    assert not {s for s in ran if s.startswith("embed")}, output
-    assert not {s for s in ran if "logreg" in s or "ncm" in s or s.startswith(("finetune@", "embed_finetuned@"))}
+    assert "digits x pixels x pixels x knn: test accuracy" in output  # refitted
+    assert "digits x pixels x logreg: unchanged, kept" in output and "x ncm: test accuracy" not in output
+    assert not {s for s in ran if s.startswith(("embed", "finetune@", "embed_finetuned@"))}, output
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for stage in ("embed@digits-mobilenet_v2", "embed@digits-pixels"):
         assert lock[stage] == lock_before[stage]
     assert lock["settings"]["params"]["params.yaml"]["heads"]["knn"]["k"] == 3  # the one stage that reads it
-    assert json.loads((repo / "settings/head-knn.json").read_text())["params"]["k"] == 3
+    assert json.loads((repo / "settings/heads.json").read_text())["knn"]["params"]["k"] == 3
     results = json.loads((repo / "results/heads/digits/mobilenet_v2/knn.json").read_text())
     assert {layer: record["params"]["k"] for layer, record in results["layers"].items()} == {
         "features.13": 3,

@@ -34,25 +34,26 @@ def test_outputs_are_where_the_layout_says() -> None:
     assert embed["outs"][0] == str(layout.embeddings_dir(ds, bb))
     assert embed["outs"][1] == {str(layout.timings("embed", ds, bb)): {"cache": False}}
     assert list(embed["metrics"][0]) == [str(layout.embed_metrics(ds, bb))]
-    fit = _stage("fit")
-    outs = [o if isinstance(o, str) else next(iter(o)) for o in fit["outs"]]
-    assert outs[0] == str(layout.model_dir(ds, bb, head, "x").parent)
-    assert outs[1] == str(layout.results(ds, bb, head))
-    assert outs[2] == str(layout.confusion_plot(ds, bb, head, "x").parent)
-    assert fit["outs"][3] == {str(layout.timings("heads", ds, bb, head)): {"cache": False}}
+    fit = _stage("fit")  # one stage per dataset x backbone for every head; outputs persist (kept heads)
+    outs = [next(iter(o)) for o in fit["outs"]]
+    assert outs[0] == str(layout.model_dir(ds, bb, head, "x").parent.parent)
+    assert outs[1] == str(layout.results(ds, bb, head).parent)
+    assert outs[2] == str(layout.confusion_plot(ds, bb, head, "x").parent.parent)
+    assert fit["outs"][3] == {str(layout.timings("heads", ds, bb, head).parent): {"cache": False, "persist": True}}
+    assert all(next(iter(o.values()))["persist"] for o in fit["outs"])
     assert {str(layout.timings("finetune", ds, bb)): {"cache": False}} in _stage("finetune")["outs"]
-    assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head))]
+    assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head).parent)]
     assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
     report = _stage("report")
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
     # one settings stage writes the small files embed, fit and transfer depend on instead of listing params
     folder = layout.settings_file(ds, bb).parents[1]
     assert _stage("settings")["outs"] == [{str(folder): {"cache": False}}]
-    assert layout.head_settings(head).parent == folder and layout.transfer_settings("t").parent == folder
+    assert layout.heads_settings().parent == folder and layout.transfer_settings("t").parent == folder
     assert str(layout.settings_file(ds, bb)) in embed["deps"] and "params" not in _stage("settings")["deps"]
     assert "params" not in embed and "params" not in _stage("embed_finetuned")  # all in the settings file
     fit = _stage("fit")
-    assert str(layout.head_settings(head)) in fit["deps"] and "params" not in fit and "params" not in _stage(
+    assert str(layout.heads_settings()) in fit["deps"] and "params" not in fit and "params" not in _stage(
         "fit_finetuned"
     )
     assert str(layout.transfer_settings("${key}")) in _stage("transfer")["deps"]
