@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from headstart.data.limits import DEFAULT_MAX_PIXELS
 from headstart.errors import UserError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png", "is_jpeg"]
-
-DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit (about 0.25 GB of RGB)
 
 
 class UnreadableImage(UserError, ValueError):

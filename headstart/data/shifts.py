@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-
-import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from typing import TYPE_CHECKING
 
 from headstart.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# numpy and PIL are imported by the shifts when they run: checking params.yaml (parse_shift on every shift string;
+# every stage does, and the always-run `versions` stage) must not import them
 
 __all__ = ["SHIFTS", "ShiftError", "parse_shift"]
 
@@ -26,18 +30,26 @@ class ShiftError(UserError, ValueError):
 
 
 def _invert(image: Image.Image, arg: float | None) -> Image.Image:
+    from PIL import ImageOps
+
     return ImageOps.invert(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
 
 
 def _rotate(image: Image.Image, arg: float | None) -> Image.Image:
+    from PIL import Image
+
     return image.rotate(arg if arg is not None else 90.0, resample=Image.Resampling.BILINEAR, fillcolor=0)
 
 
 def _blur(image: Image.Image, arg: float | None) -> Image.Image:
+    from PIL import ImageFilter
+
     return image.filter(ImageFilter.GaussianBlur(arg if arg is not None else 1.0))
 
 
 def _contrast(image: Image.Image, arg: float | None) -> Image.Image:
+    from PIL import ImageEnhance
+
     return ImageEnhance.Contrast(image).enhance(arg if arg is not None else 0.5)
 
 
@@ -46,6 +58,9 @@ def _grey(image: Image.Image, arg: float | None) -> Image.Image:
 
 
 def _noise(image: Image.Image, arg: float | None) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
     array = np.asarray(image, dtype=np.float32)
     seed = int.from_bytes(hashlib.blake2b(array.tobytes(), digest_size=8).digest(), "little")
     noisy = array + np.random.default_rng(seed).normal(0.0, 255.0 * (arg if arg is not None else 0.1), array.shape)
@@ -53,6 +68,8 @@ def _noise(image: Image.Image, arg: float | None) -> Image.Image:
 
 
 def _jpeg(image: Image.Image, arg: float | None) -> Image.Image:
+    from PIL import Image
+
     buffer = io.BytesIO()
     (image if image.mode in ("L", "RGB") else image.convert("RGB")).save(
         buffer, format="JPEG", quality=int(arg if arg is not None else 30)
@@ -83,6 +100,7 @@ _LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
 def parse_shift(spec: str) -> Callable[[Image.Image], Image.Image]:
     """Turn ``"rotate:30+blur:1"`` into a function of a PIL image.
 
+    >>> from PIL import Image
     >>> parse_shift("invert")(Image.new("L", (2, 2), 10)).getpixel((0, 0))
     245
     """

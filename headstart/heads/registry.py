@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from headstart.errors import UserError
 
 __all__ = [
@@ -148,10 +146,20 @@ def expand_grid(value: Any, where: str = "") -> list[Any] | None:
                 raise HeadError(f"{where}: {kind} takes [start, stop, num], got {args!r}")
             if not isinstance(args[2], int) or isinstance(args[2], bool) or args[2] < 1:
                 raise HeadError(f"{where}: {kind}'s num must be an integer >= 1, got {args[2]!r}")
-            points = np.linspace(float(args[0]), float(args[1]), int(args[2]))
-            return [float(v) for v in (10.0**points if kind == "logspace" else points)]
+            points = _linspace(float(args[0]), float(args[1]), int(args[2]))
+            return [10.0**v for v in points] if kind == "logspace" else points
         raise HeadError(f"{where} must be a value, a list or {{logspace: [a, b, n]}}, got {dict(value)!r}")
     return None
+
+
+def _linspace(start: float, stop: float, num: int) -> list[float]:
+    """``numpy.linspace(start, stop, num)`` to the bit, without numpy: checking params.yaml (every stage does, and
+    the always-run `versions` stage) must not import it. ``10.0 ** v`` is then ``numpy.power``'s value too (one C
+    ``pow``); tests/heads/test_registry.py compares both on many grids."""
+    if num == 1:
+        return [start]
+    step = (stop - start) / (num - 1)
+    return [i * step + start for i in range(num - 1)] + [stop]
 
 
 def _key(where: str, key: str) -> str:

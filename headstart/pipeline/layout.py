@@ -23,7 +23,10 @@ __all__ = [
     "robustness_metrics",
     "robustness_results",
     "settings_file",
+    "finetune_settings",
     "heads_settings",
+    "prepare_settings",
+    "robustness_settings",
     "timings",
     "transfer_metrics",
     "transfer_settings",
@@ -47,6 +50,21 @@ def settings_file(dataset: str, backbone: str) -> Path:
 def transfer_settings(name: str) -> Path:
     """transfer.<name> with its heads' parameters (the transfer stage's dependency instead of all of ``heads``)."""
     return Path("settings") / f"transfer-{name}.json"
+
+
+def prepare_settings(dataset: str) -> Path:
+    """datasets.<dataset> and the seed (the prepare stage's dependency instead of params)."""
+    return Path("settings") / f"prepare-{dataset}.json"
+
+
+def finetune_settings() -> Path:
+    """The finetune section, the seed and the probe head's settings (the finetune stages' dependency)."""
+    return Path("settings") / "finetune.json"
+
+
+def robustness_settings() -> Path:
+    """The robustness section and the embed keys its shifted embeddings depend on."""
+    return Path("settings") / "robustness.json"
 
 
 def heads_settings() -> Path:

@@ -9,6 +9,9 @@
   fit stages read (each keeps a head whose own settings did not change: ``headstart.workflow.fit``).
 - ``settings/transfer-<name>.json``: the transfer entry with the parameters of the heads it names, so that the
   transfer stage reruns when one of its own heads changes, not when any does.
+- ``settings/prepare-<dataset>.json``, ``settings/finetune.json``, ``settings/robustness.json``: what the
+  prepare, finetune and robustness stages read. Only this stage lists params (and the report depends on the
+  whole folder): DVC parses params.yaml once for each stage that lists params, on every `dvc repro`.
 
 The pipeline has one `settings` stage that writes them all (no arguments), each file only when its content
 changed, and removes the ones params.yaml no longer implies; ``DATASET BACKBONE``, ``--heads`` or
@@ -31,7 +34,10 @@ from headstart.pipeline.config import load_config
 
 __all__ = [
     "EMBED_KEYS",
+    "finetune_settings",
     "head_settings",
+    "prepare_settings",
+    "robustness_settings",
     "main",
     "resolved_settings",
     "transfer_settings",
@@ -81,7 +87,29 @@ def transfer_settings(cfg, name: str) -> dict:
         raise ConfigError(f"transfer.{name} is not in params.yaml; known: {', '.join(cfg.transfer) or 'none'}")
     tr = cfg.transfer[name]
     heads = {h: {"kind": cfg.head(h).kind, "params": _plain(cfg.head(h).params)} for h in tr.heads}
-    return {"transfer": _plain(dataclasses.asdict(tr)), "heads": heads}
+    return {"transfer": _plain(dataclasses.asdict(tr)), "heads": heads, "seed": cfg.seed}
+
+
+def prepare_settings(cfg, dataset: str) -> dict:
+    """``datasets.<dataset>`` and the seed (the split and the subsets), as plain JSON data."""
+    return {"dataset": _plain(dataclasses.asdict(cfg.dataset(dataset))), "seed": cfg.seed}
+
+
+def finetune_settings(cfg) -> dict:
+    """The finetune section, the seed and the settings of the probe head fine-tuning starts from."""
+    probe = cfg.finetune.probe_head
+    section = {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if k not in ("datasets", "backbones")}
+    return {  # the datasets and backbones make the stages; a stage does not depend on which others there are
+        "finetune": _plain(section),
+        "probe": head_settings(cfg, probe) if probe else None,
+        "seed": cfg.seed,
+    }
+
+
+def robustness_settings(cfg) -> dict:
+    """The shifts and the embed keys that change the shifted embeddings."""
+    embed = {key: getattr(cfg.embed, key) for key in ("on_error", "max_image_pixels", "decode")}
+    return {"robustness": _plain(dataclasses.asdict(cfg.robustness)), "embed": embed}
 
 
 def _plain(value):
@@ -104,11 +132,15 @@ def write_json_if_changed(path: str | Path, payload: dict) -> None:
 
 
 def write_all(cfg) -> list[Path]:
-    """Every settings file params.yaml implies (each dataset x backbone, the heads, each transfer), each rewritten
+    """Every settings file params.yaml implies (each dataset x backbone, the heads, each transfer, each dataset's
+    prepare, finetune, robustness), each rewritten
     only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
     files = {layout.settings_file(d, b): resolved_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones}
     files[layout.heads_settings()] = {h: head_settings(cfg, h) for h in cfg.heads}
     files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
+    files |= {layout.prepare_settings(d): prepare_settings(cfg, d) for d in cfg.datasets}
+    files[layout.finetune_settings()] = finetune_settings(cfg)
+    files[layout.robustness_settings()] = robustness_settings(cfg)
     for path, payload in files.items():
         write_json_if_changed(path, payload)
     root = layout.settings_file("x", "x").parents[1]

@@ -45,3 +45,18 @@ def test_hooks_replace_name_checks() -> None:
     assert [n for n, h in heads.items() if h.linear_probe] == ["logreg"]
     assert heads["logreg"].sweep and heads["knn"].sweep and heads["svm"].sweep is None
     assert all(h.adapt for h in heads.values())
+
+
+def test_grids_are_numpys_to_the_bit() -> None:
+    """expand_grid computes linspace and logspace without numpy; the values must be numpy's exactly (a C grid that
+    moved by one ulp would change which C wins a tie, and the committed results)."""
+    import numpy as np
+
+    from headstart.heads.registry import expand_grid
+
+    for start, stop, num in [(-4, 4, 17), (-6, 5, 45), (-5, -1, 5), (-3, 1, 3), (-4, 2, 7), (0.1, 0.9, 9), (2, 2, 1),
+                             (-10, 10, 101), (0, 1, 2), (1e-3, 7.5, 33), (-2.5, 3.7, 64)]:
+        ours = expand_grid({"linspace": [start, stop, num]})
+        assert ours == [float(v) for v in np.linspace(start, stop, num)], (start, stop, num)
+        ours = expand_grid({"logspace": [start, stop, num]})
+        assert ours == [float(v) for v in 10.0 ** np.linspace(start, stop, num)], (start, stop, num)

@@ -211,7 +211,10 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert settings.main([]) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "settings").rglob("*.json"))
-    assert written == ["settings/d/b.json", "settings/heads.json", "settings/photos/b.json"]
+    assert written == [
+        "settings/d/b.json", "settings/finetune.json", "settings/heads.json", "settings/photos/b.json",
+        "settings/prepare-d.json", "settings/prepare-photos.json", "settings/robustness.json",
+    ]
     heads = json.loads(layout.heads_settings().read_text())
     assert heads["knn"]["params"]["k"] == 5 and heads["knn"]["evaluate"]["seeds"] == 5 and heads["knn"]["kind"] == "knn"
     mtime = layout.settings_file("d", "b").stat().st_mtime_ns
@@ -222,6 +225,7 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     assert json.loads(layout.heads_settings().read_text())["knn"]["params"]["k"] == 7
     assert layout.settings_file("d", "b").stat().st_mtime_ns == mtime  # unchanged: not rewritten, so not re-hashed
     assert not (tmp_path / "settings/photos/b.json").exists()  # a dataset no longer in params.yaml
+    assert not (tmp_path / "settings/prepare-photos.json").exists()
 
 
 def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

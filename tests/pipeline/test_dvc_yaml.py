@@ -97,9 +97,19 @@ def test_no_stage_depends_on_timings_and_no_metrics_file_is_one() -> None:
         assert not [m for m in metrics if m.startswith("timings")], name
 
 
-def test_finetune_stage_reads_its_training_keys_not_the_whole_section() -> None:
-    params = _stage("finetune")["params"]
-    assert "finetune" not in params and "finetune.datasets" not in params and "finetune.epochs" in params
+def test_only_the_settings_stage_lists_params() -> None:
+    """DVC parses params.yaml once per stage that lists params on every `dvc repro`: every other stage depends on
+    its settings file (the finetune file leaves out which datasets and backbones are fine-tuned)."""
+    assert [name for name in DVC["stages"] if "params" in _stage(name)] == ["settings"]
+    assert "settings/finetune.json" in _stage("finetune")["deps"]
+    assert "settings/prepare-${key}.json" in _stage("prepare")["deps"]
+    assert "settings/robustness.json" in _stage("robustness")["deps"] and "settings" in _stage("report")["deps"]
+    from headstart.pipeline.config import load_config
+    from headstart.pipeline.settings import finetune_settings
+
+    finetune = finetune_settings(load_config(REPO / "params.yaml"))
+    assert "datasets" not in finetune["finetune"] and finetune["finetune"]["settings"]["epochs"] == 8
+    assert finetune["probe"]["kind"] == "logreg"
 
 
 def test_embed_settings_do_not_depend_on_run_only_settings() -> None:
