@@ -125,11 +125,12 @@ def fit_stage(
     *,
     finetuned: bool = False,
     progress: ProgressFactory = null_progress,
+    reuse: bool = True,
     _digests: dict[str, str] | None = None,
 ) -> list[str]:
     """One head on every layer of ``dataset`` x ``backbone`` (its fine-tuned copy if ``finetuned``); writes
     models, metrics (quality), results (what the report reads), confusion plots and timings, unless they are
-    there already for the same inputs. Returns one summary line per layer."""
+    there already for the same inputs (``reuse=False`` fits again anyway). Returns one summary line per layer."""
     ds, h = cfg.dataset(dataset), cfg.head(head)
     cfg.backbone(backbone)  # a name params.yaml knows
     name = layout.finetuned_name(backbone) if finetuned else backbone
@@ -140,7 +141,7 @@ def fit_stage(
             f"`dvc repro` (the embed stage writes them) first"
         )
     inputs = _inputs_digest(cfg, h.name, tables, {} if _digests is None else _digests)
-    if _fitted_already(ds.name, name, h.name, list(tables), inputs):
+    if reuse and _fitted_already(ds.name, name, h.name, list(tables), inputs):
         log.info("%s x %s x %s: inputs unchanged since its last fit, kept", ds.name, name, h.name)
         return [f"{ds.name} x {name} x {h.name}: unchanged, kept"]
     metrics, results, timings, lines = {}, {}, {}, []

@@ -66,7 +66,7 @@ def test_fit_stage_twice_gives_the_same_bytes_and_timings_apart(project: Path) -
     ]
     fit_stage(cfg, "digits", "pixels", "knn")
     first = [p.read_bytes() for p in tracked]
-    fit_stage(cfg, "digits", "pixels", "knn")
+    fit_stage(cfg, "digits", "pixels", "knn", reuse=False)  # fitted again, not kept
     assert [p.read_bytes() for p in tracked] == first
     metrics = json.loads(tracked[0].read_text())["flatten"]
     assert "accuracy" in metrics and not [k for k in metrics if is_timing(k)]
