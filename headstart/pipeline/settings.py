@@ -137,6 +137,9 @@ def write_all(cfg) -> list[Path]:
     only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
     files = {layout.settings_file(d, b): resolved_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones}
     files[layout.heads_settings()] = {h: head_settings(cfg, h) for h in cfg.heads}
+    # one file per head too: the fit stages of a dvc.yaml written by an earlier `headstart init` (one stage per
+    # head) depend on them; `headstart init --force` rewrites such a dvc.yaml to the current layout
+    files |= {layout.settings_file("x", "x").parents[1] / f"head-{h}.json": head_settings(cfg, h) for h in cfg.heads}
     files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
     files |= {layout.prepare_settings(d): prepare_settings(cfg, d) for d in cfg.datasets}
     files[layout.finetune_settings()] = finetune_settings(cfg)

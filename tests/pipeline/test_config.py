@@ -212,9 +212,10 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     assert settings.main([]) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "settings").rglob("*.json"))
     assert written == [
-        "settings/d/b.json", "settings/finetune.json", "settings/heads.json", "settings/photos/b.json",
-        "settings/prepare-d.json", "settings/prepare-photos.json", "settings/robustness.json",
-    ]
+        "settings/d/b.json", "settings/finetune.json", "settings/head-knn.json", "settings/head-ncm.json",
+        "settings/heads.json", "settings/photos/b.json", "settings/prepare-d.json", "settings/prepare-photos.json",
+        "settings/robustness.json",
+    ]  # head-<name>.json: what a dvc.yaml from an earlier `headstart init` (a fit stage per head) depends on
     heads = json.loads(layout.heads_settings().read_text())
     assert heads["knn"]["params"]["k"] == 5 and heads["knn"]["evaluate"]["seeds"] == 5 and heads["knn"]["kind"] == "knn"
     mtime = layout.settings_file("d", "b").stat().st_mtime_ns
