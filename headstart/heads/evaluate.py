@@ -37,9 +37,17 @@ from headstart.heads.metrics import class_scores, classification_metrics, confus
 from headstart.heads.registry import HeadError, build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
 
-__all__ = ["HeadEvaluation", "SplitData", "evaluate_head"]
+__all__ = ["HeadEvaluation", "SplitData", "assemble", "evaluate_head", "few_shot_run", "unlabelled"]
 
 log = logging.getLogger(__name__)
+
+
+def unlabelled(where: str) -> HeadError:
+    """The error for a table without labels (``where`` names it)."""
+    return HeadError(
+        f"{where} has no labels (an unlabelled collection), and a head needs them; label it (class "
+        "folders or a label column), or search it with `headstart neighbours`"
+    )
 
 
 @dataclass
@@ -57,12 +65,10 @@ class SplitData:
     @classmethod
     def from_table(cls, table: EmbeddingTable, source: str = "") -> SplitData:
         if not table.labelled:
-            where = source or "the embedding table of dataset '{}'".format(
-                table.provenance.get("dataset", {}).get("name") or "?"
-            )
-            raise HeadError(
-                f"{where} has no labels (an unlabelled collection), and a head needs them; label it (class "
-                "folders or a label column), or search it with `headstart neighbours`"
+            raise unlabelled(
+                source or "the embedding table of dataset '{}'".format(
+                    table.provenance.get("dataset", {}).get("name") or "?"
+                )
             )
         split = table.frame["split"].to_numpy()
         parts = {}
@@ -163,41 +169,57 @@ def evaluate_head(
         predictions = parallel.run(parallel.fit_predict, calls, parallel.workers(len(calls), data.X_train, kind.quick))
         few = []
         for (n, s), idx, few_pred in zip(runs, subsets, predictions, strict=True):
-            few.append(
-                {
-                    "n": n,
-                    "seed": s,
-                    "accuracy": float(np.mean(few_pred == data.y_test)),
-                    "balanced_accuracy": float(balanced_accuracy_score(data.y_test, few_pred)),
-                    "train_images": int(len(idx)),
-                    "per_class": "all" if n == "all" else int(n),
-                }
-            )
+            few.append(few_shot_run(n, s, data.y_test, few_pred, len(idx)))
             bar.update(1)
     finally:
         bar.close()
     assert first is not None
+    return assemble(head, selection, per_seed, first, tested, few, classes, data.y_test)
+
+
+def few_shot_run(n: int | str, seed: int, y_test: np.ndarray, y_pred: np.ndarray, train_images: int) -> dict[str, Any]:
+    """One few-shot run's record: n per class, its seed, test (balanced) accuracy and the training images."""
+    return {
+        "n": n,
+        "seed": seed,
+        "accuracy": float(np.mean(y_pred == y_test)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_test, y_pred)),
+        "train_images": int(train_images),
+        "per_class": "all" if n == "all" else int(n),
+    }
+
+
+def assemble(
+    head: str,
+    selection: Selection,
+    per_seed: list[dict[str, float]],
+    first: tuple[Any, np.ndarray, np.ndarray],
+    tested: dict[str, dict[str, Any]],
+    few: list[dict[str, Any]],
+    classes: np.ndarray,
+    y_test: np.ndarray,
+) -> HeadEvaluation:
+    """The evaluation from the protocol's parts: the seeds' test metrics (means, seed spread), the first seed's
+    model, predictions and scores ``first``, its test intervals, the few-shot runs (in memory or streamed)."""
     model, y_pred, scores = first
     keys = per_seed[0].keys()
-    metrics = {k: float(np.mean([r[k] for r in per_seed])) for k in keys}
-    intervals = {k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))}
     labels = [str(c) for c in classes]
     return HeadEvaluation(
         head=head,
-        params=_plain(best),
+        params=_plain(selection.best),
         selection=selection,
         model=model,
-        metrics=metrics,
-        intervals=intervals,
+        metrics={k: float(np.mean([r[k] for r in per_seed])) for k in keys},
+        intervals={k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))},
         per_seed=per_seed,
-        per_class=per_class(data.y_test, y_pred, labels),
-        confusion=confusion(data.y_test, y_pred, labels),
+        per_class=per_class(y_test, y_pred, labels),
+        confusion=confusion(y_test, y_pred, labels),
         classes=labels,
-        y_true=data.y_test,
+        y_true=y_test,
         y_pred=y_pred,
         few_shot=few,
         test_intervals=tested,
-        randomized=kind.randomized,
+        randomized=get_head(head).randomized,
         test_scores=scores,
     )
 

@@ -21,18 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.heads._checks import check_classes
-from headstart.heads.evaluate import HeadEvaluation, _plain
+from headstart.heads.evaluate import HeadEvaluation, assemble, few_shot_run, unlabelled
 from headstart.heads.intervals import test_intervals
-from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
+from headstart.heads.metrics import classification_metrics
 from headstart.heads.registry import HeadError, get_head, grid_points, resolve_params
 from headstart.heads.scoring import resolve_select_by, val_score
-from headstart.heads.selection import Selection
-from headstart.heads.stream import ArrayChunks, TableChunks
+from headstart.heads.selection import Selection, check_val_split
+from headstart.heads.stream import ArrayChunks, TableChunks, stream_scores
 
 __all__ = ["StreamedTable", "evaluate_head_stream"]
 
@@ -48,10 +47,7 @@ class StreamedTable:
         self.provenance = read_embedding_metadata(path)
         frame = read_columns(path, ["id", "label", "split"])
         if frame["label"].isna().any():
-            raise HeadError(
-                f"the embedding table {path} has no labels (an unlabelled collection), and a head needs them; "
-                "label it (class folders or a label column), or search it with `headstart neighbours`"
-            )
+            raise unlabelled(f"the embedding table {path}")
         split = frame["split"].to_numpy()
         labels = frame["label"].to_numpy(dtype=object).astype(str)
         self.ids = {name: frame["id"].to_numpy()[split == name] for name in ("train", "val", "test")}
@@ -97,43 +93,17 @@ class _Stacked:
         return part.read(j)
 
 
-def _scores(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """True labels, predictions, per-class scores (float32) and the mean log-loss over every chunk of ``source``."""
-    truth, predicted, scores, loss = [], [], [], 0.0
-    classes = estimator.classes_
-    for i in range(len(source)):
-        X, y = source.read(i)
-        if not len(X):
-            continue
-        proba = class_scores(estimator, X)
-        column = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-        picked = np.where(classes[column] == y, proba[np.arange(len(y)), column], 0.0)
-        loss += float(-np.log(np.clip(picked, 1e-15, None)).sum())
-        truth.append(np.asarray(y))
-        predicted.append(classes[np.argmax(proba, axis=1)])
-        scores.append(proba.astype(np.float32))
-    if not truth:
-        return np.array([]), np.array([]), np.zeros((0, len(classes)), np.float32), 0.0
-    y_true = np.concatenate(truth)
-    return y_true, np.concatenate(predicted), np.concatenate(scores), loss / len(y_true)
-
-
 def _select(head: str, fixed: dict[str, Any], grid: dict[str, list[Any]], table: StreamedTable, seed: int) -> Selection:
     kind = get_head(head)
     metric = resolve_select_by(str(fixed.get("select_by", "auto")), table.labels["train"])
     fixed = {**fixed, "select_by": metric} if "select_by" in fixed else dict(fixed)
-    if not len(table.labels["val"]):
-        if grid:
-            raise HeadError(
-                f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
-                "give the dataset a val fraction or fix the parameter to one value"
-            )
+    if not check_val_split(head, grid, len(table.labels["val"])):
         return Selection(best=dict(fixed), metric=metric)
     start = time.perf_counter()
     points, values, losses, previous = grid_points(grid) if grid else [{}], [], [], None
     for point in points:
         previous = kind.stream_fit({**fixed, **point}, table.chunks("train"), seed, previous)
-        y_true, y_pred, proba, loss = _scores(previous, table.chunks("val"))
+        y_true, y_pred, proba, loss = stream_scores(previous, table.chunks("val"))
         score = -loss if metric == "log_loss" else val_score(metric, y_true, y_pred, proba, previous.classes_)
         values.append(score)
         losses.append(loss)
@@ -185,7 +155,7 @@ def evaluate_head_stream(
             estimator = kind.stream_fit(best, table.chunks("train", "val"), s, None)
             fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            y_true, y_pred, scores, _ = _scores(estimator, table.chunks("test"))
+            y_true, y_pred, scores, _ = stream_scores(estimator, table.chunks("test"))
             predict_seconds = time.perf_counter() - start
             result = classification_metrics(y_true, y_pred, scores, estimator.classes_)
             result.update(fit_seconds=fit_seconds, predict_ms_per_image=1000 * predict_seconds / max(len(y_true), 1))
@@ -204,40 +174,11 @@ def evaluate_head_stream(
                     position = np.searchsorted(wanted, idx)
                     source, count = ArrayChunks(rows[position], table.labels["train"][idx]), len(idx)
                 estimator = kind.stream_fit(best, source, s, None)
-                _, few_pred, _, _ = _scores(estimator, table.chunks("test"))
-                few.append(
-                    {
-                        "n": n,
-                        "seed": s,
-                        "accuracy": float(np.mean(few_pred == y_test)),
-                        "balanced_accuracy": float(balanced_accuracy_score(y_test, few_pred)),
-                        "train_images": int(count),
-                        "per_class": "all" if n == "all" else int(n),
-                    }
-                )
+                _, few_pred, _, _ = stream_scores(estimator, table.chunks("test"))
+                few.append(few_shot_run(n, s, y_test, few_pred, count))
                 bar.update(1)
     finally:
         bar.close()
     assert first is not None
-    model, y_pred, scores = first
-    keys = per_seed[0].keys()
-    labels = [str(c) for c in table.classes]
-    evaluation = HeadEvaluation(
-        head=head,
-        params=_plain(best),
-        selection=selection,
-        model=model,
-        metrics={k: float(np.mean([r[k] for r in per_seed])) for k in keys},
-        intervals={k: mean_ci95([r[k] for r in per_seed]) for k in keys if not k.endswith(("seconds", "per_image"))},
-        per_seed=per_seed,
-        per_class=per_class(y_test, y_pred, labels),
-        confusion=confusion(y_test, y_pred, labels),
-        classes=labels,
-        y_true=y_test,
-        y_pred=y_pred,
-        few_shot=few,
-        test_intervals=tested,
-        randomized=kind.randomized,
-        test_scores=scores,
-    )
+    evaluation = assemble(head, selection, per_seed, first, tested, few, table.classes, y_test)
     return evaluation, table

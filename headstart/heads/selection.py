@@ -27,7 +27,7 @@ from headstart.heads import parallel
 from headstart.heads.registry import HeadError, build_head, get_head, grid_points
 from headstart.heads.scoring import resolve_select_by, val_score
 
-__all__ = ["Selection", "select", "sweep_logreg_C"]
+__all__ = ["Selection", "check_val_split", "select", "sweep_logreg_C"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,16 @@ class Selection:
         return max(s for _, s in self.scores) if self.scores else None
 
 
+def check_val_split(head: str, grid: Mapping[str, list[Any]], val_rows: int) -> bool:
+    """Whether there is a val split to score on; a grid without one is an error that names the fix."""
+    if val_rows == 0 and grid:
+        raise HeadError(
+            f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
+            "give the dataset a val fraction or fix the parameter to one value"
+        )
+    return val_rows > 0
+
+
 def select(
     head: str,
     fixed: Mapping[str, Any],
@@ -63,13 +73,8 @@ def select(
     """Pick the grid point with the best val score (``fixed`` holds the other parameters and ``select_by``)."""
     metric = resolve_select_by(str(fixed.get("select_by", "auto")), y_train)
     fixed = {**fixed, "select_by": metric} if "select_by" in fixed else dict(fixed)
-    if not grid and len(X_val) == 0:
+    if not check_val_split(head, grid, len(X_val)):
         return Selection(best=dict(fixed), metric=metric)
-    if len(X_val) == 0:
-        raise HeadError(
-            f"head '{head}' has a grid over {', '.join(grid)} but the dataset has no val split; "
-            "give the dataset a val fraction or fix the parameter to one value"
-        )
     start = time.perf_counter()
     kind = get_head(head)
     swept = kind.sweep(fixed, grid, X_train, y_train, X_val, y_val, metric) if kind.sweep else None

@@ -44,6 +44,7 @@ __all__ = [
     "knn_recall",
     "stream_accuracy",
     "stream_predictions",
+    "stream_scores",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,22 +250,32 @@ def _adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, rat
     param -= rate * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
 
 
+def stream_scores(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """True labels, predicted labels, per-class scores (float32, ``estimator.classes_`` order) and the mean
+    log-loss of ``estimator`` over every chunk of ``source`` (a class never seen in training scores as zero)."""
+    from headstart.heads.metrics import class_scores
+
+    classes = estimator.classes_
+    truth, predicted, scores, loss = [], [], [], 0.0
+    for X, y in _chunks(source):
+        proba = class_scores(estimator, X)
+        column = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+        picked = np.where(classes[column] == y, proba[np.arange(len(y)), column], 0.0)
+        loss += float(-np.log(np.clip(picked, 1e-15, None)).sum())
+        truth.append(np.asarray(y))
+        predicted.append(classes[np.argmax(proba, axis=1)])
+        scores.append(proba.astype(np.float32))
+    if not truth:
+        return np.array([]), np.array([]), np.zeros((0, len(classes)), np.float32), 0.0
+    y_true = np.concatenate(truth)
+    return y_true, np.concatenate(predicted), np.concatenate(scores), loss / len(y_true)
+
+
 def stream_predictions(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """True labels, predicted labels and the mean log-loss of ``estimator`` over every chunk of ``source`` (the
     labels of a table that does not fit in memory do: one small string per row)."""
-    truth, predicted, loss = [], [], 0.0
-    for X, y in _chunks(source):
-        proba = estimator.predict_proba(X)
-        column = np.minimum(np.searchsorted(estimator.classes_, y), len(estimator.classes_) - 1)
-        known = estimator.classes_[column] == y  # a class never seen in training scores as zero probability
-        truth.append(np.asarray(y))
-        predicted.append(estimator.classes_[np.argmax(proba, axis=1)])
-        picked = np.where(known, proba[np.arange(len(y)), column], 0.0)
-        loss += float(-np.log(np.clip(picked, 1e-15, None)).sum())
-    if not truth:
-        return np.array([]), np.array([]), 0.0
-    y_true, y_pred = np.concatenate(truth), np.concatenate(predicted)
-    return y_true, y_pred, loss / len(y_true)
+    y_true, y_pred, _, loss = stream_scores(estimator, source)
+    return y_true, y_pred, loss
 
 
 def stream_accuracy(estimator: Any, source: Any) -> tuple[float, float]:

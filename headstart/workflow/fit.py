@@ -143,6 +143,9 @@ def fit_stage(
     inputs = _inputs_digest(cfg, h.name, tables, {} if _digests is None else _digests)
     if reuse and _fitted_already(ds.name, name, h.name, list(tables), inputs):
         log.info("%s x %s x %s: inputs unchanged since its last fit, kept", ds.name, name, h.name)
+        timings = layout.timings("heads", ds.name, name, h.name)
+        if not timings.is_file():  # not in git: a fresh clone has none; this run measured no fit
+            write_json(timings, {layer: {} for layer in tables})
         return [f"{ds.name} x {name} x {h.name}: unchanged, kept"]
     metrics, results, timings, lines = {}, {}, {}, []
     for layer, table in tables.items():
@@ -198,13 +201,11 @@ def _inputs_digest(cfg: Config, head: str, tables: Mapping[str, Path], cache: di
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    for part in sorted(path.rglob("*.parquet")) if path.is_dir() else [path]:
-        digest.update(part.name.encode())
-        with open(part, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    """A table's bytes: the file, or each shard of a directory by name."""
+    from headstart.data.hashing import file_id
+
+    parts = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    return ",".join(f"{part.relative_to(path).as_posix() if path.is_dir() else ''}:{file_id(part)}" for part in parts)
 
 
 def _code_digest() -> str:
@@ -229,12 +230,7 @@ def _fitted_already(dataset: str, name: str, head: str, layers: list[str], input
     for layer in layers:
         needed += [layout.model_dir(dataset, name, head, layer) / "model.json"]
         needed += [layout.confusion_plot(dataset, name, head, layer)]
-    if not all(path.is_file() for path in needed):
-        return False
-    timings = layout.timings("heads", dataset, name, head)
-    if not timings.is_file():  # not in git: a fresh clone has none; this run measured no fit
-        write_json(timings, {layer: {} for layer in layers})
-    return True
+    return all(path.is_file() for path in needed)
 
 
 def _remove_stale(dataset: str, name: str, heads: set[str]) -> None:
