@@ -266,6 +266,7 @@ def _run(  # noqa: PLR0913
                 strict=options.on_error == "raise",
                 describe=lambda i: _describe(prepared, i),
                 progress=bar,
+                finish=backbone.batch_stage(),
             )
         stats.plan = plan().describe()
         return stats

@@ -8,7 +8,7 @@ from typing import Any
 
 from headstart.features.spec import BackboneError
 
-__all__ = ["build_transform"]
+__all__ = ["BatchStage", "ImageStage", "build_transform", "split_transform"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,9 @@ def build_transform(
     most ImageNet weights), so small images such as digits are upscaled the same way large ones are
     downscaled. Random weights (``enum is None``) use the preprocessing of the architecture's first weights.
     """
+    from headstart.features._torchvision import import_torchvision
+
+    import_torchvision()  # without TorchDynamo
     from torchvision.models import get_model_weights
     from torchvision.transforms._presets import ImageClassification
 
@@ -63,3 +66,50 @@ def build_transform(
         "decode": "PIL, EXIF-transposed, 8-bit RGB (16-bit grey rescaled)",
     }
     return transform, info
+
+
+class ImageStage:
+    """The per-image half of an ImageClassification preset: resize, centre crop, 8-bit ``(3, H, W)`` tensor.
+
+    The float conversion and normalisation are left to :class:`BatchStage`, on a whole batch at once: 4x fewer
+    bytes from the decoding processes (or to a GPU), and one vectorised pass on every forward thread instead of
+    three passes per image on one (0.4-0.7 ms of a small image's 1.5 ms here).
+    """
+
+    def __init__(self, preset: Any) -> None:
+        self.resize_size, self.crop_size = list(preset.resize_size), list(preset.crop_size)
+        self.interpolation, self.antialias = preset.interpolation, preset.antialias
+
+    def __call__(self, image: Any) -> Any:
+        from torchvision.transforms import functional as F
+
+        image = F.resize(image, self.resize_size, interpolation=self.interpolation, antialias=self.antialias)
+        image = F.center_crop(image, self.crop_size)
+        return image if not hasattr(image, "mode") else F.pil_to_tensor(image)
+
+
+class BatchStage:
+    """The per-batch half: ``(N, 3, H, W)`` uint8 -> float32 in ``[0, 1]`` -> normalised, in channels-last
+    layout. torchvision's own functions on the batch, so every value is the preset's to the bit (tested); a
+    float batch (already finished) passes through."""
+
+    def __init__(self, preset: Any) -> None:
+        self.mean, self.std = list(preset.mean), list(preset.std)
+
+    def __call__(self, batch: Any) -> Any:
+        import torch
+        from torchvision.transforms import functional as F
+
+        if batch.dtype != torch.uint8:
+            return batch
+        batch = F.convert_image_dtype(batch.contiguous(memory_format=torch.channels_last), torch.float)
+        return F.normalize(batch, mean=self.mean, std=self.std, inplace=True)
+
+
+def split_transform(transform: Any) -> tuple[ImageStage, BatchStage] | None:
+    """An ImageClassification preset as its per-image and per-batch halves; ``None`` for any other transform."""
+    from torchvision.transforms._presets import ImageClassification
+
+    if type(transform) is not ImageClassification:
+        return None
+    return ImageStage(transform), BatchStage(transform)

@@ -104,7 +104,22 @@ class Backbone:
         from headstart.features.reader import ImageDataset
         from headstart.features.runner import feed
 
-        return feed(ImageDataset(items, self.transform, max_pixels, reduce_to), device, batch_size, num_workers)
+        stages = self._stages()
+        per_image = stages[0] if stages is not None else self.transform  # 8-bit tensors: see batch_stage()
+        return feed(ImageDataset(items, per_image, max_pixels, reduce_to), device, batch_size, num_workers)
+
+    def batch_stage(self) -> Callable[[Any], Any] | None:
+        """What turns :meth:`feed`'s batches into the model's input, when its preprocessing is split in two: for
+        torchvision's presets, ``feed`` decodes to 8-bit tensors and this converts and normalises each batch
+        (the same values as ``transform``; :mod:`headstart.features.preprocess`). ``None``: ``feed``'s batches
+        are the model's input."""
+        stages = self._stages()
+        return stages[1] if stages is not None else None
+
+    def _stages(self) -> Any:
+        from headstart.features.preprocess import split_transform
+
+        return split_transform(self.transform)
 
     def provenance(self) -> dict[str, Any]:
         """What went into the output, minus the node and pooling (see :mod:`headstart.features.fingerprint`)."""
@@ -217,6 +232,9 @@ def backbone_entry(arch: str) -> BackboneEntry:
 
 
 def _torchvision_names() -> list[str]:
+    from headstart.features._torchvision import import_torchvision
+
+    import_torchvision()  # without TorchDynamo
     import torchvision.models as tvm
 
     return sorted(tvm.list_models(module=tvm))

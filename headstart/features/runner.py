@@ -158,11 +158,13 @@ def run_batches(
     strict: bool,
     describe: Callable[[str], str],
     progress: Progress,
+    finish: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> RunStats:
     """Run every batch of ``loader`` through ``extractor`` and hand the vectors to ``sink``.
 
     ``keys`` maps the extractor's ``(node, pooling)`` outputs to cache keys. With ``strict``, the first image
-    that cannot be decoded raises :class:`EmbedError` (``describe(id)`` names it).
+    that cannot be decoded raises :class:`EmbedError` (``describe(id)`` names it). ``finish`` turns a batch on
+    the device into the model's input (the backbone's :meth:`~headstart.features.registry.Backbone.batch_stage`).
     """
     import torch
 
@@ -189,8 +191,10 @@ def run_batches(
                 )
             arrays: dict[str, np.ndarray] = {}
             if batch.pixels is not None:
+                pixels = to_device(batch.pixels, device)
+                pixels = finish(pixels) if finish is not None else pixels
                 with autocast(device, precision):
-                    outputs = extractor(to_device(batch.pixels, device))
+                    outputs = extractor(pixels)
                 arrays = {keys[k]: v.float().cpu().numpy() for k, v in outputs.items()}
             t2 = time.perf_counter()
             stats.forward_seconds += t2 - t1

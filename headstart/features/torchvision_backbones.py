@@ -21,6 +21,9 @@ __all__ = ["load_torchvision"]
 
 def load_torchvision(spec: BackboneSpec) -> Backbone:
     """Build torchvision's ``spec.arch`` with its weights (exact name, checkpoint path or none) and preprocessing."""
+    from headstart.features._torchvision import import_torchvision
+
+    import_torchvision()  # without TorchDynamo
     import torchvision.models as tvm
 
     from headstart.features.preprocess import build_transform
@@ -79,6 +82,9 @@ def _builder_kwargs(arch: str, enum: Any) -> dict[str, Any]:
 
 def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
     """Build ``arch`` from a headstart fine-tuned checkpoint or a plain state dict."""
+    from headstart.features._torchvision import import_torchvision
+
+    import_torchvision()  # without TorchDynamo
     import torchvision.models as tvm
 
     state = load_state_dict(path)

@@ -126,3 +126,28 @@ def test_preprocessing_comes_from_the_weights_at_the_asked_size() -> None:
     from torchvision.models import MobileNet_V2_Weights
 
     assert pre["mean"] == list(MobileNet_V2_Weights.IMAGENET1K_V1.transforms().mean)
+
+
+@pytest.mark.parametrize("arch, size", [("mobilenet_v2", 64), ("mobilenet_v2", None), ("resnet18", 112)])
+def test_split_preprocessing_gives_the_presets_values_to_the_bit(arch: str, size: int | None) -> None:
+    """feed decodes to 8-bit tensors and batch_stage converts and normalises the batch: the model must see exactly
+    what the weights' transform gives one image at a time (odd sizes, grey, a photo-like noise image)."""
+    import numpy as np
+
+    backbone = load_backbone(BackboneSpec(arch, weights=None, image_size=size))
+    images = [
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for seed, (h, w) in enumerate([(8, 8), (300, 177), (31, 500), (224, 224), (1000, 750)])
+    ] + [Image.new("L", (90, 60), 200).convert("RGB")]
+    expected = torch.stack([backbone.transform(image) for image in images])
+    per_image, _ = backbone._stages()
+    eight_bit = torch.stack([per_image(image) for image in images])
+    assert eight_bit.dtype == torch.uint8
+    got = backbone.batch_stage()(eight_bit)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert backbone.batch_stage()(expected) is expected  # a finished batch passes through
+
+
+def test_other_preprocessing_is_not_split() -> None:
+    assert load_backbone(BackboneSpec("pixels", image_size=16)).batch_stage() is None
