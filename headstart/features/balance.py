@@ -3,8 +3,9 @@
 On a CPU the cores are shared: every decoding process takes one from the forward pass. Which split is fastest
 depends on the images (8x8 digits decode in microseconds, 12 MP photos in tens of milliseconds) and on the
 model, so :class:`BalancedLoader` decodes the first batches in line, times decoding and the forward pass (at
-all cores and at one core less), and then picks the number of decoding processes (0 to cores - 1) and forward
-threads that the measurements say is fastest (:func:`choose`). An explicit ``num_workers`` is never second-guessed.
+all cores and at one core less), and then picks the number of decoding processes (0 to cores: one on every core,
+with a single forward thread sharing them, when decoding dominates) and forward threads that the measurements
+say is fastest (:func:`choose`). An explicit ``num_workers`` is never second-guessed.
 """
 
 from __future__ import annotations
@@ -56,23 +57,35 @@ def forward_model(seconds_at: dict[int, float]) -> Callable[[int], float]:
 
 
 def choose(decode_seconds: float, forward: Callable[[int], float], cores: int) -> tuple[int, int, float]:
-    """The ``(workers, threads, images/s)`` that maximises predicted throughput; ``workers <= cores - 1``.
+    """The ``(workers, threads, images/s)`` that maximises predicted throughput; ``workers <= cores``.
 
-    In line, one image costs its decoding plus its forward pass at all cores. With ``w`` processes the two run
-    side by side: ``w / decode`` images/s come in, ``1 / forward(cores - w)`` go out; the slower side sets the pace.
+    In line, one image costs its decoding plus its forward pass at all cores. With ``w < cores`` processes on
+    cores of their own, the two run side by side: ``w / decode`` images/s come in, ``1 / forward(cores - w)`` go
+    out; the slower side sets the pace. With a process on every core and one forward thread sharing them (for
+    images that take far longer to decode than to compute, such as 12 MP photos), the cores are the limit too:
+    each image costs its decoding plus its forward pass on one thread, ``cores / (decode + forward(1))`` images/s.
+    (Several forward threads sharing cores with decoding processes lose more at their barriers than they gain:
+    measured, not modelled.) A choice other than decoding in line must promise 5% more than the best so far.
 
-    >>> choose(0.002, lambda t: 0.020 / t, 2)[:2]     # tiny images: decoding in line wins
+    >>> choose(0.002, lambda t: 0.020 / t, 2)[:2]     # small images: decoding in line wins
     (0, 2)
-    >>> choose(0.030, lambda t: 0.020 / t, 2)[:2]     # photos: one core decodes, one computes
-    (1, 1)
+    >>> choose(0.030, lambda t: 0.020 / t, 8)[:2]     # photos on 8 cores: most decode, the rest compute
+    (5, 3)
+    >>> choose(0.030, lambda t: 0.013 / t, 2)[:2]     # photos on 2 cores: both decode, one thread computes
+    (2, 1)
     """
     cores = max(1, cores)
+    decode = max(decode_seconds, 1e-9)
     best = (0, cores, 1.0 / (decode_seconds + forward(cores)))
     for workers in range(1, cores):
         threads = cores - workers
-        rate = min(workers / max(decode_seconds, 1e-9), 1.0 / forward(threads))
+        rate = min(workers / decode, 1.0 / forward(threads))
         if rate > best[2] * _MARGIN:
             best = (workers, threads, rate)
+    if cores > 1:
+        rate = min(cores / decode, 1.0 / forward(1), cores / (decode + forward(1)))
+        if rate > best[2] * _MARGIN:
+            best = (cores, 1, rate)
     return best
 
 

@@ -17,8 +17,9 @@ from headstart.features.balance import BalancedLoader, choose, forward_model
 @pytest.mark.parametrize("forward_ms", [0.5, 10.0, 100.0])
 def test_the_choice_never_exceeds_the_cores(cores: int, decode_ms: float, forward_ms: float) -> None:
     workers, threads, rate = choose(decode_ms / 1000, forward_model({cores: forward_ms / 1000}), cores)
-    assert 0 <= workers <= cores - 1
-    assert 1 <= threads <= cores and workers + threads <= cores
+    assert 0 <= workers <= cores
+    assert 1 <= threads <= cores
+    assert workers + threads <= cores or (workers == cores and threads == 1)  # own cores, or all shared by one
     assert rate > 0
 
 
@@ -28,6 +29,16 @@ def test_the_choice_follows_the_measurements() -> None:
     photos = choose(0.030, forward, 16)[0]  # photos: most cores decode
     assert 8 <= photos <= 15
     assert choose(0.004, forward, 16)[0] < photos
+
+
+def test_photos_on_two_cores_decode_on_both_beside_one_forward_thread() -> None:
+    """Measured on 2 cores (Intel Xeon, MobileNetV2 at 224 px): 12 MP JPEGs decode in 28 ms at 1/4, the forward
+    pass takes 13 ms on one thread, 7 ms on two; one process and one thread gave 34 photos/s, a process on each
+    core and one thread 45. Small JPEGs (1.2 ms) decode in line: sharing the cores would cost the forward pass
+    its second thread."""
+    forward = forward_model({2: 0.0071, 1: 0.013})
+    assert choose(0.0283, forward, 2)[:2] == (2, 1)
+    assert choose(0.0012, forward_model({2: 0.0069, 1: 0.0123}), 2)[:2] == (0, 2)
 
 
 @dataclass
@@ -66,7 +77,7 @@ def _consume(loader: BalancedLoader, forward_per_image_at_one_thread: float) -> 
     return seen
 
 
-@pytest.mark.parametrize("decode, expected", [(0.0005, 0), (0.04, 1)])
+@pytest.mark.parametrize("decode, expected", [(0.0005, 0), (0.04, 2)])
 def test_the_loader_measures_then_picks(decode: float, expected: int) -> None:
     made: list[int] = []
 
@@ -81,7 +92,7 @@ def test_the_loader_measures_then_picks(decode: float, expected: int) -> None:
         assert sorted(seen) == list(range(16))  # every image once, in order
         assert seen == list(range(16))
         assert made == [expected]
-        assert loader.plan.workers == expected and loader.plan.workers + loader.plan.threads == 2
+        assert loader.plan.workers == expected and loader.plan.threads == (1 if expected else 2)
         assert "measured" in loader.plan.describe()
     finally:
         torch.set_num_threads(threads)
@@ -100,6 +111,6 @@ def test_an_explicit_num_workers_is_honoured() -> None:
             assert loader.num_workers == workers and plan().workers == workers
             assert plan().why == "num_workers set"
         loader, plan = feed(dataset, torch.device("cpu"), 4, "auto")
-        assert isinstance(loader, BalancedLoader) and plan().workers <= cpu_cores() - 1
+        assert isinstance(loader, BalancedLoader) and plan().workers <= cpu_cores()
     finally:
         torch.set_num_threads(threads)
