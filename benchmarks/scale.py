@@ -8,8 +8,13 @@ train/val/test), then fits, each in a fresh process whose peak RSS is measured (
   against exact search (streamed over the table) for those queries;
 - both in one process (the issue's budget: peak RSS < 2 GB).
 
+The synthetic clusters are isotropic, the hard case for any approximate index (a query's ten nearest neighbours
+are nearly tied), so ``--real TABLE ...`` also measures recall@10 on real embedding tables (e.g. the default
+pipeline's ``embeddings/digits/mobilenet_v2/*.parquet``, in memory): PQ codes alone and with the SQ8 refinement.
+
     python benchmarks/scale.py              # 1,000,000 rows
     python benchmarks/scale.py --small      # 100,000 rows
+    python benchmarks/scale.py --small --real embeddings/digits/mobilenet_v2/*.parquet
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def write_table(path: Path, rows: int, dim: int, classes: int, seed: int = 0) ->
 _CHILD = """
 import json, resource, sys, time
 import numpy as np
+from headstart.heads.knn import bytes_per_vector
 from headstart.heads.stream import TableChunks, fit_knn_stream, fit_probe_stream, knn_recall, stream_accuracy
 path, what, queries = sys.argv[1], sys.argv[2], int(sys.argv[3])
 out = {}
@@ -73,7 +79,7 @@ if what in ("knn", "both"):
     out["knn_test_accuracy"] = float(np.mean(knn.predict(X) == y))
     out["knn_query_ms"] = 1000 * (time.perf_counter() - t) / len(X)
     out["knn_recall_at_10"] = knn_recall(knn, TableChunks(path, ["train", "val"]), X, k=10)
-    out["knn_bytes_per_vector"] = int(knn.index_.code_size)
+    out["knn_bytes_per_vector"] = bytes_per_vector(knn.index_)
 out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps(out))
 """
@@ -99,6 +105,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="test rows for k-NN accuracy and recall")
     parser.add_argument("--separate", action="store_true", help="also fit each head in a process of its own")
     parser.add_argument("--keep", type=Path, help="write (or reuse) the table here instead of a temporary folder")
+    parser.add_argument("--real", type=Path, nargs="*", default=[], help="real embedding tables for recall@10")
     args = parser.parse_args()
     rows = 100_000 if args.small else args.rows
     print(f"# Heads at scale: {rows:,} x {args.dim} float32\n")
@@ -135,6 +142,28 @@ def main() -> None:
         f"{verdict(both['peak_rss_bytes'] < BUDGET_BYTES)}. Probe C chosen: {probe['probe_C']:g}; "
         f"k-NN {knn['knn_query_ms']:.2f} ms per query."
     )
+    if args.real:
+        real_recall(args.real)
+
+
+def real_recall(tables: list[Path], queries: int = 200, k: int = 10) -> None:
+    """Recall@k of IVF-PQ against exact search on real embedding tables, PQ codes alone and refined."""
+    from headstart.data.tables import load_embeddings
+    from headstart.heads.knn import KNNClassifier, bytes_per_vector
+
+    rows = []
+    for path in (p for p in tables if p.name != "failures.parquet"):
+        loaded = load_embeddings(path)
+        X, y = loaded.X, loaded.labels
+        picked = np.random.default_rng(0).choice(len(X), min(queries, len(X)), replace=False)
+        exact = KNNClassifier(k=k).fit(X, y).kneighbors(X[picked], k)[1]
+        for refine in ("none", "sq8"):
+            knn = KNNClassifier(k=k, index="ivfpq", refine=refine).fit(X, y)
+            found = knn.kneighbors(X[picked], k)[1]
+            recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact, strict=True)])
+            rows.append([str(path), f"{len(X):,} x {X.shape[1]}", refine, bytes_per_vector(knn.index_), recall])
+    section(f"IVF-PQ on real embeddings: recall@{k} against exact search ({queries} queries from the table)")
+    print(table(["table", "rows x dim", "refine", "B/vector", f"recall@{k}"], rows))
 
 
 if __name__ == "__main__":

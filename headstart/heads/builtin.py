@@ -72,6 +72,7 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
         pq_m=None if p["pq_m"] in (None, "auto") else int(p["pq_m"]),
+        refine=p.get("refine", "sq8"),
         class_weight=_class_weight(p),
     )
 
@@ -276,6 +277,7 @@ register_head(
             "nlist": _integer(None, none=True),
             "nprobe": _integer(None, none=True),
             "pq_m": _integer(None, none=True),
+            "refine": _choice("sq8", "sq8", "flat", "none"),
             "class_weight": _CLASS_WEIGHT,
         },
         _knn,

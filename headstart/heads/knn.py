@@ -24,11 +24,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from headstart.heads._checks import check_classes
 from headstart.heads.ivf import BatchedIVF
 
-__all__ = ["KNNClassifier"]
+__all__ = ["REFINE_CANDIDATES", "KNNClassifier", "bytes_per_vector"]
 
 _METRICS = ("cosine", "l2")
 _WEIGHTINGS = ("uniform", "distance", "temperature")
 _INDEXES = ("flat", "ivf", "ivfpq")
+_REFINES = ("sq8", "flat", "none")
+REFINE_CANDIDATES = 320  # the PQ codes' best this many (4 x k beyond), ranked again by the refinement: the same
+# pool whatever k is asked for, so the first j neighbours do not depend on k (a k grid searched once at its largest)
 
 
 class KNNClassifier(ClassifierMixin, BaseEstimator):
@@ -57,6 +60,12 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         evaluate a ``knn`` head with ``index: ivfpq`` on its table chunk by chunk, never loaded whole
         (:mod:`headstart.heads.evaluate_stream`). Fewer than 78 training rows (a few-shot subset) are too few
         to train the codes: they get the exact index.
+    refine : {"sq8", "flat", "none"}, default="sq8"
+        ``index="ivfpq"`` only: the candidates the PQ codes find (``REFINE_CANDIDATES``, 320) are ranked
+        again on a finer copy of every vector, ``sq8`` (one byte per dimension: ``pq_m + width`` bytes per
+        vector in all) or ``flat`` (the float32 vectors), as faiss's ``IndexRefine``. PQ codes alone rank
+        neighbours coarsely: recall@10 against exact search on MobileNetV2 embeddings of digits 0.45 (96-d) and
+        0.78 (1280-d) with PQ codes alone (``none``), 0.97 and 0.98 with ``sq8``.
     class_weight : {None, "balanced"} or dict, default=None
         ``balanced`` multiplies each neighbour's vote by ``n / (n_classes x count of its class)``, so a rare
         class is not outvoted just because it has few images in the index.
@@ -72,6 +81,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         nlist: int | None = None,
         nprobe: int | None = None,
         pq_m: int | None = None,
+        refine: str = "sq8",
         class_weight: str | None = None,
     ) -> None:
         self.k = k
@@ -82,6 +92,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.nlist = nlist
         self.nprobe = nprobe
         self.pq_m = pq_m
+        self.refine = refine
         self.class_weight = class_weight
 
     def _check_params(self) -> None:
@@ -93,6 +104,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
         if self.index not in _INDEXES:
             raise ValueError(f"index must be one of {_INDEXES}, got {self.index!r}")
+        if self.refine not in _REFINES:
+            raise ValueError(f"refine must be one of {_REFINES}, got {self.refine!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         if not (self.class_weight in (None, "balanced") or isinstance(self.class_weight, dict)):
@@ -129,7 +142,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             index: Any = BatchedIVF(d, min(nlist, n), "ip" if metric == faiss.METRIC_INNER_PRODUCT else "l2")
             index.train(vectors)
         elif self.index == "ivfpq":
-            index = _ivfpq(vectors, metric, self.nlist, self.pq_m)
+            index = _ivfpq(vectors, metric, self.nlist, self.pq_m, self.refine)
         else:
             index = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
         index.add(vectors)
@@ -159,8 +172,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.index_, BatchedIVF):
             nprobe = self.nprobe or max(4, self.index_.nlist // 25)  # a search-time setting
             scores, idx = self.index_.search(self._prepare(X), k, nprobe)
-        elif isinstance(self.index_, faiss.IndexIVF):
-            self.index_.nprobe = self.nprobe or max(8, self.index_.nlist // 16)
+        elif isinstance(self.index_, (faiss.IndexIVF, faiss.IndexRefine)):
+            ivf = faiss.extract_index_ivf(self.index_)
+            ivf.nprobe = self.nprobe or max(8, ivf.nlist // 16)
+            if isinstance(self.index_, faiss.IndexRefine):  # faiss takes int(k x k_factor) candidates
+                self.index_.k_factor = (max(REFINE_CANDIDATES, 4 * k) + 0.5) / k
             scores, idx = self.index_.search(self._prepare(X), k)
         else:
             scores, idx = self.index_.search(self._prepare(X), k)
@@ -223,8 +239,18 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__(state)
 
 
-def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None) -> Any:
-    """A trained, empty faiss ``IVF<nlist>,PQ<m>x<bits>`` index: cells and codebooks from ``vectors``."""
+def bytes_per_vector(index: Any) -> int:
+    """What a fitted index keeps per vector: its codes (PQ and refinement), or the float32 vector."""
+    if isinstance(index, faiss.IndexRefine):
+        return bytes_per_vector(faiss.downcast_index(index.base_index)) + bytes_per_vector(
+            faiss.downcast_index(index.refine_index)
+        )
+    return int(index.code_size) if hasattr(index, "code_size") else 4 * int(index.d)
+
+
+def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None, refine: str = "none") -> Any:
+    """A trained, empty faiss ``IVF<nlist>,PQ<m>x<bits>`` index (with ``,Refine(SQ8)`` or ``,RFlat``): cells,
+    codebooks and the refinement's quantiser from ``vectors``."""
     n, d = vectors.shape
     if n < 78:  # too few rows to train even 2 centroids per code (39 each): exact search, as small as it gets
         return faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
@@ -233,6 +259,7 @@ def _ivfpq(vectors: np.ndarray, metric: int, nlist: int | None, pq_m: int | None
     if d % m:
         raise ValueError(f"pq_m={m} must divide the embedding width {d}")
     bits = max(1, min(8, int(math.log2(max(n // 39, 2)))))  # faiss wants 39 training vectors per centroid
-    index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{bits}", metric)
+    suffix = {"none": "", "sq8": ",Refine(SQ8)", "flat": ",RFlat"}[refine]
+    index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x{bits}{suffix}", metric)
     index.train(vectors)
     return index

@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from headstart.data.tables import ShardedEmbeddingWriter
+from headstart.heads.knn import bytes_per_vector
 from headstart.heads.registry import build_head
 from headstart.heads.selection import sweep_logreg_C
 from headstart.heads.stream import (
@@ -110,11 +111,16 @@ def test_ivfpq_knn_streams_a_table_and_reports_its_recall(tmp_path: Path) -> Non
     path = _table(tmp_path / "t.parquet", X, y, rows_per_shard=8192)
     knn = fit_knn_stream(TableChunks(path), sample_rows=12_000, index="ivfpq", k=10, nlist=64)
     assert knn.index_.ntotal == 20_000 and len(knn._y) == 20_000
-    assert knn.index_.code_size == 4  # pq_m auto: one byte per 8 dimensions
+    assert bytes_per_vector(knn.index_) == 4 + 32  # pq_m auto (a byte per 8 dimensions), then SQ8 (a byte each)
     queries = X[:200]
     recall = knn_recall(knn, TableChunks(path), queries, k=10)
     exact = build_head("knn", {"k": 10}).fit(X, y.astype(str))
-    assert 0.2 < recall < 1.0  # compressed: close neighbours, not all the exact ones
+    coarse = fit_knn_stream(TableChunks(path), sample_rows=12_000, index="ivfpq", k=10, nlist=64, refine="none")
+    assert bytes_per_vector(coarse.index_) == 4
+    coarse_recall = knn_recall(coarse, TableChunks(path), queries, k=10)
+    # PQ codes alone: close neighbours, not all the exact ones; ranked again on the SQ8 copy, far more of them
+    # (isotropic clusters are the hard case: their ten nearest neighbours are nearly tied)
+    assert 0.2 < coarse_recall and coarse_recall + 0.2 < recall, (recall, coarse_recall)
     agree = np.mean(knn.predict(queries) == exact.predict(queries))
     assert agree > 0.8, agree
     flat = fit_knn_stream(TableChunks(path), sample_rows=4000, k=10)
