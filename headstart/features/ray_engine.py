@@ -95,6 +95,7 @@ def run_on_ray(
     max_pixels: int,
     sink: Callable[..., None],
     reduce_to: int | None = None,
+    finish: Any = None,
     strict: bool,
     describe: Callable[[str], str],
     progress: Progress,
@@ -103,7 +104,8 @@ def run_on_ray(
 ) -> RayRun:
     """Embed ``todo`` (sorted ids of ``prepared``) on Ray; every batch's vectors go to ``sink`` on the driver.
 
-    ``batch_size(device)`` is the local engine's rule, so each work item is one of its batches.
+    ``batch_size(device)`` is the local engine's rule, so each work item is one of its batches. ``finish`` (the
+    backbone's batch stage) turns what ``transform`` decodes into the model's input, in the actors.
     """
     import ray
     import ray.data
@@ -143,7 +145,9 @@ def run_on_ray(
         )
         ds = ds.map_batches(
             Embedder,
-            fn_constructor_kwargs={"extractor": extractor, "keys": dict(keys), "precision": precision, "threads": threads},
+            fn_constructor_kwargs={
+                "extractor": extractor, "keys": dict(keys), "precision": precision, "threads": threads, "finish": finish
+            },
             batch_size=1,
             concurrency=pool,
             num_gpus=1 if gpus else 0,
@@ -197,13 +201,15 @@ def embed_on_ray(
     resize = backbone.preprocessing.get("resize_size")  # JPEGs decoded at the scale the local engine uses
     scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
     reduce_to = resize * resolved.base["decode_margin"] if scaled else None
+    stages = backbone.preprocessing_stages()  # the local engine's split: 8-bit pixels cross the object store
     bar = progress(total=len(todo), desc="embed on ray", unit="img")
     try:
         with cache.open_segment() as segment:
             run = run_on_ray(
                 prepared,
                 todo,
-                transform=backbone.transform,
+                transform=stages[0] if stages is not None else backbone.transform,
+                finish=stages[1] if stages is not None else None,
                 reduce_to=reduce_to,
                 extractor=extractor.to("cpu"),
                 keys=keys,

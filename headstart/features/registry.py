@@ -104,7 +104,7 @@ class Backbone:
         from headstart.features.reader import ImageDataset
         from headstart.features.runner import feed
 
-        stages = self._stages()
+        stages = self.preprocessing_stages()
         per_image = stages[0] if stages is not None else self.transform  # 8-bit tensors: see batch_stage()
         return feed(ImageDataset(items, per_image, max_pixels, reduce_to), device, batch_size, num_workers)
 
@@ -113,10 +113,12 @@ class Backbone:
         torchvision's presets, ``feed`` decodes to 8-bit tensors and this converts and normalises each batch
         (the same values as ``transform``; :mod:`headstart.features.preprocess`). ``None``: ``feed``'s batches
         are the model's input."""
-        stages = self._stages()
+        stages = self.preprocessing_stages()
         return stages[1] if stages is not None else None
 
-    def _stages(self) -> Any:
+    def preprocessing_stages(self) -> Any:
+        """``transform`` as ``(per image, per batch)`` halves (:func:`~headstart.features.preprocess.split_transform`),
+        or ``None`` when it is not torchvision's classification preset."""
         from headstart.features.preprocess import split_transform
 
         return split_transform(self.transform)

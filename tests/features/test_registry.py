@@ -140,7 +140,7 @@ def test_split_preprocessing_gives_the_presets_values_to_the_bit(arch: str, size
         for seed, (h, w) in enumerate([(8, 8), (300, 177), (31, 500), (224, 224), (1000, 750)])
     ] + [Image.new("L", (90, 60), 200).convert("RGB")]
     expected = torch.stack([backbone.transform(image) for image in images])
-    per_image, _ = backbone._stages()
+    per_image, _ = backbone.preprocessing_stages()
     eight_bit = torch.stack([per_image(image) for image in images])
     assert eight_bit.dtype == torch.uint8
     got = backbone.batch_stage()(eight_bit)
