@@ -22,6 +22,7 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries whose code computes the embeddings."""
     import PIL
     import torch
+
     from headstart.features._torchvision import import_torchvision
 
     import_torchvision()  # without TorchDynamo

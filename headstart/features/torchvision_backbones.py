@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from headstart.features.finetune.checkpoint import Checkpoint, is_checkpoint
 from headstart.features.registry import RANDOM_INIT_SEED, Backbone
 from headstart.features.spec import BackboneSpec
-from headstart.features.finetune.checkpoint import Checkpoint, is_checkpoint
 from headstart.features.weights import (
     WeightsError,
     ensure_checkpoint,

@@ -31,7 +31,8 @@ def test_torchvision_comes_without_dynamo_and_dynamo_stays_whole() -> None:
         import torch
         x, boxes = torch.rand(1, 3, 16, 16), torch.tensor([[0.0, 0.0, 0.0, 8.0, 8.0]])
         assert tv.ops.roi_align(x, boxes, 2).shape == (1, 3, 2, 2)
-        deferred = sys.modules["torchvision.ops.roi_align"].is_compile_supported  # the stand-in's function: imports the real one
+        # the stand-in's function, which imports the real one when called
+        deferred = sys.modules["torchvision.ops.roi_align"].is_compile_supported
         assert deferred("cpu") is True
         import torch._dynamo.utils as real
         assert type(real) is types.ModuleType and real.is_compile_supported("cpu") is True
