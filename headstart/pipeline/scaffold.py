@@ -130,7 +130,31 @@ def _code_deps(module: str, root: Path) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
     files = {Path(f).resolve().relative_to(root.resolve()).as_posix() for f in result.stdout.split()}
-    return sorted(files)
+    return sorted(_deferred_imports(files, root))
+
+
+def _deferred_imports(files: set[str], root: Path) -> set[str]:
+    """``files`` and, to a fixpoint, every headstart module that their functions import when they run (``from
+    headstart.heads.knn import ...`` inside a builder): importing a stage module does not load those, yet a change
+    to one changes what the stage computes. Read from the source, so it errs towards more files, never fewer."""
+    import ast
+
+    root = root.resolve()
+    todo, seen = sorted(files), set(files)
+    while todo:
+        source = root / todo.pop()
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name.split(".")[0] != "headstart":
+                    continue
+                for path in (f"{name.replace('.', '/')}.py", f"{name.replace('.', '/')}/__init__.py"):
+                    if path not in seen and (root / path).is_file():
+                        seen.add(path)
+                        todo.append(path)
+    return seen
 
 
 def render_params(data: str | None = None, name: str | None = None) -> str:

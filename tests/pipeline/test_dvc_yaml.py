@@ -176,3 +176,14 @@ def test_the_versions_stage_writes_the_digests_of_each_modules_files(tmp_path, m
     (tmp_path / "b.py").write_text("b = 2\n")  # a file only fit imports: fit's digests change, report's do not
     write_code("map.json", "code")
     assert (tmp_path / "code/fit.json").read_bytes() != fit and (tmp_path / "code/report.json").read_bytes() == report
+
+
+def test_code_a_stage_imports_only_while_it_runs_is_listed_too() -> None:
+    """The fit stage builds its heads on first use (``from headstart.heads.knn import ...`` inside a builder), so
+    importing its module loads none of them; an edit to one must still rerun it (found missing: knn, ncm, the
+    streamed protocol, the settings digest)."""
+    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
+    for path in ("heads/knn.py", "heads/ivf.py", "heads/ncm.py", "heads/stream.py", "heads/evaluate_stream.py",
+                 "pipeline/settings.py", "data/hashing.py"):
+        assert f"headstart/{path}" in modules["fit"], path
+    assert "headstart/features/_torchvision.py" in modules["embed"]
