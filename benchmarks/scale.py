@@ -149,17 +149,16 @@ def real_recall(tables: list[Path], queries: int = 200, k: int = 10) -> None:
     """Recall@k of IVF-PQ against exact search on real embedding tables, PQ codes alone and refined."""
     from headstart.data.tables import load_embeddings
     from headstart.heads.knn import KNNClassifier, bytes_per_vector
+    from headstart.heads.stream import ArrayChunks, knn_recall
 
     rows = []
     for path in (p for p in tables if p.name != "failures.parquet"):
         loaded = load_embeddings(path)
         X, y = loaded.X, loaded.labels
         picked = np.random.default_rng(0).choice(len(X), min(queries, len(X)), replace=False)
-        exact = KNNClassifier(k=k).fit(X, y).kneighbors(X[picked], k)[1]
         for refine in ("none", "sq8"):
             knn = KNNClassifier(k=k, index="ivfpq", refine=refine).fit(X, y)
-            found = knn.kneighbors(X[picked], k)[1]
-            recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact, strict=True)])
+            recall = knn_recall(knn, ArrayChunks(X, y, 4096), X[picked], k=k)
             rows.append([str(path), f"{len(X):,} x {X.shape[1]}", refine, bytes_per_vector(knn.index_), recall])
     section(f"IVF-PQ on real embeddings: recall@{k} against exact search ({queries} queries from the table)")
     print(table(["table", "rows x dim", "refine", "B/vector", f"recall@{k}"], rows))

@@ -9,6 +9,10 @@ module on their first call; the stand-in is removed right after, so ``torch._dyn
 import the real thing as usual. Should anything import the real ``torch._dynamo`` while torchvision is being
 imported, the stand-in is taken out before that import runs (a finder on ``sys.meta_path`` watches for it), so
 TorchDynamo never sees it. When TorchDynamo is imported already, torchvision is imported plainly.
+
+What this saves is the embed path of torchvision's models (their presets use ``torchvision.transforms``).
+``torchvision.transforms.v2`` imports TorchDynamo itself (``torch.compiler.disable`` in ``tv_tensors``), so the
+raw-pixel baseline and fine-tuning's augmentation, which use it, still pay for it; so they are not routed here.
 """
 
 from __future__ import annotations

@@ -27,9 +27,6 @@ class _PixelTransform:
         self.size = size
 
     def __call__(self, image: Any) -> torch.Tensor:
-        from headstart.features._torchvision import import_torchvision
-
-        import_torchvision()  # without TorchDynamo
         from torchvision.transforms.v2 import functional as F
 
         tensor = F.pil_to_tensor(image)

@@ -82,9 +82,6 @@ def _builder_kwargs(arch: str, enum: Any) -> dict[str, Any]:
 
 def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
     """Build ``arch`` from a headstart fine-tuned checkpoint or a plain state dict."""
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     import torchvision.models as tvm
 
     state = load_state_dict(path)

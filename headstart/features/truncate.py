@@ -41,9 +41,6 @@ class NodeError(UserError, ValueError):
 
 def graph_nodes(model: nn.Module) -> list[str]:
     """The eval-mode graph nodes of ``model``, in execution order."""
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     from torchvision.models.feature_extraction import get_graph_node_names
 
     try:
@@ -188,9 +185,6 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 
 def build_extractor(model: nn.Module, nodes: tuple[str, ...], poolings: tuple[str, ...]) -> Extractor:
     """Truncate ``model`` after the last of ``nodes`` (BatchNorm folded) and return an :class:`Extractor`."""
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     from torchvision.models.feature_extraction import create_feature_extractor
 
     outputs = {f"out{i}": node for i, node in enumerate(nodes)}

@@ -97,9 +97,6 @@ def resolve_weights(arch: str, weights: str | None) -> ResolvedWeights:
                 f"{arch} ({', '.join(_weight_names(arch)) or 'none known'}) or `none`"
             )
         return ResolvedWeights("checkpoint", str(path), path=path)
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     from torchvision.models import get_model_weights
 
     try:
@@ -123,9 +120,6 @@ def resolve_weights(arch: str, weights: str | None) -> ResolvedWeights:
 
 
 def _weight_names(arch: str) -> list[str]:
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     from torchvision.models import get_model_weights
 
     try:

@@ -72,7 +72,7 @@ def _knn(p: Mapping[str, Any], seed: int) -> KNNClassifier:
         nlist=None if p["nlist"] in (None, "auto") else int(p["nlist"]),
         nprobe=None if p["nprobe"] in (None, "auto") else int(p["nprobe"]),
         pq_m=None if p["pq_m"] in (None, "auto") else int(p["pq_m"]),
-        refine=p.get("refine", "sq8"),
+        refine=p["refine"],
         class_weight=_class_weight(p),
     )
 

@@ -229,6 +229,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state = {"refine": "none", **state}  # saved before ``refine`` existed: its index has no refinement
         index = state.get("index_")
         if isinstance(index, tuple) and index[0] in ("flat-ip", "flat-l2"):
             vectors = np.ascontiguousarray(index[1], dtype=np.float32)

@@ -30,9 +30,6 @@ SPLITS = ("train", "val", "test")
 
 def augmentation() -> Callable[[Any], Any]:
     """Light: small shifts, rotations, scale and lighting changes; no flips (they change digits and text)."""
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
     from torchvision.transforms import v2
 
     return v2.Compose(
