@@ -40,7 +40,7 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 def stage_start() -> float:
     """CPU seconds of a fit stage's interpreter start and imports (each of the 20 fit processes pays it)."""
-    code = "import headstart.pipeline.fit, headstart.pipeline.config, sklearn.linear_model, faiss"
+    code = "import headstart.pipeline.fit, headstart.workflow.config, sklearn.linear_model, faiss"
     before = cpu()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     return cpu() - before
@@ -57,7 +57,7 @@ def main() -> None:
     from headstart.heads.registry import build_head, resolve_params
     from headstart.heads.selection import select
     from headstart.heads.spec import thaw
-    from headstart.pipeline.config import load_config
+    from headstart.workflow.config import load_config
 
     cfg = load_config(REPO / "params.yaml")
     protocol = cfg.evaluate

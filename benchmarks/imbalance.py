@@ -51,7 +51,7 @@ def load_data(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         return SplitData.from_table(load_embeddings(args.table), source=args.table), args.table
     from headstart.data.prepare import prepare_dataset
-    from headstart.pipeline.config import load_config
+    from headstart.workflow.config import load_config
 
     cfg = load_config(REPO / "params.yaml")
     ds = cfg.dataset(args.dataset)
@@ -98,7 +98,7 @@ def main() -> None:
     from headstart.heads.evaluate import evaluate_head
     from headstart.heads.registry import expand_grid, get_head
     from headstart.heads.scoring import imbalance_ratio
-    from headstart.pipeline.config import load_config
+    from headstart.workflow.config import load_config
 
     header("Class imbalance: the defaults against the optimistic bound")
     data, described = load_data(args)

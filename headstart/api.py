@@ -170,7 +170,7 @@ class Head:
     ) -> pd.DataFrame:
         """One row per image: ``path, predicted, probability, top<k>`` (and ``error`` for unreadable images)."""
         from headstart.features.spec import EmbedOptions
-        from headstart.pipeline.predict import classify_images, predict_table
+        from headstart.workflow.predict import classify_images, predict_table
 
         if isinstance(inputs, Embeddings):
             return predict_table(self._bundle(), inputs.table, "the given Embeddings", top=top)

@@ -79,7 +79,7 @@ def test_embed_fit_predict_save_with_a_tiny_random_backbone(photos: Path, tmp_pa
 
     head.save(tmp_path / "model")
     from headstart.features.spec import EmbedOptions
-    from headstart.pipeline.predict import predict_images
+    from headstart.workflow.predict import predict_images
 
     cli = predict_images(tmp_path / "model", ["photos/"], options=EmbedOptions(num_workers=0))
     assert cli["predicted"].tolist() == from_images["predicted"].tolist()

@@ -86,7 +86,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
-    from headstart.pipeline.neighbours import find_neighbours
+    from headstart.workflow.neighbours import find_neighbours
 
     k, options = positive(args.k, "-k"), embed_options(args)
     rows = find_neighbours(args.table, args.query, k, options=options, progress=tqdm_progress)
@@ -108,7 +108,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from headstart.data.tables import load_embeddings
     from headstart.heads.persist import load_head
-    from headstart.pipeline.predict import predict_images, predict_table
+    from headstart.workflow.predict import predict_images, predict_table
 
     top = positive(args.top, "--top")
     options = embed_options(args)
@@ -197,7 +197,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"  {name:15s} {'present' if where else 'missing'}  {ds.description}" + (f"  [{where}]" if where else ""))
     params = Path(args.params)
     if params.exists():
-        from headstart.pipeline.config import load_config
+        from headstart.workflow.config import load_config
 
         cfg = load_config(params)
         print(f"datasets in {params}:")
@@ -281,7 +281,7 @@ def _size(n: float) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from headstart.pipeline.scaffold import init_project
+    from headstart.workflow.scaffold import init_project
 
     for path in init_project(args.directory, data=args.data, name=args.name, force=args.force):
         print(f"wrote {path}")

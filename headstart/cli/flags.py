@@ -90,14 +90,14 @@ def backbone_spec(args: argparse.Namespace) -> Any:
 
 
 def split(args: argparse.Namespace) -> Any:
-    from headstart.pipeline.config import SplitConfig
+    from headstart.workflow.config import SplitConfig
 
     with _as_flags("--val/--test"):
         return SplitConfig(val=_number(args.val, "--val", float), test=_number(args.test, "--test", float))
 
 
 def evaluate_settings(args: argparse.Namespace) -> Any:
-    from headstart.pipeline.config import EvaluateConfig
+    from headstart.workflow.config import EvaluateConfig
 
     few_shot: list[int | str] = []
     for part in filter(None, (p.strip() for p in args.few_shot.split(","))):

@@ -1,4 +1,4 @@
-"""The settings of the features part, defined once: params.yaml (``headstart.pipeline.config``) and the CLI
+"""The settings of the features part, defined once: params.yaml (``headstart.workflow.config``) and the CLI
 both build these types, and the library takes them as they are.
 
 This module imports neither torch nor a backbone, so the configuration can be checked before anything heavy

@@ -1,7 +1,3 @@
-"""Thin stage entry points that DVC (dvc.yaml) and the CLI call: parse arguments, read params.yaml, call the
-library. Each stage is ``python -m headstart.pipeline.<stage> ...``.
+"""The stages' entry points, which DVC (dvc.yaml) calls: each parses its arguments, reads its settings file and
+calls one function of :mod:`headstart.workflow`. Each stage is ``python -m headstart.pipeline.<stage> ...``.
 """
-
-from headstart.pipeline.config import Config, ConfigError, load_config
-
-__all__ = ["Config", "ConfigError", "load_config"]

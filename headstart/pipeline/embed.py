@@ -9,8 +9,8 @@ import logging
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.tables import read_prepared
 from headstart.features.engine import embed
-from headstart.pipeline import layout
-from headstart.pipeline.config import load_config
+from headstart.workflow import layout
+from headstart.workflow.config import load_config
 from headstart.workflow.records import write_embed_records
 
 log = logging.getLogger("headstart.pipeline.embed")

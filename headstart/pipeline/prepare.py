@@ -14,8 +14,8 @@ import logging
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.memo import PrepareMemo
 from headstart.data.statcache import DEFAULT_STAT_CACHE
-from headstart.pipeline import layout
-from headstart.pipeline.config import load_config
+from headstart.workflow import layout
+from headstart.workflow.config import load_config
 
 log = logging.getLogger("headstart.pipeline.prepare")
 

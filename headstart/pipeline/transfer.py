@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from headstart._terminal import run_main, setup_logging
-from headstart.pipeline.config import load_config
+from headstart.workflow.config import load_config
 from headstart.workflow.transfer import transfer_stage
 
 

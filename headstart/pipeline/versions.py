@@ -23,7 +23,7 @@ from pathlib import Path
 
 from headstart import __version__
 from headstart._terminal import run_main
-from headstart.pipeline.settings import write_json_if_changed
+from headstart.workflow.settings import write_json_if_changed
 
 __all__ = ["installed_versions", "main", "write_code", "write_sources"]
 
@@ -85,7 +85,7 @@ def write_sources(directory: str | Path, params: str | Path = "params.yaml") -> 
     """Write ``<dataset>.json`` (:func:`~headstart.data.contents.source_contents`) for each dataset in ``params``
     into ``directory`` and remove the files of datasets no longer there; returns the files written."""
     from headstart.data.contents import source_contents
-    from headstart.pipeline.config import load_config
+    from headstart.workflow.config import load_config
 
     cfg = load_config(params)
     directory = Path(directory)

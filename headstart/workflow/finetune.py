@@ -16,8 +16,8 @@ from headstart.features.finetune import LinearInit, finetune
 from headstart.heads.evaluate import SplitData
 from headstart.heads.persist import check_provenance, load_head
 from headstart.heads.registry import get_head, resolve_params
-from headstart.pipeline import layout
-from headstart.pipeline.config import Config
+from headstart.workflow import layout
+from headstart.workflow.config import Config
 
 __all__ = ["finetune_stage"]
 

@@ -26,8 +26,8 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
 from headstart.heads.persist import save_head
-from headstart.pipeline import layout
-from headstart.pipeline.config import Config
+from headstart.workflow import layout
+from headstart.workflow.config import Config
 from headstart.workflow.records import compact_metrics, evaluation_record, head_timings
 
 __all__ = ["fit_heads", "fit_stage", "fit_table"]
@@ -185,7 +185,7 @@ def fit_stage(
 def _inputs_digest(cfg: Config, head: str, tables: Mapping[str, Path], cache: dict[str, str]) -> str:
     """What a head's outputs depend on: its tables' bytes, its settings (kind, parameters, protocol, seed) and the
     headstart code."""
-    from headstart.pipeline.settings import head_settings
+    from headstart.workflow.settings import head_settings
 
     for path in tables.values():
         if str(path) not in cache:

@@ -94,7 +94,7 @@ def write_embed_records(dataset: str, backbone: str, counts: Mapping[str, Any]) 
     """The embed stage's counts: images, embedded and failed to metrics/embed/, the run's timings and cache
     counts to timings/embed/."""
     from headstart._files import write_json
-    from headstart.pipeline import layout
+    from headstart.workflow import layout
 
     quality, timings = split_timings(counts)
     write_json(layout.embed_metrics(dataset, backbone), quality)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from headstart._files import atomic_path
-from headstart.pipeline import layout
-from headstart.pipeline.config import Config
+from headstart.workflow import layout
+from headstart.workflow.config import Config
 from headstart.report.figures import confusion_figure, fewshot_csv, fewshot_figure
 from headstart.report.tables import FIGURES, render_markdown, rows_from_results
 

@@ -27,8 +27,8 @@ from headstart._files import write_json
 from headstart._progress import ProgressFactory, null_progress
 from headstart.errors import UserError
 from headstart.features.spec import BackboneSpec
-from headstart.pipeline import layout
-from headstart.pipeline.config import Config
+from headstart.workflow import layout
+from headstart.workflow.config import Config
 
 __all__ = ["SCORED", "RobustnessError", "robustness_metrics", "robustness_stage", "score_shifts"]
 
@@ -81,7 +81,7 @@ def score_shifts(bundle: Any, tables: dict[str, Any], metric: str) -> dict[str, 
     (:func:`headstart.heads.persist.load_head`; its provenance is checked against each table's): accuracy,
     balanced accuracy and macro-F1, the one named ``metric`` first."""
     from headstart.heads.metrics import classification_metrics
-    from headstart.pipeline.predict import predict_table
+    from headstart.workflow.predict import predict_table
 
     out = {}
     for shift, table in tables.items():

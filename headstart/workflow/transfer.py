@@ -8,8 +8,8 @@ from headstart._files import atomic_path, write_json
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import SplitData
 from headstart.heads.transfer import check_disjoint, transfer_table
-from headstart.pipeline import layout
-from headstart.pipeline.config import Config, ConfigError
+from headstart.workflow import layout
+from headstart.workflow.config import Config, ConfigError
 from headstart.report.transfer import transfer_markdown
 
 __all__ = ["transfer_stage"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headstart.data.prepare import DatasetError, prepare_dataset
-from headstart.pipeline.config import ConfigError, parse_config
+from headstart.workflow.config import ConfigError, parse_config
 
 
 def test_imbalance_keeps_the_seeded_fraction_of_one_class():

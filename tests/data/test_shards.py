@@ -113,7 +113,7 @@ def test_heads_predict_and_provenance_read_a_sharded_table_like_one_file(tmp_pat
 
     from headstart.heads.persist import load_head
     from headstart.workflow.fit import fit_table
-    from headstart.pipeline.predict import predict_table
+    from headstart.workflow.predict import predict_table
 
     X, y = load_digits(return_X_y=True)
     ids = [f"{i:08x}" for i in range(len(X))]

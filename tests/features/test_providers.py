@@ -332,7 +332,7 @@ def test_text_dataset_through_the_pipeline_stages(tmp_path: Path, monkeypatch: p
 
     from headstart.pipeline import embed as embed_stage
     from headstart.pipeline import fit as fit_stage
-    from headstart.pipeline import layout
+    from headstart.workflow import layout
     from headstart.pipeline import prepare as prepare_stage
 
     model = tiny_sentence_transformer(tmp_path / "st")

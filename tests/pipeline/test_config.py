@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headstart.pipeline.config import ConfigError, load_config, parse_config
+from headstart.workflow.config import ConfigError, load_config, parse_config
 from tests.conftest import REPO
 
 BASE = {"datasets": {"d": {"source": "digits"}}, "backbones": {"b": {"arch": "mobilenet_v2"}}, "heads": {"knn": {}}}
@@ -187,7 +187,7 @@ def test_transfer_refuses_datasets_that_embed_a_backbone_differently() -> None:
 def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headstart.pipeline import settings
+    from headstart.workflow import settings
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with_override({"b": {"image_size": 224}})))
@@ -204,7 +204,7 @@ def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
 def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headstart.pipeline import layout, settings
+    from headstart.workflow import layout, settings
 
     monkeypatch.chdir(tmp_path)
     raw = {**_with_override({"b": {"image_size": 224}}), "heads": {"knn": {"k": 5}, "ncm": {}}}
@@ -230,7 +230,7 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
 
 
 def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from headstart.pipeline import layout, settings
+    from headstart.workflow import layout, settings
 
     monkeypatch.chdir(tmp_path)
     raw = {

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from headstart.pipeline import layout
+from headstart.workflow import layout
 from tests.conftest import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -104,8 +104,8 @@ def test_only_the_settings_stage_lists_params() -> None:
     assert "settings/finetune.json" in _stage("finetune")["deps"]
     assert "settings/prepare-${key}.json" in _stage("prepare")["deps"]
     assert "settings/robustness.json" in _stage("robustness")["deps"] and "settings" in _stage("report")["deps"]
-    from headstart.pipeline.config import load_config
-    from headstart.pipeline.settings import finetune_settings
+    from headstart.workflow.config import load_config
+    from headstart.workflow.settings import finetune_settings
 
     finetune = finetune_settings(load_config(REPO / "params.yaml"))
     assert "datasets" not in finetune["finetune"] and finetune["finetune"]["settings"]["epochs"] == 8
@@ -116,7 +116,7 @@ def test_embed_settings_do_not_depend_on_run_only_settings() -> None:
     params = _stage("settings")["params"]
     assert "embed.decode" in params and "embed.on_error" in params
     assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params
-    from headstart.pipeline.settings import EMBED_KEYS
+    from headstart.workflow.settings import EMBED_KEYS
 
     assert [p for p in params if p.startswith("embed.")] == [f"embed.{k}" for k in EMBED_KEYS]
 

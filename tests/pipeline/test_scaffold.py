@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from headstart.cli import main
-from headstart.pipeline.config import load_config
-from headstart.pipeline.scaffold import (
+from headstart.workflow.config import load_config
+from headstart.workflow.scaffold import (
     InitError,
     code_modules,
     init_project,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import headstart.workflow.fit as fit_module
-from headstart.pipeline import layout
-from headstart.pipeline.config import load_config
+from headstart.workflow import layout
+from headstart.workflow.config import load_config
 from headstart.workflow.fit import fit_heads
 from tests.conftest import REPO
 from tests.heads.test_evaluate import _table

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from headstart.pipeline import layout
-from headstart.pipeline.config import load_config
+from headstart.workflow import layout
+from headstart.workflow.config import load_config
 from headstart.workflow.fit import fit_stage, fit_table
 from headstart.workflow.records import is_timing, split_timings, write_embed_records
 from tests.conftest import REPO

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headstart.pipeline import embed, layout, prepare, settings
-from headstart.pipeline.config import ConfigError, load_config, parse_config
+from headstart.pipeline import embed, prepare
+from headstart.workflow import layout, settings
+from headstart.workflow.config import ConfigError, load_config, parse_config
 from headstart.workflow.fit import fit_stage
 from headstart.workflow.report import report_stage
 from headstart.workflow.robustness import robustness_stage

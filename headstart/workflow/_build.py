@@ -1,5 +1,5 @@
 """Building settings types from a params mapping: unknown keys, types and each type's own checks, with the
-dotted key in every message (the machinery behind :mod:`headstart.pipeline.config`)."""
+dotted key in every message (the machinery behind :mod:`headstart.workflow.config`)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from headstart.errors import UserError
 from headstart.features.spec import EmbedOptions
 from headstart.heads.neighbours import nearest_rows
 from headstart.heads.persist import ProvenanceMismatch, check_provenance
-from headstart.pipeline.predict import embed_images
+from headstart.workflow.predict import embed_images
 
 __all__ = ["NeighboursError", "find_neighbours"]
 

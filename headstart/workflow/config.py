@@ -27,7 +27,7 @@ import yaml
 from headstart.errors import SettingsError
 from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
 from headstart.heads.spec import HeadSpec
-from headstart.pipeline._build import ConfigError, build, check_plain_name, mapping, reject_unknown
+from headstart.workflow._build import ConfigError, build, check_plain_name, mapping, reject_unknown
 
 __all__ = [
     "OVERRIDABLE",
@@ -213,7 +213,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
 
 def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
     """Validate a params mapping (as loaded from YAML) into a :class:`Config`."""
-    from headstart.pipeline._checks import check_references
+    from headstart.workflow._checks import check_references
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping at the top level")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from headstart.pipeline._build import ConfigError
+from headstart.workflow._build import ConfigError
 
 if TYPE_CHECKING:
-    from headstart.pipeline.config import Config
+    from headstart.workflow.config import Config
 
 __all__ = ["check_references"]
 
