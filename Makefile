@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(BIN)/headstart: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[pipeline,test]'
 	touch $@
 
 repro: $(BIN)/headstart
@@ -23,7 +23,7 @@ repro: $(BIN)/headstart
 
 # the tests also cover the optional extras (Ray, timm, Hugging Face, open_clip, sentence-transformers, readers)
 $(VENV)/.extras: $(BIN)/headstart
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ray,providers,readers]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[pipeline,test,ray,providers,readers]'
 	touch $@
 
 # two worker processes, each test file on one worker (its module fixtures, e.g. one DVC repository, stay whole):
