@@ -23,7 +23,7 @@ def run_load(scratch: Path, rows: int, dim: int) -> dict[str, Any]:
     import pandas as pd
 
     import headstart
-    from headstart.data.table_writer import EmbeddingWriter
+    from headstart.data.tables import EmbeddingWriter
 
     with tempfile.TemporaryDirectory(dir=scratch, prefix="load-") as tmp:
         parquet, npy = Path(tmp) / "table.parquet", Path(tmp) / "table.npy"

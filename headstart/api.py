@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from headstart.data.tables import EmbeddingTable, load_embeddings
+from headstart.data.tables import EmbeddingTable, EmbeddingWriter, load_embeddings
 
 __all__ = ["Embeddings", "Head", "embed", "fit"]
 
@@ -78,8 +78,6 @@ class Embeddings:
 
     def save(self, path: str | Path) -> Path:
         """Write the table to ``path`` (.parquet), atomically, in the format ``headstart fit`` and the readers take."""
-        from headstart.data.table_writer import EmbeddingWriter
-
         path, frame = Path(path), self.frame
         extra = [c for c in frame.columns if c not in ("id", "label", "split", "path")]
         labelled = not frame["label"].isna().any()

@@ -22,7 +22,7 @@ _WHERE = {
     "StatCache": "statcache",
     "few_shot_indices": "splits",
     "EmbeddingTable": "tables",
-    "EmbeddingWriter": "table_writer",
+    "EmbeddingWriter": "tables",
     "TableError": "tables",
     "iter_embeddings": "tables",
     "load_embeddings": "tables",

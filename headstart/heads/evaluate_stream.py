@@ -40,7 +40,7 @@ class StreamedTable:
     """An embedding table as chunk sources per split, with the ids, labels and splits of every row in memory."""
 
     def __init__(self, path: str | Path) -> None:
-        from headstart.data._shards import read_columns
+        from headstart.data.tables import read_columns
         from headstart.data.tables import read_embedding_metadata
 
         self.path = Path(path)

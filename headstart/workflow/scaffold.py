@@ -49,7 +49,7 @@ CODE_DIR = "headstart-sources/code"
 _ALWAYS = ["headstart.workflow._checks", "headstart._files"]
 _HEADS = ["headstart.heads.builtin", "headstart.heads._state", "headstart.workflow.records"]
 _ENGINE = [
-    "headstart.data.table_writer", *(f"headstart.features.{m}" for m in ("pixels", "preprocess", "truncate",
+    "headstart.data.tables.write", *(f"headstart.features.{m}" for m in ("pixels", "preprocess", "truncate",
     "pooling", "torchvision_backbones", "reader", "balance", "ray_engine", "ray_tasks"))
 ]  # fmt: skip
 _RUNTIME = {

@@ -9,8 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from headstart.data.table_writer import EmbeddingWriter
-from headstart.data.tables import load_embeddings
+from headstart.data.tables import EmbeddingWriter, load_embeddings
 
 D = 12
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from headstart.data.table_writer import EmbeddingWriter
 from headstart.data.tables import (
+    EmbeddingWriter,
     ShardedEmbeddingWriter,
     TableError,
     iter_embeddings,

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from headstart.data.table_writer import EmbeddingWriter
 from headstart.data.tables import (
+    EmbeddingWriter,
     TableError,
     load_embeddings,
     read_embedding_metadata,

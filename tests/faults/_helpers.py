@@ -92,7 +92,7 @@ def temporaries(folder: Path) -> list[Path]:
 
 def write_table(path: Path, n_per_class: int = 20, classes: Sequence[str] = ("a", "b", "c"), dim: int = 16) -> Path:
     """A real embedding table of clustered vectors, without a backbone (train/val/test)."""
-    from headstart.data.table_writer import EmbeddingWriter
+    from headstart.data.tables import EmbeddingWriter
 
     rng = np.random.default_rng(len(classes) * 1000 + n_per_class)
     centres = rng.standard_normal((len(classes), dim)) * 3

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headstart.data.table_writer import EmbeddingWriter
-from headstart.data.tables import load_embeddings
+from headstart.data.tables import EmbeddingWriter, load_embeddings
 from headstart.heads import evaluate as evaluate_module
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.persist import ProvenanceMismatch, check_provenance, load_head

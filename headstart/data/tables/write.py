@@ -1,4 +1,9 @@
-"""Streaming rows into an embedding table, in fixed-size row groups, atomically (schema: :mod:`.tables`)."""
+"""Writing the tables: :func:`write_prepared` and :func:`write_failures` whole, :class:`EmbeddingWriter` streamed.
+
+Every writer writes to a temporary file beside the target and renames it at the end, so a failed run never leaves
+a partial table. Rows are written in fixed-size row groups in the order given (callers sort by ``id``), with no
+timestamps, so the same input gives the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,55 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from headstart._files import atomic_path, full_disk_names
-from headstart.data.tables import ROW_GROUP_ROWS, TableError, _writer, embedding_schema
+from headstart.data.tables.schema import ROW_GROUP_ROWS, TableError, embedding_schema, failures_schema, prepared_schema
 
-__all__ = ["EmbeddingWriter"]
+__all__ = ["EmbeddingWriter", "write_failures", "write_prepared"]
+
+
+def parquet_writer(where: Path, schema: pa.Schema, float_column: str | None = None) -> pq.ParquetWriter:
+    """The one way headstart opens a Parquet file for writing: zstd, page checksums, statistics on the keys."""
+    # Page checksums let a reader tell a damaged file from a good one (a flipped byte in a float page would
+    # otherwise be read as a different embedding); they are a function of the data, so the bytes stay stable.
+    kwargs: dict[str, Any] = {
+        "compression": "zstd",
+        "write_statistics": ["id", "label", "split"],
+        "write_page_checksum": True,
+    }
+    if float_column is not None:
+        # Byte-stream-split groups the bytes of the floats by significance, which zstd then compresses
+        # well and, more to the point, decodes fast (see benchmarks/load.py).
+        kwargs["use_dictionary"] = ["id", "label", "split", "path"]
+        kwargs["use_byte_stream_split"] = [f"{float_column}.list.element"]
+    return pq.ParquetWriter(where, schema, **kwargs)
+
+
+def write_prepared(path: str | Path, frame: pd.DataFrame, metadata: Mapping[str, Any]) -> None:
+    """Write a prepared dataset (columns ``id, label, split, path, image`` and any extra ones), atomically."""
+    extra = [c for c in frame.columns if c not in ("id", "label", "split", "path", "image")]
+    labelled = len(frame) == 0 or not frame["label"].isna().all()
+    schema = prepared_schema(metadata, labelled=labelled, extra=extra)
+    missing = [c for c in schema.names if c not in frame.columns]
+    if missing:
+        raise TableError(f"prepared table for {path} lacks columns {missing}")
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    with atomic_path(path) as tmp:
+        with parquet_writer(tmp, schema) as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def write_failures(path: str | Path, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any] | None) -> None:
+    """Write the failures table (possibly empty), atomically."""
+    schema = failures_schema(provenance, labelled=all(r.get("label") is not None for r in rows))
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    table = pa.Table.from_pydict(columns, schema=schema)
+    with atomic_path(path) as tmp:
+        with parquet_writer(tmp, schema) as writer:
+            writer.write_table(table)
 
 
 class EmbeddingWriter:
@@ -54,7 +101,7 @@ class EmbeddingWriter:
     def __enter__(self) -> EmbeddingWriter:
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.path))
-            self._writer = stack.enter_context(_writer(tmp, self.schema, float_column="embedding"))
+            self._writer = stack.enter_context(parquet_writer(tmp, self.schema, float_column="embedding"))
             self._stack = stack.pop_all()
         return self
 

@@ -1,4 +1,4 @@
-"""Embedding tables as sharded datasets, and reading tables a row group at a time (part of :mod:`tables`).
+"""Embedding tables as sharded datasets: :class:`ShardedEmbeddingWriter`.
 
 A large table is a directory named like a file, ``<layer>.parquet/``, holding ``part-00000.parquet``,
 ``part-00001.parquet``, ... : fixed rows per shard, in id order, each shard a complete headstart table with the
@@ -17,7 +17,6 @@ failed run never leaves a partial table.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import uuid
@@ -26,116 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from headstart._files import DiskFullError, disk_full
+from headstart.data.tables.schema import ENGINE_KEY, SHARD_NAME, TableError, canonical_json, shard_rows
+from headstart.data.tables.write import EmbeddingWriter
 
-_tables: Any  # headstart.data.tables, bound at the end of this module (it re-exports this module's names)
-SHARD_BYTES = 256 * 2**20
-_ENGINE_KEY = b"headstart.engine"
-_SHARD = "part-{:05d}.parquet"
-
-
-def shard_rows(dim: int, target_bytes: int = SHARD_BYTES) -> int:
-    """Rows per shard so that a shard of ``dim``-wide float32 vectors is about ``target_bytes`` (before
-    compression, which gains little on floats), in whole row groups.
-
-    >>> shard_rows(384), shard_rows(1280)
-    (163840, 49152)
-    """
-    per_row = 4 * dim + 64  # the vector, plus id, label, split and path
-    groups = max(1, target_bytes // per_row // _tables.ROW_GROUP_ROWS)
-    return int(groups * _tables.ROW_GROUP_ROWS)
-
-
-def shard_files(path: str | Path) -> list[Path]:
-    """The Parquet files of a table: ``[path]`` for a file, the ``part-*.parquet`` shards of a directory."""
-    path = Path(path)
-    if not path.is_dir():
-        return [path]
-    files = sorted(path.glob("part-*.parquet"))
-    if not files:
-        raise _tables.TableError(f"{path} is a directory without part-*.parquet shards; re-create the table")
-    expected = [_SHARD.format(i) for i in range(len(files))]
-    if [f.name for f in files] != expected:
-        raise _tables.TableError(f"{path}: shards are not numbered part-00000.parquet onwards without gaps; re-create it")
-    return files
-
-
-def _read_shards_meta(path: Path, kind: str) -> tuple[pa.Schema, dict[str, Any]]:
-    """Metadata of a sharded table; every shard must carry the same schema and provenance."""
-    files = shard_files(path)
-    schema, payload = _tables._read_meta(files[0], kind)
-    for other in files[1:]:
-        other_schema, _ = _tables._read_meta(other, kind)
-        if not other_schema.equals(schema, check_metadata=True):
-            raise _tables.TableError(
-                f"{other} does not have the schema and provenance of {files[0]}; the shards come from "
-                "different runs. Re-create the table"
-            )
-    return schema, payload
-
-
-def row_groups(path: str | Path) -> list[tuple[Path, int]]:
-    """Every row group of a table (file, index), shard after shard: the units that heads stream over."""
-    return [(f, g) for f in shard_files(path) for g in range(pq.ParquetFile(f).num_row_groups)]
-
-
-def read_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Only ``columns`` of a table (a file or a directory of shards), in its row order: no embeddings read."""
-    parts = [_tables._read_table(f, columns=list(columns)) for f in shard_files(path)]
-    return (parts[0] if len(parts) == 1 else pa.concat_tables(parts)).to_pandas()
-
-
-def read_row_group(
-    file: Path, group: int, dim: int, splits: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row group of an embedding table as ``(frame, X)``; ``splits`` keeps only those splits."""
-    table = pq.ParquetFile(file).read_row_group(group)
-    if splits is not None:
-        keep = np.isin(table.column("split").to_numpy(zero_copy_only=False), list(splits))
-        table = table.filter(pa.array(keep))
-    column = table.column("embedding").combine_chunks()
-    X = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-    return table.drop_columns(["embedding"]).to_pandas(), np.ascontiguousarray(X, dtype=np.float32)
-
-
-def iter_embeddings(
-    path: str | Path, splits: Sequence[str] | None = None
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Yield ``(frame, X)`` one row group at a time, shard after shard, in the table's (id) order.
-
-    Memory stays at one row group (4,096 rows) whatever the table's size; ``splits`` keeps only those splits.
-    """
-    _, provenance = _tables._read_meta(Path(path), "embeddings")
-    for file, group in row_groups(path):
-        frame, X = read_row_group(file, group, int(provenance["dim"]), splits)
-        if len(frame):
-            yield frame, X
-
-
-def read_prepared_images(path: str | Path, ids: Sequence[str]) -> dict[str, bytes | None]:
-    """The ``image`` bytes of ``ids`` in a prepared table (sorted by id), reading only the row groups whose id
-    range holds them. ``path`` may be a URI of a pyarrow filesystem (``s3://...``, ``gs://...``)."""
-    if not ids:
-        return {}
-    filesystem, where = _filesystem(path)
-    lo, hi = min(ids), max(ids)
-    table = pq.read_table(
-        where, columns=["id", "image"], filters=[("id", ">=", lo), ("id", "<=", hi)], filesystem=filesystem
-    )
-    found = dict(zip(table.column("id").to_pylist(), table.column("image").to_pylist(), strict=True))
-    return {i: found.get(i) for i in ids}
-
-
-def _filesystem(path: str | Path) -> tuple[Any, str]:
-    text = str(path)
-    if "://" in text:
-        from pyarrow import fs
-
-        return fs.FileSystem.from_uri(text)
-    return None, text
+__all__ = ["ShardedEmbeddingWriter"]
 
 
 class ShardedEmbeddingWriter:
@@ -164,32 +59,28 @@ class ShardedEmbeddingWriter:
         self.provenance = dict(provenance)
         self.rows_per_shard = int(rows_per_shard or shard_rows(dim))
         if self.rows_per_shard < 1:
-            raise _tables.TableError(f"rows_per_shard must be positive, got {rows_per_shard}")
+            raise TableError(f"rows_per_shard must be positive, got {rows_per_shard}")
         self.engine = dict(engine) if engine else None
         self.rows = 0
         self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.shards")
-        self._shards: list[Any] = []
+        self._shards: list[EmbeddingWriter] = []
         self._done = False
 
     def __enter__(self) -> ShardedEmbeddingWriter:
         self._tmp.mkdir(parents=True)
         return self
 
-    def _open_shard(self) -> Any:
-        from headstart.data.table_writer import EmbeddingWriter
-
-        writer = EmbeddingWriter(self._tmp / _SHARD.format(len(self._shards)), self.dim, self.provenance, **self.columns)
+    def _open_shard(self) -> EmbeddingWriter:
+        writer = EmbeddingWriter(self._tmp / SHARD_NAME.format(len(self._shards)), self.dim, self.provenance, **self.columns)
         if self.engine is not None:
-            info = json.dumps(self.engine, sort_keys=True, separators=(",", ":")).encode()
-            writer.schema = writer.schema.with_metadata({**writer.schema.metadata, _ENGINE_KEY: info})
+            info = canonical_json(self.engine)
+            writer.schema = writer.schema.with_metadata({**writer.schema.metadata, ENGINE_KEY: info})
         self._shards.append(writer.__enter__())
         return writer
 
     @contextlib.contextmanager
     def _names_the_table(self) -> Iterator[None]:
         """A full disk while writing a shard in the private folder is reported under the table's own name."""
-        from headstart._files import DiskFullError, disk_full
-
         try:
             yield
         except OSError as err:
@@ -254,7 +145,7 @@ class ShardedEmbeddingWriter:
             os.replace(self.path, old)  # a directory cannot be replaced in one rename; the old one waits aside
         try:
             if len(self._shards) == 1:
-                os.replace(self._tmp / _SHARD.format(0), self.path)
+                os.replace(self._tmp / SHARD_NAME.format(0), self.path)
             else:
                 if self.path.exists():
                     os.replace(self.path, old)
@@ -268,6 +159,3 @@ class ShardedEmbeddingWriter:
         else:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
-
-
-from headstart.data import tables as _tables  # noqa: E402 - last, as tables imports this module at its end
