@@ -5,8 +5,8 @@ orientation is applied; files that are not images, are truncated or would decomp
 ``max_pixels`` pixels raise :class:`UnreadableImage` with the reason.
 
 Reduced decoding (``reduce_to``): a JPEG is decoded by libjpeg at the smallest DCT scale (1/2, 1/4, 1/8) that
-keeps its shorter side at least ``reduce_to`` pixels, which is 5-8x faster for phone photos than decoding all
-12 MP and resizing after. Only JPEG has such scaling; PNG, TIFF, WebP and the rest are decoded in full.
+keeps its shorter side at least ``reduce_to`` pixels, which for a phone photo skips most of the decoding work
+(benchmarks/photos.py measures it). Only JPEG has such scaling; PNG, TIFF, WebP and the rest are decoded in full.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from headstart.data.limits import DEFAULT_MAX_PIXELS
 from headstart.errors import UserError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "UnreadableImage", "decode_image", "encode_png", "is_jpeg"]
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit (about 0.25 GB of RGB): larger images are refused
 
 
 class UnreadableImage(UserError, ValueError):

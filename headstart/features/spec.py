@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from headstart.data.limits import DEFAULT_MAX_PIXELS
+from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
 from headstart.features.pooling import POOLINGS
 
