@@ -1,7 +1,7 @@
 """Datasets (built-in, image folders, manifests), splits, shifts, and the Parquet tables with their IO.
 
-This package never imports torch or a backbone. Its names load on first use, so a stage imports only the
-modules it needs (and dvc.yaml can list exactly those as the stage's code dependencies).
+This package never imports a backbone (torch only to download MNIST when it is missing). Its names load on first
+use, so a stage imports only the modules it needs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ _WHERE = {
     "DatasetNotFound": "builtin",
     "UnreadableImage": "images",
     "decode_image": "images",
-    "DatasetError": "prepare",
+    "DatasetError": "sources",
     "prepare_dataset": "prepare",
     "SourceError": "sources",
     "scan_source": "sources",

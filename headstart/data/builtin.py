@@ -9,6 +9,7 @@ hash of the raw pixels, so it does not depend on the PNG encoder.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from headstart.data.hashing import content_id
 from headstart.data.images import encode_png
 from headstart.errors import UserError
 
-__all__ = ["BUILTIN_DATASETS", "BuiltinDataset", "DatasetNotFound", "IDX_SEARCH_PATH", "load_builtin"]
+__all__ = [
+    "BUILTIN_DATASETS", "FORTUNE_TOPICS", "BuiltinDataset", "DatasetNotFound", "IDX_SEARCH_PATH", "load_builtin",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class BuiltinDataset:
 
 
 def _digits(root: str | None = None) -> pd.DataFrame:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # heavy to import, and only this loader needs it
 
     digits = load_digits()
     # 0..16 ink levels -> 0..255 grey, so the images look like any other 8-bit image.
@@ -51,9 +54,11 @@ def _digits(root: str | None = None) -> pd.DataFrame:
 
 
 def _digits_locate(root: str | None = None) -> str | None:
-    import sklearn.datasets
-
-    path = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+    """The data file in scikit-learn's wheel, found without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     return str(path) if path.exists() else None
 
 
@@ -158,7 +163,9 @@ def _idx_loader(name: str) -> Callable[[str | None], pd.DataFrame]:
 
 
 def _torchvision_download(name: str) -> str | None:
-    """Let torchvision download the IDX files into the data home (online machines); the error if it cannot."""
+    """Let torchvision download the IDX files into the data home (online machines); the error if it cannot.
+
+    The only use of torch in this package, so it is imported here, when a download is needed."""
     try:
         import torchvision.datasets as tvd
 
@@ -182,24 +189,55 @@ def _frame(images: np.ndarray, labels: list[str], splits: list[str | None]) -> p
     )
 
 
-def _fortunes(root: str | None = None) -> pd.DataFrame:
-    from headstart.data.text import load_fortunes
+# The built-in text dataset `fortunes`: Debian's `fortunes` package (apt-get install fortunes) files its fortune
+# cookies by topic, one file per topic, entries separated by a line "%". These topics are the labels.
+FORTUNE_TOPICS = ("computers", "education", "food", "law", "love", "politics", "science", "sports", "startrek")
+FORTUNE_DIRS = ("/usr/share/games/fortunes", "/usr/share/fortunes", "/usr/local/share/games/fortunes")
 
-    return load_fortunes(root)
+
+def _find_fortunes(root: str | None = None) -> str | None:
+    """The folder holding the fortune topic files, or ``None``."""
+    for directory in [root] if root else FORTUNE_DIRS:
+        if all((Path(directory) / topic).is_file() for topic in FORTUNE_TOPICS):
+            return str(directory)
+    return None
 
 
-def _fortunes_locate(root: str | None = None) -> str | None:
-    from headstart.data.text import find_fortunes
-
-    return find_fortunes(root)
+def _load_fortunes(root: str | None = None) -> pd.DataFrame:
+    """Every fortune of :data:`FORTUNE_TOPICS` as a labelled text (``id, label, split, path, image``)."""
+    directory = _find_fortunes(root)
+    if directory is None:
+        where = root or ", ".join(FORTUNE_DIRS)
+        raise DatasetNotFound(
+            f"built-in dataset 'fortunes' needs the topic files {', '.join(FORTUNE_TOPICS)} of Debian's fortunes "
+            f"package in {where}: `apt-get install fortunes` (or set `root:` to a folder holding them)"
+        )
+    texts, labels = [], []
+    for topic in FORTUNE_TOPICS:
+        content = (Path(directory) / topic).read_text(encoding="utf-8", errors="replace")
+        for entry in content.split("\n%\n"):
+            entry = entry.strip("%\n ").strip()
+            if entry:
+                texts.append(entry)
+                labels.append(topic)
+    data = [t.encode("utf-8") for t in texts]
+    return pd.DataFrame(
+        {
+            "id": [content_id(b, prefix="text") for b in data],
+            "label": labels,
+            "split": [None] * len(data),
+            "path": [None] * len(data),
+            "image": data,
+        }
+    )
 
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "fortunes": BuiltinDataset(
         "fortunes",
         "Debian's fortune cookies by topic (computers, food, law, ...): about 3,400 short texts, 9 classes",
-        _fortunes,
-        _fortunes_locate,
+        _load_fortunes,
+        _find_fortunes,
         modality="text",
     ),
     "digits": BuiltinDataset(

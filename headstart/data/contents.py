@@ -23,10 +23,13 @@ import hashlib
 import importlib.util
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from headstart._files import atomic_path
+from headstart.data.hashing import file_id
 from headstart.data.statcache import DEFAULT_STAT_CACHE, StatCache
 
 __all__ = ["MEMO_DIR", "SourceUnknown", "source_contents", "source_files"]
@@ -55,7 +58,9 @@ def source_files(source: str, root: str | None = None, text_column: str | None =
             raise SourceUnknown(source)
         yield os.path.join(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
         return
-    if source in ("mnist", "fashion-mnist"):  # IDX files in a folder (importing the locator costs numpy + pandas)
+    if source in ("mnist", "fashion-mnist"):  # IDX files in a folder
+        # imported only for these sources: the locator's module loads numpy, pandas and PIL, which the always-run
+        # `versions` stage does not need for any other source
         from headstart.data.builtin import BUILTIN_DATASETS
 
         where = BUILTIN_DATASETS[source].locate(root)
@@ -92,12 +97,9 @@ def _listed(manifest: Path) -> list[str]:
             column = header.index("path")
             return [row[column] for row in reader if column < len(row) and row[column].strip()]
     if manifest.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+        from headstart.data.tables import read_manifest_paths  # loads pandas and pyarrow: only for such a manifest
 
-        columns = {c.lower(): c for c in pq.read_schema(manifest).names}
-        if "path" not in columns:
-            return []
-        return [str(n) for n in pq.read_table(manifest, columns=[columns["path"]]).column(0).to_pylist() if n]
+        return read_manifest_paths(manifest)
     return []
 
 
@@ -130,11 +132,7 @@ def source_contents(
                 return {**head, **saved["contents"]}
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    import stat as stat_module
-
-    files = [p for p, st in zip(paths, stats, strict=True) if not stat_module.S_ISDIR(st.st_mode)]
-    from headstart.data.hashing import file_id
-
+    files = [p for p, st in zip(paths, stats, strict=True) if not stat.S_ISDIR(st.st_mode)]
     ids = StatCache(stat_cache).ids(files, hash_file=file_id)
     base = _base(source, files)
     digest = hashlib.blake2b(digest_size=16)
@@ -142,8 +140,6 @@ def source_contents(
         digest.update(f"{_relative(path, base, i)}\0{item_id}\n".encode())
     contents = {"files": len(files), "content": digest.hexdigest()}
     if memo is not None and trusted:
-        from headstart._files import atomic_path
-
         memo.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(memo) as tmp:
             tmp.write_text(json.dumps({"signature": signature.hexdigest(), "contents": contents}))

@@ -22,17 +22,14 @@ from headstart.data.hashing import content_id, file_id
 from headstart.data.imbalance import check_every_class_scored, thin_classes
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
-from headstart.data.sources import SourceError, scan_source, source_kind
+from headstart.data.sources import DatasetError, SourceError, scan_source, source_kind
 from headstart.data.splits import assign_splits, stratified_limit
 from headstart.data.statcache import StatCache
+from headstart.data.text import scan_text_table
 
 __all__ = ["DatasetError", "prepare_dataset", "shift_frame"]
 
 log = logging.getLogger(__name__)
-
-
-class DatasetError(SourceError):
-    """A dataset cannot be used for classification as it is (empty, one class, ...)."""
 
 
 def prepare_dataset(
@@ -97,8 +94,6 @@ def prepare_dataset(
     """
     name = name or source
     if text_column is not None:
-        from headstart.data.text import scan_text_table
-
         if shift:
             raise DatasetError(f"datasets.{name}.shift applies to images; '{source}' is a text dataset")
         kind, frame = "text", scan_text_table(source, text_column)
@@ -161,7 +156,7 @@ def prepare_dataset(
     info = dict(name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit)
     if imbalance:
         info["imbalance"] = {str(k): float(v) for k, v in sorted(imbalance.items())}
-    if not labelled:  # keys only where they differ from a labelled, plain table: its bytes stay as they were
+    if not labelled:  # keys only where they differ from a labelled, plain table, whose metadata stays minimal
         info["labels"] = "none"
     if extra:
         info["columns"] = extra

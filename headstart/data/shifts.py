@@ -12,15 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from headstart.errors import UserError
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-# numpy and PIL are imported by the shifts when they run: checking params.yaml (parse_shift on every shift string;
-# every stage does, and the always-run `versions` stage) must not import them
 
 __all__ = ["SHIFTS", "ShiftError", "parse_shift"]
 
@@ -30,26 +26,18 @@ class ShiftError(UserError, ValueError):
 
 
 def _invert(image: Image.Image, arg: float | None) -> Image.Image:
-    from PIL import ImageOps
-
     return ImageOps.invert(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
 
 
 def _rotate(image: Image.Image, arg: float | None) -> Image.Image:
-    from PIL import Image
-
     return image.rotate(arg if arg is not None else 90.0, resample=Image.Resampling.BILINEAR, fillcolor=0)
 
 
 def _blur(image: Image.Image, arg: float | None) -> Image.Image:
-    from PIL import ImageFilter
-
     return image.filter(ImageFilter.GaussianBlur(arg if arg is not None else 1.0))
 
 
 def _contrast(image: Image.Image, arg: float | None) -> Image.Image:
-    from PIL import ImageEnhance
-
     return ImageEnhance.Contrast(image).enhance(arg if arg is not None else 0.5)
 
 
@@ -58,9 +46,6 @@ def _grey(image: Image.Image, arg: float | None) -> Image.Image:
 
 
 def _noise(image: Image.Image, arg: float | None) -> Image.Image:
-    import numpy as np
-    from PIL import Image
-
     array = np.asarray(image, dtype=np.float32)
     seed = int.from_bytes(hashlib.blake2b(array.tobytes(), digest_size=8).digest(), "little")
     noisy = array + np.random.default_rng(seed).normal(0.0, 255.0 * (arg if arg is not None else 0.1), array.shape)
@@ -68,8 +53,6 @@ def _noise(image: Image.Image, arg: float | None) -> Image.Image:
 
 
 def _jpeg(image: Image.Image, arg: float | None) -> Image.Image:
-    from PIL import Image
-
     buffer = io.BytesIO()
     (image if image.mode in ("L", "RGB") else image.convert("RGB")).save(
         buffer, format="JPEG", quality=int(arg if arg is not None else 30)

@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
+from headstart.data.tables import read_manifest_parquet
 from headstart.errors import UserError
 
 __all__ = [
+    "DatasetError",
     "IMAGE_EXTENSIONS",
     "LABEL_MODES",
     "SPLITS",
@@ -39,6 +41,10 @@ RESERVED_COLUMNS = ("id", "image", "embedding", "error")
 
 class SourceError(UserError, ValueError):
     """A dataset source is missing, malformed or empty; the message names it and says what to fix."""
+
+
+class DatasetError(SourceError):
+    """A dataset cannot be used for classification as it is (empty, one class, ...)."""
 
 
 def source_kind(source: str) -> str:
@@ -143,8 +149,6 @@ def scan_manifest(manifest: str | Path, labels: str = "auto") -> pd.DataFrame:
         if manifest.suffix.lower() == ".csv":
             frame = pd.read_csv(manifest, dtype=str, keep_default_na=False, na_values=[""])
         else:
-            from headstart.data.tables import read_manifest_parquet
-
             frame = read_manifest_parquet(manifest)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         raise SourceError(f"manifest {manifest} cannot be read: {err}") from err

@@ -18,10 +18,7 @@ from headstart.data.hashing import content_id
 from headstart.data.sources import SPLITS, SourceError
 
 __all__ = [
-    "FORTUNE_TOPICS",
     "TEXT_SUFFIXES",
-    "find_fortunes",
-    "load_fortunes",
     "read_texts",
     "scan_text_table",
     "text_id",
@@ -121,50 +118,5 @@ def read_texts(inputs: list[str | Path], text_column: str = "text") -> pd.DataFr
             "split": "",
             "path": [w for w, _ in rows],
             "image": [t.encode("utf-8") for _, t in rows],
-        }
-    )
-
-
-# The built-in text dataset `fortunes`: Debian's `fortunes` package (apt-get install fortunes) files its fortune
-# cookies by topic, one file per topic, entries separated by a line "%". These topics are the labels.
-FORTUNE_TOPICS = ("computers", "education", "food", "law", "love", "politics", "science", "sports", "startrek")
-FORTUNE_DIRS = ("/usr/share/games/fortunes", "/usr/share/fortunes", "/usr/local/share/games/fortunes")
-
-
-def find_fortunes(root: str | None = None) -> str | None:
-    """The folder holding the fortune topic files, or ``None``."""
-    for directory in [root] if root else FORTUNE_DIRS:
-        if all((Path(directory) / topic).is_file() for topic in FORTUNE_TOPICS):
-            return str(directory)
-    return None
-
-
-def load_fortunes(root: str | None = None) -> pd.DataFrame:
-    """Every fortune of :data:`FORTUNE_TOPICS` as a labelled text (``id, label, split, path, image``)."""
-    directory = find_fortunes(root)
-    if directory is None:
-        from headstart.data.builtin import DatasetNotFound
-
-        where = root or ", ".join(FORTUNE_DIRS)
-        raise DatasetNotFound(
-            f"built-in dataset 'fortunes' needs the topic files {', '.join(FORTUNE_TOPICS)} of Debian's fortunes "
-            f"package in {where}: `apt-get install fortunes` (or set `root:` to a folder holding them)"
-        )
-    texts, labels = [], []
-    for topic in FORTUNE_TOPICS:
-        content = (Path(directory) / topic).read_text(encoding="utf-8", errors="replace")
-        for entry in content.split("\n%\n"):
-            entry = entry.strip("%\n ").strip()
-            if entry:
-                texts.append(entry)
-                labels.append(topic)
-    data = [t.encode("utf-8") for t in texts]
-    return pd.DataFrame(
-        {
-            "id": [content_id(b, prefix="text") for b in data],
-            "label": labels,
-            "split": [None] * len(data),
-            "path": [None] * len(data),
-            "image": data,
         }
     )

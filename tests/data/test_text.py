@@ -81,8 +81,7 @@ def test_texts_to_classify_from_txt_and_tables(tmp_path: Path) -> None:
 
 
 def test_builtin_fortunes_reads_debians_topic_files(tmp_path: Path) -> None:
-    from headstart.data.builtin import BUILTIN_DATASETS, DatasetNotFound
-    from headstart.data.text import FORTUNE_TOPICS
+    from headstart.data.builtin import BUILTIN_DATASETS, FORTUNE_TOPICS, DatasetNotFound
 
     with pytest.raises(DatasetNotFound, match="apt-get install fortunes"):
         prepare_dataset("fortunes", root=str(tmp_path))
