@@ -1,28 +1,14 @@
-"""The notebook API: the README's example, run as written on a tiny image folder; Embeddings and Head round trips."""
+"""The notebook API on a tiny image folder: Embeddings and Head round trips (test_docs.py runs the README example)."""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import headstart
-from tests.conftest import REPO
-
-
-def _readme_example() -> str:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## In a notebook", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-
-
-def _weights_present() -> bool:
-    import torch
-
-    return (Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth").is_file()
 
 
 @pytest.fixture
@@ -32,17 +18,6 @@ def photos(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     (work / "photos").symlink_to(image_folder)
     monkeypatch.chdir(work)
     return work
-
-
-@pytest.mark.skipif(not _weights_present(), reason="MobileNetV2 IMAGENET1K_V1 is not in torchvision's cache")
-def test_the_readme_example_runs_as_written(photos: Path) -> None:
-    scope: dict = {}
-    exec(compile(_readme_example(), "README.md", "exec"), scope)  # noqa: S102 (our own README)
-    emb, head, labels = scope["emb"], scope["head"], scope["labels"]
-    assert emb.X.shape == (36, 1280) and emb.X.dtype == np.float32 and emb.X.flags["C_CONTIGUOUS"]
-    assert head.metrics["accuracy"] > 0.8  # three digit classes: pretrained features separate them
-    assert len(labels) == 36 and set(labels) <= {"class_0", "class_1", "class_2"}
-    assert (photos / ".headstart" / "cache").is_dir()  # cached like the CLI: a second embed reads the cache
 
 
 def test_embed_fit_predict_save_with_a_tiny_random_backbone(photos: Path, tmp_path: Path) -> None:
