@@ -1,4 +1,5 @@
-"""Stage `embed`: one dataset x one backbone -> embeddings/<dataset>/<backbone>/<layer>.parquet (+ failures)."""
+"""Stage `embed`: one dataset x one backbone -> embeddings/<dataset>/<backbone>/<layer>.parquet (+ failures), as
+settings/<dataset>/<backbone>.json says (the engine runs as settings/embed.json says)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import logging
 from headstart._terminal import run_main, setup_logging, tqdm_progress
 from headstart.data.tables import read_prepared
 from headstart.features.engine import embed
+from headstart.features.spec import EmbedOptions
 from headstart.workflow import layout
-from headstart.workflow.config import load_config
 from headstart.workflow.records import write_embed_records
+from headstart.workflow.settings import EmbedSettings, read_settings
 
 log = logging.getLogger("headstart.pipeline.embed")
 
@@ -26,27 +28,27 @@ def main(argv: list[str] | None = None) -> int:
         help="embed with the fine-tuned checkpoint finetuned/<dataset>/<backbone>/model.pt; writes "
         "embeddings/<dataset>/<backbone>-finetuned",
     )
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = load_config(args.params)
-    ds, spec, name = cfg.dataset(args.dataset), cfg.backbone(args.backbone, args.dataset), args.backbone
-    prepared = read_prepared(layout.prepared(ds.name))
+    settings = read_settings(EmbedSettings, layout.settings_file(args.dataset, args.backbone))
+    options = settings.embed.options(read_settings(EmbedOptions, layout.embed_run_settings()))
+    spec, name = settings.spec, args.backbone
+    prepared = read_prepared(layout.prepared(args.dataset))
     meta = prepared.attrs["headstart"]
-    dataset = {"name": ds.name, "source": meta.get("source"), "shift": meta.get("shift")}
+    dataset = {"name": args.dataset, "source": meta.get("source"), "shift": meta.get("shift")}
     if args.finetuned:
-        spec = dataclasses.replace(spec, weights=str(layout.finetune_dir(ds.name, name) / "model.pt"))
+        spec = dataclasses.replace(spec, weights=str(layout.finetune_dir(args.dataset, name) / "model.pt"))
         name = layout.finetuned_name(name)
     result = embed(
         prepared,
         spec,
-        layout.embeddings_dir(ds.name, name),
+        layout.embeddings_dir(args.dataset, name),
         dataset=dataset,
-        options=cfg.embed,
+        options=options,
         progress=tqdm_progress,
     )
-    print(f"{ds.name} x {name}: {result.summary()}")
-    write_embed_records(ds.name, name, result.metrics())
+    print(f"{args.dataset} x {name}: {result.summary()}")
+    write_embed_records(args.dataset, name, result.metrics())
     return 0
 
 

@@ -1,21 +1,20 @@
 """Stage `prepare`: list, hash, shift and split one dataset into data/prepared/<dataset>.parquet.
 
-DVC runs this stage on every `dvc repro`. When the dataset's settings, its files (by size, mtime and inode),
-the code and the table written last time are all unchanged, the stage stops after a few stats
-(:mod:`headstart.data.memo`) and leaves the table alone, so it imports neither pandas nor any image code first.
+DVC runs it when the dataset's files (headstart-sources/datasets/<dataset>.json, from the `versions` stage) or
+its settings (settings/prepare-<dataset>.json) changed. The stat cache makes a rerun read only new or edited files.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
 from headstart._terminal import run_main, setup_logging, tqdm_progress
-from headstart.data.memo import PrepareMemo
+from headstart.data.prepare import prepare_dataset
 from headstart.data.statcache import DEFAULT_STAT_CACHE
+from headstart.data.tables import write_prepared
 from headstart.workflow import layout
-from headstart.workflow.config import load_config
+from headstart.workflow.settings import PrepareSettings, read_settings
 
 log = logging.getLogger("headstart.pipeline.prepare")
 
@@ -23,25 +22,16 @@ log = logging.getLogger("headstart.pipeline.prepare")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headstart.pipeline.prepare", description=__doc__)
     parser.add_argument("dataset", help="a dataset name from params.yaml")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = load_config(args.params)
-    ds = cfg.dataset(args.dataset)
-    out = layout.prepared(ds.name)
-    memo = PrepareMemo(out, {**dataclasses.asdict(ds), "seed": cfg.seed})
-    if memo.fresh():
-        log.info("%s: sources, settings and code unchanged since %s was written; left as it is", ds.name, out)
-        return 0
-    from headstart.data.prepare import prepare_dataset
-    from headstart.data.tables import write_prepared
-
+    settings = read_settings(PrepareSettings, layout.prepare_settings(args.dataset))
+    ds, out = settings.dataset, layout.prepared(args.dataset)
     frame = prepare_dataset(
         ds.source,
         name=ds.name,
         val=ds.split.val,
         test=ds.split.test,
-        seed=cfg.seed,
+        seed=settings.seed,
         shift=ds.shift,
         limit=ds.limit,
         root=ds.root,
@@ -53,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         progress=tqdm_progress,
     )
     write_prepared(out, frame, frame.attrs["headstart"])
-    memo.record()
     meta = frame.attrs["headstart"]
     log.info(
         "%s: %d images, %d classes, splits %s -> %s", ds.name, meta["images"], len(meta["classes"]), meta["splits"], out

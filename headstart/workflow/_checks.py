@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from headstart.features.registry import backbone_entry
+from headstart.heads.registry import HeadError, check_params, get_head
 from headstart.workflow._build import ConfigError
 
 if TYPE_CHECKING:
@@ -22,9 +24,6 @@ def check_references(cfg: Config) -> str | None:
 
     Returns the head fine-tuning starts from (``finetune.probe_head``, or else the first linear probe).
     """
-    from headstart.features.registry import backbone_entry
-    from headstart.heads.registry import HeadError, check_params, get_head
-
     for name, head in cfg.heads.items():
         try:
             check_params(head.kind, head.params, f"heads.{name}")

@@ -1,4 +1,5 @@
-"""params.yaml, parsed once and checked whole when it is loaded, by every stage.
+"""params.yaml, parsed and checked whole: by the `settings` stage, which writes each other stage's settings file
+(:mod:`headstart.workflow.settings`), and by the CLI's commands that read it.
 
 The library owns its settings types (:mod:`headstart.features.spec`: ``BackboneSpec``, ``EmbedOptions``,
 ``FinetuneSettings``; :mod:`headstart.heads.spec`: ``HeadSpec``); this module builds exactly those from
@@ -24,24 +25,17 @@ from typing import Any, Literal
 
 import yaml
 
+from headstart.data.shifts import ShiftError, parse_shift
 from headstart.errors import SettingsError
 from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
 from headstart.heads.spec import HeadSpec
 from headstart.workflow._build import ConfigError, build, check_plain_name, mapping, reject_unknown
+from headstart.workflow._checks import check_references
 
 __all__ = [
-    "OVERRIDABLE",
-    "Config",
-    "RobustnessConfig",
-    "ConfigError",
-    "DatasetConfig",
-    "EvaluateConfig",
-    "FinetuneStage",
-    "SplitConfig",
-    "TransferConfig",
-    "load_config",
-    "parse_config",
-]
+    "OVERRIDABLE", "Config", "ConfigError", "DatasetConfig", "EvaluateConfig", "FinetuneStage", "RobustnessConfig",
+    "SplitConfig", "TransferConfig", "load_config", "parse_config",
+]  # fmt: skip
 
 
 # the backbone settings a dataset may set for itself (datasets.<dataset>.backbones.<backbone>.<key>)
@@ -84,14 +78,14 @@ class DatasetConfig:
         if self.limit is not None and self.limit < 1:
             raise SettingsError(f"must be a positive number of images or none, got {self.limit}", "limit")
         if self.imbalance is not None:
-            if isinstance(self.imbalance, tuple):  # already pairs (dataclasses.replace)
+            if isinstance(self.imbalance, (tuple, list)):  # already (class, fraction) pairs (a settings file)
                 object.__setattr__(self, "imbalance", dict(self.imbalance))
             if not isinstance(self.imbalance, Mapping) or not self.imbalance:
                 raise SettingsError(f"must be a mapping {{class: fraction}}, got {self.imbalance!r}", "imbalance")
             for label, fraction in self.imbalance.items():
                 if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
                     raise SettingsError(f"must be a fraction in (0, 1], got {fraction!r}", f"imbalance.{label}")
-            # sorted (class, fraction) pairs: frozen, and plain data for dataclasses.asdict (the prepare memo)
+            # sorted (class, fraction) pairs: frozen, and the same in a settings file
             pairs = tuple(sorted((str(k), float(v)) for k, v in self.imbalance.items()))
             object.__setattr__(self, "imbalance", pairs)
 
@@ -147,8 +141,6 @@ class RobustnessConfig:
     shifts: tuple[str, ...] = ("noise:0.03", "blur:0.5", "contrast:0.5", "rotate:15", "jpeg:30")
 
     def __post_init__(self) -> None:
-        from headstart.data.shifts import ShiftError, parse_shift
-
         for i, shift in enumerate(self.shifts):
             try:
                 parse_shift(shift)
@@ -213,8 +205,6 @@ def load_config(path: str | Path = "params.yaml") -> Config:
 
 def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
     """Validate a params mapping (as loaded from YAML) into a :class:`Config`."""
-    from headstart.workflow._checks import check_references
-
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping at the top level")
     sections = {"seed", "datasets", "backbones", "heads", "embed", "evaluate", "finetune", "transfer", "robustness"}
@@ -229,6 +219,8 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
     datasets, raw_overrides = {}, {}
     for name, body in _section(raw, "datasets").items():
         check_plain_name(name, f"datasets.{name}")
+        if name == "heads":  # settings/heads/ holds the heads' settings files, settings/<dataset>/ a dataset's
+            raise ConfigError("datasets.heads: 'heads' names the heads' settings folder; call the dataset otherwise")
         body = dict(mapping(body, f"datasets.{name}"))
         raw_overrides[name] = body.pop("backbones", None)
         datasets[name] = build(DatasetConfig, body, f"datasets.{name}", name=name)

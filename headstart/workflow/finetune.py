@@ -17,7 +17,8 @@ from headstart.heads.evaluate import SplitData
 from headstart.heads.persist import check_provenance, load_head
 from headstart.heads.registry import get_head, resolve_params
 from headstart.workflow import layout
-from headstart.workflow.config import Config
+from headstart.features.spec import BackboneSpec
+from headstart.workflow.settings import FinetuneStageSettings
 
 __all__ = ["finetune_stage"]
 
@@ -26,13 +27,19 @@ log = logging.getLogger(__name__)
 _METRICS = ("test_accuracy", "probe_test_accuracy", "val_accuracy", "epochs", "best_epoch", "unfrozen_blocks")
 
 
-def finetune_stage(cfg: Config, dataset: str, backbone: str, progress: ProgressFactory = null_progress) -> str:
-    """Fine-tune ``backbone`` on ``dataset`` from the probe head's linear probe; returns a one-line summary."""
-    ds, spec, ft, name = cfg.dataset(dataset), cfg.backbone(backbone, dataset), cfg.finetune, backbone
-    # params.yaml's checks made sure the backbone is trainable and that probe_head is a linear probe
-    probe = cfg.head(ft.probe_head)  # type: ignore[arg-type]
-    table = layout.default_table(ds.name, name)
-    bundle = load_head(layout.model_dir(ds.name, name, probe.name, table.stem))
+def finetune_stage(
+    settings: FinetuneStageSettings,
+    spec: BackboneSpec,
+    dataset: str,
+    backbone: str,
+    progress: ProgressFactory = null_progress,
+) -> str:
+    """Fine-tune ``backbone`` (``spec``: its settings for ``dataset``) on ``dataset`` from the probe head's linear
+    probe; returns a one-line summary."""
+    # params.yaml's checks made sure the backbone is trainable and that the probe head is a linear probe
+    probe, ft, name = settings.probe, settings.settings, backbone
+    table = layout.default_table(dataset, name)
+    bundle = load_head(layout.model_dir(dataset, name, probe.name, table.stem))
     embeddings = load_embeddings(table)
     check_provenance(bundle.provenance, embeddings.provenance, fitted_where=str(bundle.path), given_where=str(table))
     # The saved probe was refitted on train+val, and early stopping needs a val split the start has not seen:
@@ -43,21 +50,21 @@ def finetune_stage(cfg: Config, dataset: str, backbone: str, progress: ProgressF
         fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val
     )
     log.info("probe to fine-tune from: %s, val accuracy %.4f", choice, val_accuracy)
-    out = layout.finetune_dir(ds.name, name) / "model.pt"
+    out = layout.finetune_dir(dataset, name) / "model.pt"
     result = finetune(
         spec,
-        read_prepared(layout.prepared(ds.name)),
+        read_prepared(layout.prepared(dataset)),
         LinearInit(weight, bias, classes, mean, scale),
         out,
-        ft.settings,
+        ft,
         progress=progress,
     )
-    summary = {"dataset": ds.name, "backbone": name, "unfrozen": ft.settings.unfreeze, **result.summary()}
-    write_json(layout.finetune_results(ds.name, name), summary)
-    write_json(layout.finetune_metrics(ds.name, name), {k: summary[k] for k in _METRICS})
-    write_json(layout.timings("finetune", ds.name, name), {"train_seconds": round(result.train_seconds, 1)})
+    summary = {"dataset": dataset, "backbone": name, "unfrozen": ft.unfreeze, **result.summary()}
+    write_json(layout.finetune_results(dataset, name), summary)
+    write_json(layout.finetune_metrics(dataset, name), {k: summary[k] for k in _METRICS})
+    write_json(layout.timings("finetune", dataset, name), {"train_seconds": round(result.train_seconds, 1)})
     return (
-        f"{ds.name} x {name} fine-tuned ({ft.settings.unfreeze} blocks unfrozen): test accuracy "
+        f"{dataset} x {name} fine-tuned ({ft.unfreeze} blocks unfrozen): test accuracy "
         f"{result.test_accuracy:.4f} (linear probe {result.probe_test_accuracy:.4f}), best epoch "
         f"{result.best_epoch} of {result.epochs}, {result.train_seconds:.0f} s; {out} sha256 {result.sha256[:12]}..."
     )

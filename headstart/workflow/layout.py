@@ -1,13 +1,16 @@
-"""Where every stage reads and writes. dvc.yaml spells the same paths (tests/test_dvc_yaml.py checks)."""
+"""Where every stage reads and writes. dvc.yaml spells the same paths (tests/pipeline/test_dvc_yaml.py checks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from headstart.data.tables import read_embedding_metadata
+
 __all__ = [
     "REPORT",
     "REPORT_DIR",
     "confusion_plot",
+    "confusion_plots",
     "embed_metrics",
     "embeddings_dir",
     "default_table",
@@ -16,16 +19,20 @@ __all__ = [
     "finetune_results",
     "finetuned_name",
     "head_metrics",
+    "head_models",
     "layer_tables",
     "model_dir",
     "prepared",
     "results",
     "robustness_metrics",
     "robustness_results",
+    "SETTINGS_DIR",
     "settings_file",
+    "embed_run_settings",
     "finetune_settings",
-    "heads_settings",
+    "head_settings",
     "prepare_settings",
+    "report_settings",
     "robustness_settings",
     "timings",
     "transfer_metrics",
@@ -36,6 +43,7 @@ __all__ = [
 
 REPORT_DIR = Path("reports")
 REPORT = REPORT_DIR / "heads.md"
+SETTINGS_DIR = Path("settings")  # written by the settings stage from params.yaml: one file per stage
 
 
 def prepared(dataset: str) -> Path:
@@ -44,33 +52,42 @@ def prepared(dataset: str) -> Path:
 
 def settings_file(dataset: str, backbone: str) -> Path:
     """The backbone settings this dataset embeds with (its overrides applied; the embed stage's dependency)."""
-    return Path("settings") / dataset / f"{backbone}.json"
+    return SETTINGS_DIR / dataset / f"{backbone}.json"
 
 
 def transfer_settings(name: str) -> Path:
     """transfer.<name> with its heads' parameters (the transfer stage's dependency instead of all of ``heads``)."""
-    return Path("settings") / f"transfer-{name}.json"
+    return SETTINGS_DIR / f"transfer-{name}.json"
 
 
 def prepare_settings(dataset: str) -> Path:
     """datasets.<dataset> and the seed (the prepare stage's dependency instead of params)."""
-    return Path("settings") / f"prepare-{dataset}.json"
+    return SETTINGS_DIR / f"prepare-{dataset}.json"
 
 
 def finetune_settings() -> Path:
     """The finetune section, the seed and the probe head's settings (the finetune stages' dependency)."""
-    return Path("settings") / "finetune.json"
+    return SETTINGS_DIR / "finetune.json"
 
 
 def robustness_settings() -> Path:
-    """The robustness section and the embed keys its shifted embeddings depend on."""
-    return Path("settings") / "robustness.json"
+    """The robustness section, the names it scores and the embed keys its shifted embeddings depend on."""
+    return SETTINGS_DIR / "robustness.json"
 
 
-def heads_settings() -> Path:
-    """Every head's kind and parameters with the evaluation protocol and the seed (the fit stages' dependency
-    instead of params)."""
-    return Path("settings") / "heads.json"
+def report_settings() -> Path:
+    """The datasets, backbones, heads and transfers the report gathers, and the protocol it states."""
+    return SETTINGS_DIR / "report.json"
+
+
+def embed_run_settings() -> Path:
+    """How the embed engine runs (batch size, workers, device, engine, cache): read, and depended on by none."""
+    return SETTINGS_DIR / "embed.json"
+
+
+def head_settings(head: str) -> Path:
+    """One head's kind and parameters with the evaluation protocol and the seed (its fit stages' dependency)."""
+    return SETTINGS_DIR / "heads" / f"{head}.json"
 
 
 def embeddings_dir(dataset: str, backbone: str) -> Path:
@@ -87,8 +104,13 @@ def embed_metrics(dataset: str, backbone: str) -> Path:
     return Path("metrics/embed") / dataset / f"{backbone}.json"
 
 
+def head_models(dataset: str, backbone: str, head: str) -> Path:
+    """The saved head of every layer of a dataset x backbone (one fit stage's output)."""
+    return Path("models") / dataset / backbone / head
+
+
 def model_dir(dataset: str, backbone: str, head: str, layer: str) -> Path:
-    return Path("models") / dataset / backbone / head / layer
+    return head_models(dataset, backbone, head) / layer
 
 
 def head_metrics(dataset: str, backbone: str, head: str) -> Path:
@@ -134,8 +156,13 @@ def transfer_report(name: str) -> Path:
     return REPORT_DIR / "transfer" / f"{name}.md"
 
 
+def confusion_plots(dataset: str, backbone: str, head: str) -> Path:
+    """The confusion plot data of every layer of a dataset x backbone x head (one fit stage's output)."""
+    return Path("plots/confusion") / dataset / backbone / head
+
+
 def confusion_plot(dataset: str, backbone: str, head: str, layer: str) -> Path:
-    return Path("plots/confusion") / dataset / backbone / head / f"{layer}.csv"
+    return confusion_plots(dataset, backbone, head) / f"{layer}.csv"
 
 
 def finetuned_name(backbone: str) -> str:
@@ -149,8 +176,6 @@ def finetune_dir(dataset: str, backbone: str) -> Path:
 
 def default_table(dataset: str, backbone: str) -> Path:
     """The table of the backbone's default layer (the pooled features before its classifier)."""
-    from headstart.data.tables import read_embedding_metadata
-
     tables = layer_tables(dataset, backbone)
     for path in tables.values():
         meta = read_embedding_metadata(path)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from headstart._files import atomic_path
-from headstart.workflow import layout
-from headstart.workflow.config import Config
 from headstart.report.figures import confusion_figure, fewshot_csv, fewshot_figure
 from headstart.report.tables import FIGURES, render_markdown, rows_from_results
+from headstart.workflow import layout
+from headstart.workflow.settings import ReportSettings
 
 __all__ = ["gather_results", "report_stage", "write_report"]
 
@@ -22,22 +22,23 @@ def _read(paths: list[Path]) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 
-def gather_results(cfg: Config) -> dict[str, list[dict[str, Any]]]:
-    """The fit, finetune, transfer and robustness results the config names; every frozen backbone's must be there."""
-    heads = [layout.results(ds, bb, h) for ds in cfg.datasets for bb in cfg.backbones for h in cfg.heads]
+def gather_results(settings: ReportSettings) -> dict[str, list[dict[str, Any]]]:
+    """The fit, finetune, transfer and robustness results the settings name; every frozen backbone's must be
+    there."""
+    heads = [layout.results(ds, bb, h) for ds in settings.datasets for bb in settings.backbones for h in settings.heads]
     missing = [str(p) for p in heads if not p.exists()]
     if missing:
         raise FileNotFoundError(
             f"missing results {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; "
             "run `dvc repro` (the fit stages write them)"
         )
-    pairs = [(ds, bb) for ds in cfg.finetune.datasets for bb in cfg.finetune.backbones]
-    tuned = [layout.results(ds, layout.finetuned_name(bb), h) for ds, bb in pairs for h in cfg.heads]
+    pairs = [(ds, bb) for ds in settings.finetune_datasets for bb in settings.finetune_backbones]
+    tuned = [layout.results(ds, layout.finetuned_name(bb), h) for ds, bb in pairs for h in settings.heads]
     return {
         "heads": _read(heads + tuned),  # the fine-tuned network as one more backbone
         "finetune": _read([layout.finetune_results(ds, bb) for ds, bb in pairs]),
-        "transfer": _read([layout.transfer_results(name) for name in cfg.transfer]),
-        "robustness": _read([layout.robustness_results(ds) for ds in cfg.datasets]),
+        "transfer": _read([layout.transfer_results(name) for name in settings.transfer]),
+        "robustness": _read([layout.robustness_results(ds) for ds in settings.datasets]),
     }
 
 
@@ -63,8 +64,8 @@ def write_report(
     return text
 
 
-def report_stage(cfg: Config) -> str:
-    """The report stage: reports/heads.md and its figures from every result the config names."""
-    text = write_report(gather_results(cfg), layout.REPORT_DIR, protocol={"seeds": cfg.evaluate.seeds})
+def report_stage(settings: ReportSettings) -> str:
+    """The report stage: reports/heads.md and its figures from every result the settings name."""
+    text = write_report(gather_results(settings), layout.REPORT_DIR, protocol={"seeds": settings.seeds})
     log.info("wrote %s", layout.REPORT)
     return text

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,16 @@ import pandas as pd
 
 from headstart._files import write_json
 from headstart._progress import ProgressFactory, null_progress
+from headstart.data.prepare import shift_frame
+from headstart.data.tables import EmbeddingTable, load_embeddings, read_prepared
 from headstart.errors import UserError
-from headstart.features.spec import BackboneSpec
+from headstart.features.engine import embed
+from headstart.features.spec import BackboneSpec, EmbedOptions
+from headstart.heads.metrics import classification_metrics
+from headstart.heads.persist import load_head
 from headstart.workflow import layout
-from headstart.workflow.config import Config
+from headstart.workflow.predict import predict_table
+from headstart.workflow.settings import RobustnessSettings
 
 __all__ = ["SCORED", "RobustnessError", "robustness_metrics", "robustness_stage", "score_shifts"]
 
@@ -42,13 +48,15 @@ class RobustnessError(UserError, ValueError):
     """A dataset the robustness stage cannot score (no test split, no labels)."""
 
 
-def _backbones(cfg: Config, dataset: str) -> list[tuple[str, BackboneSpec]]:
+def _backbones(
+    settings: RobustnessSettings, specs: Mapping[str, BackboneSpec], dataset: str
+) -> list[tuple[str, BackboneSpec]]:
     """(name in models/ and embeddings/, settings) of every backbone this dataset's heads were fitted on."""
-    out = [(name, cfg.backbone(name, dataset)) for name in cfg.backbones]
-    if dataset in cfg.finetune.datasets:
-        for name in cfg.finetune.backbones:
+    out = [(name, specs[name]) for name in settings.backbones]
+    if dataset in settings.finetune_datasets:
+        for name in settings.finetune_backbones:
             weights = str(layout.finetune_dir(dataset, name) / "model.pt")
-            out.append((layout.finetuned_name(name), dataclasses.replace(cfg.backbone(name, dataset), weights=weights)))
+            out.append((layout.finetuned_name(name), dataclasses.replace(specs[name], weights=weights)))
     return out
 
 
@@ -68,8 +76,6 @@ _SHIFT = "headstart_shift"  # which shift a row of the one combined run of the e
 
 def _rows_of(table: Any, shift: str) -> Any:
     """The rows of ``table`` (an :class:`~headstart.data.tables.EmbeddingTable`) that come from ``shift``."""
-    from headstart.data.tables import EmbeddingTable
-
     mask = (table.frame[_SHIFT] == shift).to_numpy()
     frame = table.frame[mask].drop(columns=[_SHIFT]).reset_index(drop=True)
     frame.attrs = table.frame.attrs
@@ -80,9 +86,6 @@ def score_shifts(bundle: Any, tables: dict[str, Any], metric: str) -> dict[str, 
     """Each table (``{"clean": table, "noise:0.03": table, ...}``) classified by a loaded head
     (:func:`headstart.heads.persist.load_head`; its provenance is checked against each table's): accuracy,
     balanced accuracy and macro-F1, the one named ``metric`` first."""
-    from headstart.heads.metrics import classification_metrics
-    from headstart.workflow.predict import predict_table
-
     out = {}
     for shift, table in tables.items():
         predicted = predict_table(bundle, table, source=f"the {shift} test images", top=1)["predicted"].to_numpy()
@@ -91,26 +94,29 @@ def score_shifts(bundle: Any, tables: dict[str, Any], metric: str) -> dict[str, 
     return out
 
 
-def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = null_progress) -> list[str]:
-    """Score every head of ``dataset`` on its shifted test images; returns one summary line per backbone."""
-    from headstart.data.prepare import shift_frame
-    from headstart.data.tables import load_embeddings, read_prepared
-    from headstart.features.engine import embed
-    from headstart.heads.persist import load_head
-
-    ds = cfg.dataset(dataset)
-    prepared = read_prepared(layout.prepared(ds.name))
+def robustness_stage(
+    settings: RobustnessSettings,
+    specs: Mapping[str, BackboneSpec],
+    dataset: str,
+    *,
+    options: EmbedOptions = EmbedOptions(),
+    progress: ProgressFactory = null_progress,
+) -> list[str]:
+    """Score every head of ``dataset`` on its shifted test images (``specs``: each backbone's settings for this
+    dataset; ``options``: how the engine runs); returns one summary line per backbone."""
+    options = settings.embed.options(options)
+    prepared = read_prepared(layout.prepared(dataset))
     test = prepared[prepared["split"] == "test"].reset_index(drop=True)
     if test.empty:
-        raise RobustnessError(f"datasets.{ds.name} has no test split to shift; give it split.test > 0")
+        raise RobustnessError(f"datasets.{dataset} has no test split to shift; give it split.test > 0")
     if test["label"].isna().any():
-        raise RobustnessError(f"datasets.{ds.name} is unlabelled: there are no heads to score on shifted images")
-    shifts = cfg.robustness.shifts
-    backbones = _backbones(cfg, ds.name)
+        raise RobustnessError(f"datasets.{dataset} is unlabelled: there are no heads to score on shifted images")
+    shifts = settings.robustness.shifts
+    backbones = _backbones(settings, specs, dataset)
     max_side = SHIFT_MARGIN * max(_input_side(spec) for _, spec in backbones)
     frames = []
     for shift in shifts:
-        frame = shift_frame(test, shift, f"{ds.name} test", progress, max_side=max_side)
+        frame = shift_frame(test, shift, f"{dataset} test", progress, max_side=max_side)
         frames.append(frame.assign(**{_SHIFT: shift}))
     combined = pd.concat(frames, ignore_index=True).sort_values(["id", "path", _SHIFT], kind="stable")
     combined = combined.reset_index(drop=True)
@@ -119,26 +125,26 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
     lines = []
     with tempfile.TemporaryDirectory(prefix="headstart-robustness-") as scratch:
         for name, spec in backbones:
-            clean = layout.layer_tables(ds.name, name)
+            clean = layout.layer_tables(dataset, name)
             if not clean:
                 raise FileNotFoundError(
-                    f"no embedding tables in {layout.embeddings_dir(ds.name, name)}; run `dvc repro` first"
+                    f"no embedding tables in {layout.embeddings_dir(dataset, name)}; run `dvc repro` first"
                 )
             tables_by_shift = {"clean": {layer: load_embeddings(p, splits=["test"]) for layer, p in clean.items()}}
             # every shift in one run of the engine: the backbone is loaded (and its threads balanced) once
             out_dir = Path(scratch) / name
-            result = embed(combined, spec, out_dir, dataset={"name": f"{ds.name} shifted"}, options=cfg.embed,
+            result = embed(combined, spec, out_dir, dataset={"name": f"{dataset} shifted"}, options=options,
                            progress=progress)  # fmt: skip
             if result.failures:
-                log.warning("%s x %s: %d shifted test images failed to embed", ds.name, name, len(result.failures))
+                log.warning("%s x %s: %d shifted test images failed to embed", dataset, name, len(result.failures))
             by_layer = {layer: load_embeddings(out_dir / f"{layer}.parquet") for layer in clean}
             for shift in shifts:
                 tables_by_shift[shift] = {layer: _rows_of(table, shift) for layer, table in by_layer.items()}
-            for head in cfg.heads:
-                results_path = layout.results(ds.name, name, head)
+            for head in settings.heads:
+                results_path = layout.results(dataset, name, head)
                 chosen = json.loads(results_path.read_text())["layers"] if results_path.exists() else {}
                 for layer in clean:
-                    model = layout.model_dir(ds.name, name, head, layer)
+                    model = layout.model_dir(dataset, name, head, layer)
                     metric = (chosen.get(layer) or {}).get("select_by", "accuracy")
                     metric = metric if metric in SCORED else "accuracy"
                     bundle = load_head(model)
@@ -149,14 +155,14 @@ def robustness_stage(cfg: Config, dataset: str, *, progress: ProgressFactory = n
             if mine and shifts:
                 row, shift = max(((r, s) for r in mine for s in shifts), key=lambda pair: _drop(*pair))  # first wins ties
                 lines.append(
-                    f"{ds.name} x {name}: {len(mine)} heads x {len(shifts)} shifts; largest drop {_drop(row, shift):.4f} "
+                    f"{dataset} x {name}: {len(mine)} heads x {len(shifts)} shifts; largest drop {_drop(row, shift):.4f} "
                     f"({row['head']} on {row['layer']}, {shift}, {row['metric']})"
                 )
     write_json(
-        layout.robustness_results(ds.name),
-        {"dataset": ds.name, "shifts": list(shifts), "test_images": len(test), "rows": rows},
+        layout.robustness_results(dataset),
+        {"dataset": dataset, "shifts": list(shifts), "test_images": len(test), "rows": rows},
     )
-    write_json(layout.robustness_metrics(ds.name), robustness_metrics(rows))
+    write_json(layout.robustness_metrics(dataset), robustness_metrics(rows))
     return lines
 
 

@@ -1,65 +1,51 @@
 """`headstart init`: put headstart's pipeline into an existing git + DVC repository.
 
 The templates ship inside the package (``headstart/templates``): ``dvc.yaml`` (stages that run the installed
-headstart, ``python -m headstart.pipeline.<stage>``, and depend on data, params and ``headstart-versions.json``),
+headstart, ``python -m headstart.pipeline.<stage>``, and depend on data, settings and ``headstart-versions.json``),
 ``sources.dvc.yaml`` (``headstart-sources/dvc.yaml``: the `versions` stage that writes that file and one per
 dataset, the only stage that runs on every `dvc repro`, with a lock file of its own),
 ``params.yaml`` (commented; the built-in digits demo, or your data with ``--data``) and the few-shot plot template.
 
 This repository's own pipeline is one instance of the templates: ``python -m headstart.pipeline.scaffold`` writes
-it with ``dev=True``. ``headstart-sources/code-modules.json`` lists, per stage module, the headstart source files
-it imports; the `versions` stage (which runs anyway) writes their digests into
-``headstart-sources/code/<module>.json``, and each stage depends on its module's file, so that editing headstart
-here reruns the stages the edit can affect (in a user's project, the installed version stands for them). No
-source file is listed in dvc.lock, which keeps a no-op `dvc repro` fast.
+it with ``dev=True``, where each stage also depends on the source folders and files it runs (:data:`STAGE_CODE`;
+DVC hashes a folder as one entry), so that an edit here reruns the stages docs/reruns.md lists.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 from headstart._files import atomic_path
 from headstart.errors import UserError
 
-__all__ = [
-    "InitError",
-    "code_file",
-    "init_project",
-    "main",
-    "render_dvc_yaml",
-    "render_params",
-    "code_modules",
-    "render_sources_dvc_yaml",
-    "template",
-]
+__all__ = ["STAGE_CODE", "InitError", "init_project", "render_dvc_yaml", "render_params", "template"]
 
 VERSIONS_FILE = "headstart-versions.json"
 PLOTS_TEMPLATE = ".dvc/plots/fewshot.json"
 SOURCES_DVC_YAML = "headstart-sources/dvc.yaml"  # the `versions` stage, with a lock file of its own
 SOURCES_DIR = "headstart-sources/datasets"
-CODE_MODULES = "headstart-sources/code-modules.json"  # this repository only: the source files of each stage module
-CODE_DIR = "headstart-sources/code"
-# modules a stage imports only while it runs: its settings checks, the registered heads and backbones (built on
-# first use), the engine's writers and its other engines
-_ALWAYS = ["headstart.workflow._checks", "headstart._files"]
-_HEADS = ["headstart.heads.builtin", "headstart.heads._state", "headstart.workflow.records"]
-_ENGINE = [
-    "headstart.data.tables.write", *(f"headstart.features.{m}" for m in ("pixels", "preprocess", "truncate",
-    "pooling", "torchvision_backbones", "reader", "balance", "ray_engine", "ray_tasks"))
-]  # fmt: skip
-_RUNTIME = {
-    "embed": _ENGINE,
-    "fit": _HEADS,
-    "transfer": _HEADS,
-    "finetune": [*_ENGINE, *_HEADS, "headstart.heads.probe", "headstart.pipeline.embed"],
-    "robustness": [*_ENGINE, *_HEADS, "headstart.data.prepare", "headstart.features.engine",
-                   "headstart.heads.persist", "headstart.heads.metrics", "headstart.workflow.predict"],
+# this repository's pipeline only: the headstart source each stage runs (not the shared plumbing: layout.py,
+# sources.py, headstart/_files.py, _terminal.py, errors.py; after an edit there that changes outputs, `dvc repro -f`)
+STAGE_CODE = {
+    "settings": ["headstart/workflow/config.py", "headstart/workflow/_build.py", "headstart/workflow/_checks.py",
+                 "headstart/workflow/settings.py", "headstart/features/spec.py", "headstart/heads/spec.py",
+                 "headstart/pipeline/settings.py"],
+    "prepare": ["headstart/data", "headstart/pipeline/prepare.py"],
+    "embed": ["headstart/data", "headstart/features", "headstart/workflow/records.py", "headstart/pipeline/embed.py"],
+    "fit": ["headstart/data", "headstart/heads", "headstart/workflow/fit.py", "headstart/workflow/records.py",
+            "headstart/pipeline/fit.py"],
+    "finetune": ["headstart/data", "headstart/features", "headstart/heads", "headstart/workflow/finetune.py",
+                 "headstart/pipeline/finetune.py"],
+    "transfer": ["headstart/data", "headstart/heads", "headstart/report", "headstart/workflow/transfer.py",
+                 "headstart/pipeline/transfer.py"],
+    "robustness": ["headstart/data", "headstart/features", "headstart/heads", "headstart/workflow/robustness.py",
+                   "headstart/workflow/predict.py", "headstart/pipeline/robustness.py"],
+    "report": ["headstart/report", "headstart/workflow/report.py", "headstart/pipeline/report.py"],
 }  # fmt: skip
+STAGE_CODE["embed_finetuned"] = STAGE_CODE["embed"]
+STAGE_CODE["fit_finetuned"] = STAGE_CODE["fit"]
 
 
 class InitError(UserError):
@@ -71,90 +57,24 @@ def template(name: str) -> str:
     return (resources.files("headstart") / "templates" / name).read_text()
 
 
-def render_dvc_yaml(dev: bool = False, root: str | Path | None = None) -> str:
-    """The pipeline's dvc.yaml; ``dev`` makes each stage also depend on ``headstart-sources/code/<module>.json``,
-    the digests of the headstart source files its module imports (see :func:`code_modules`)."""
+def render_dvc_yaml(dev: bool = False) -> str:
+    """The pipeline's dvc.yaml; ``dev`` (this repository) makes each stage also depend on the headstart source it
+    runs (:data:`STAGE_CODE`)."""
     text = template("dvc.yaml")
     if not dev:
         return text
-    out, module = [], ""
+    out, stage = [], ""
     for line in text.splitlines():
-        found = re.search(r"cmd: python -m headstart\.pipeline\.(\w+)", line)
-        module = found.group(1) if found else module
+        found = re.fullmatch(r"  (\w+):", line)
+        stage = found.group(1) if found else stage
         out.append(line)
-        if line.strip() == f"- {VERSIONS_FILE}" and module:
-            out.append(f"{line[: line.index('-')]}- {code_file(module)}")
+        if line.strip() == f"- {VERSIONS_FILE}" and stage:
+            indent = line[: line.index("-")]
+            out += [f"{indent}- {path}" for path in STAGE_CODE[stage]]
     header = "# This repository's instance (`python -m headstart.pipeline.scaffold`): each stage also depends on the\n"
-    header += "# digests of the headstart source files its module imports (headstart-sources/code/, written by the\n"
-    header += "# `versions` stage), so editing headstart here reruns what the edit can affect; in a user's project the\n"
-    header += "# installed version in headstart-versions.json stands for them.\n"
+    header += "# headstart source it runs (docs/reruns.md); in a user's project the installed version in\n"
+    header += "# headstart-versions.json stands for it.\n"
     return header + "\n".join(out) + "\n"
-
-
-def render_sources_dvc_yaml(dev: bool = False) -> str:
-    """headstart-sources/dvc.yaml; ``dev`` also has the `versions` stage write the source files' digests."""
-    text = template("sources.dvc.yaml")
-    if not dev:
-        return text
-    flag = " --sources headstart-sources/datasets"
-    text = text.replace(flag, f"{flag}\n      --code {CODE_MODULES} --code-out {CODE_DIR}")
-    return text + f"      - {CODE_DIR}:\n          cache: false\n          persist: true\n"
-
-
-def code_modules(root: str | Path | None = None) -> dict[str, list[str]]:
-    """For each stage module the pipeline runs, the headstart source files it imports (in the checkout at
-    ``root``): what ``headstart-sources/code-modules.json`` holds in this repository."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    modules = dict.fromkeys(re.findall(r"cmd: python -m headstart\.pipeline\.(\w+)", template("dvc.yaml")))
-    return {m: _code_deps(f"headstart.pipeline.{m}", root) for m in modules}
-
-
-def code_file(module: str) -> str:
-    """The digests of the source files of stage module ``module`` (this repository's pipeline only)."""
-    return f"{CODE_DIR}/{module}.json"
-
-
-def _code_deps(module: str, root: Path) -> list[str]:
-    extras = [*_ALWAYS, *_RUNTIME.get(module.rsplit(".", 1)[1], [])]
-    code = (  # an extra whose own imports are optional (ray) counts as its file alone
-        "import importlib, importlib.util, sys\n"
-        f"importlib.import_module({module!r})\n"
-        "files = []\n"
-        f"for name in {extras!r}:\n"
-        "    files.append(importlib.util.find_spec(name).origin)\n"
-        "    try: importlib.import_module(name)\n"
-        "    except ImportError: pass\n"
-        "print('\\n'.join(files + [m.__file__ for n, m in sys.modules.items() "
-        "if n.startswith('headstart') and getattr(m, '__file__', None)]))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
-    files = {Path(f).resolve().relative_to(root.resolve()).as_posix() for f in result.stdout.split()}
-    return sorted(_deferred_imports(files, root))
-
-
-def _deferred_imports(files: set[str], root: Path) -> set[str]:
-    """``files`` and, to a fixpoint, every headstart module that their functions import when they run (``from
-    headstart.heads.knn import ...`` inside a builder): importing a stage module does not load those, yet a change
-    to one changes what the stage computes. Read from the source, so it errs towards more files, never fewer."""
-    import ast
-
-    root = root.resolve()
-    todo, seen = sorted(files), set(files)
-    while todo:
-        source = root / todo.pop()
-        for node in ast.walk(ast.parse(source.read_text(), str(source))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for name in names:
-                if name.split(".")[0] != "headstart":
-                    continue
-                for path in (f"{name.replace('.', '/')}.py", f"{name.replace('.', '/')}/__init__.py"):
-                    if path not in seen and (root / path).is_file():
-                        seen.add(path)
-                        todo.append(path)
-    return seen
 
 
 def render_params(data: str | None = None, name: str | None = None) -> str:

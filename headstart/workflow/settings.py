@@ -1,150 +1,225 @@
-"""Stage `settings`: the settings each stage reads, resolved into small files the stages depend on.
+"""The settings file of each stage: what the `settings` stage writes from params.yaml, and what a stage reads.
 
-- ``settings/<dataset>/<backbone>.json``: the backbone settings the dataset embeds with and the embed keys that
-  change embeddings. A dataset may set its own ``image_size``, ``resize_size``, ``layers`` or ``pooling`` for a
-  backbone (``datasets.my_photos.backbones.mobilenet_v2.image_size: 224``); DVC cannot list a params key that may
-  be absent, so the embed stage of the pair depends on this file instead: an override reruns that pair's embed
-  stage only.
-- ``settings/heads.json``: every head's kind and parameters with the evaluation protocol and the seed, what the
-  fit stages read (each keeps a head whose own settings did not change: ``headstart.workflow.fit``).
-- ``settings/transfer-<name>.json``: the transfer entry with the parameters of the heads it names, so that the
-  transfer stage reruns when one of its own heads changes, not when any does.
-- ``settings/prepare-<dataset>.json``, ``settings/finetune.json``, ``settings/robustness.json``: what the
-  prepare, finetune and robustness stages read. Only this stage lists params (and the report depends on the
-  whole folder): DVC parses params.yaml once for each stage that lists params, on every `dvc repro`.
+params.yaml is read and checked once, by the `settings` stage (:func:`headstart.workflow.config.load_config`),
+which writes one small JSON file per stage under ``settings/``, each only when its content changed. Every other
+stage depends on its own file and reads only that file: the file is the plain form of one frozen type below, and
+:func:`read_settings` builds the type back (the checks of :mod:`headstart.workflow._build`).
 
-The pipeline has one `settings` stage that writes them all (no arguments), each file only when its content
-changed, and removes the ones params.yaml no longer implies; ``DATASET BACKBONE``, ``--heads`` or
-``--transfer NAME`` write one. Depending on these files instead of listing params keeps `dvc status` and a no-op
-`dvc repro` fast: DVC parses params.yaml once per stage that lists params (the fit stages did), and a stage of its
-own per file would cost DVC the same again. It imports no torch.
+- ``settings/<dataset>/<backbone>.json`` (:class:`EmbedSettings`): the backbone as that dataset embeds with it
+  (its overrides applied) and the embed keys that change what the embed stage writes.
+- ``settings/heads/<head>.json`` (:class:`FitSettings`): the head, the evaluation protocol and the seed; a head's
+  fit stages depend on its file only.
+- ``settings/transfer-<name>.json`` (:class:`TransferSettings`): the transfer with the heads it names.
+- ``settings/prepare-<dataset>.json``, ``settings/finetune.json``, ``settings/robustness.json``,
+  ``settings/report.json``: what those stages read (the report's and robustness' hold the names they iterate).
+- ``settings/embed.json`` (:class:`~headstart.features.spec.EmbedOptions`): how the embed engine runs (batch
+  size, workers, device, engine, cache). The embed and robustness stages read it and no stage depends on it: it
+  changes how they run, not what they write.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from headstart._files import write_json
+from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
+from headstart.heads.spec import HeadSpec
 from headstart.workflow import layout
-from headstart.workflow.config import load_config
+from headstart.workflow._build import ConfigError, build
+from headstart.workflow.config import Config, DatasetConfig, EvaluateConfig, RobustnessConfig, TransferConfig
+from headstart.workflow.sources import write_json_if_changed
 
 __all__ = [
-    "EMBED_KEYS",
+    "EmbedOutput",
+    "EmbedSettings",
+    "FinetuneStageSettings",
+    "FitSettings",
+    "PrepareSettings",
+    "ReportSettings",
+    "RobustnessSettings",
+    "TransferSettings",
+    "embed_settings",
     "finetune_settings",
-    "head_settings",
+    "fit_settings",
+    "plain",
     "prepare_settings",
+    "read_settings",
+    "report_settings",
     "robustness_settings",
-    "main",
-    "resolved_settings",
     "transfer_settings",
     "write_all",
-    "write_json_if_changed",
 ]
 
-# the embed keys that change what the embed stage writes (batch size, workers, device, engine do not)
-EMBED_KEYS = ("on_error", "max_image_pixels", "rows_per_shard", "decode")
+
+@dataclasses.dataclass(frozen=True)
+class EmbedOutput:
+    """The embed keys that change what the embed stage writes (batch size, workers, device, engine do not)."""
+
+    on_error: Literal["skip", "raise"] = "skip"
+    max_image_pixels: int = EmbedOptions.max_image_pixels
+    rows_per_shard: int | Literal["auto"] = "auto"
+    decode: Literal["jpeg-scaled", "full"] = "jpeg-scaled"
+
+    def options(self, run: EmbedOptions) -> EmbedOptions:
+        """``run`` (how the engine runs) with these keys."""
+        return dataclasses.replace(run, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
-def resolved_settings(cfg, dataset: str, backbone: str) -> dict:
-    """The dataset's settings of the backbone, as plain JSON data (tuples become lists)."""
+@dataclasses.dataclass(frozen=True)
+class EmbedSettings:
+    """One dataset x backbone: the backbone's settings as the dataset embeds with them."""
+
+    dataset: str
+    backbone: str
+    spec: BackboneSpec
+    overridden: tuple[str, ...] = ()  # the keys this dataset sets for itself
+    embed: EmbedOutput = EmbedOutput()
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """One head with the evaluation protocol and the seed: what its fit stages read."""
+
+    head: HeadSpec
+    evaluate: EvaluateConfig
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareSettings:
+    dataset: DatasetConfig
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferSettings:
+    transfer: TransferConfig
+    heads: tuple[HeadSpec, ...]
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneStageSettings:
+    """How to fine-tune and the linear probe it starts from (not which datasets and backbones: they make the
+    stages, and a stage does not depend on which others there are)."""
+
+    probe: HeadSpec
+    settings: FinetuneSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessSettings:
+    robustness: RobustnessConfig
+    backbones: tuple[str, ...]
+    heads: tuple[str, ...]
+    finetune_datasets: tuple[str, ...] = ()
+    finetune_backbones: tuple[str, ...] = ()
+    embed: EmbedOutput = EmbedOutput()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """The names the report gathers results for, and the protocol it states."""
+
+    datasets: tuple[str, ...]
+    backbones: tuple[str, ...]
+    heads: tuple[str, ...]
+    finetune_datasets: tuple[str, ...] = ()
+    finetune_backbones: tuple[str, ...] = ()
+    transfer: tuple[str, ...] = ()
+    seeds: int = 5
+
+
+def _embed_output(cfg: Config) -> EmbedOutput:
+    return EmbedOutput(**{f.name: getattr(cfg.embed, f.name) for f in dataclasses.fields(EmbedOutput)})
+
+
+def embed_settings(cfg: Config, dataset: str, backbone: str) -> EmbedSettings:
     cfg.dataset(dataset)  # a name params.yaml knows
-    spec = cfg.backbone(backbone, dataset)
-    return {
-        "dataset": dataset,
-        "backbone": backbone,
-        "settings": _plain(dataclasses.asdict(spec)),
-        "overridden": _changed(cfg, dataset, backbone),  # the keys this dataset sets for itself
-        "embed": {key: getattr(cfg.embed, key) for key in EMBED_KEYS},
-    }
-
-
-def head_settings(cfg, name: str) -> dict:
-    """``heads.<name>`` (kind and parameters), the evaluation protocol and the seed, as plain JSON data."""
-    head = cfg.head(name)
-    return {
-        "head": name,
-        "kind": head.kind,
-        "params": _plain(head.params),
-        "evaluate": _plain(dataclasses.asdict(cfg.evaluate)),
-        "seed": cfg.seed,
-    }
-
-
-def _changed(cfg, dataset: str, backbone: str) -> list[str]:
     base, own = cfg.backbone(backbone), cfg.backbone(backbone, dataset)
-    return [f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(own, f.name)]
+    changed = tuple(f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(own, f.name))
+    return EmbedSettings(dataset, backbone, own, changed, _embed_output(cfg))
 
 
-def transfer_settings(cfg, name: str) -> dict:
-    """``transfer.<name>`` with the kind and parameters of each head it names, as plain JSON data."""
-    from headstart.workflow.config import ConfigError
+def fit_settings(cfg: Config, head: str) -> FitSettings:
+    return FitSettings(cfg.head(head), cfg.evaluate, cfg.seed)
 
+
+def prepare_settings(cfg: Config, dataset: str) -> PrepareSettings:
+    return PrepareSettings(cfg.dataset(dataset), cfg.seed)
+
+
+def transfer_settings(cfg: Config, name: str) -> TransferSettings:
     if name not in cfg.transfer:
         raise ConfigError(f"transfer.{name} is not in params.yaml; known: {', '.join(cfg.transfer) or 'none'}")
     tr = cfg.transfer[name]
-    heads = {h: {"kind": cfg.head(h).kind, "params": _plain(cfg.head(h).params)} for h in tr.heads}
-    return {"transfer": _plain(dataclasses.asdict(tr)), "heads": heads, "seed": cfg.seed}
+    return TransferSettings(tr, tuple(cfg.head(h) for h in tr.heads), cfg.seed)
 
 
-def prepare_settings(cfg, dataset: str) -> dict:
-    """``datasets.<dataset>`` and the seed (the split and the subsets), as plain JSON data."""
-    return {"dataset": _plain(dataclasses.asdict(cfg.dataset(dataset))), "seed": cfg.seed}
-
-
-def finetune_settings(cfg) -> dict:
-    """The finetune section, the seed and the settings of the probe head fine-tuning starts from."""
+def finetune_settings(cfg: Config) -> FinetuneStageSettings | None:
+    """None when params.yaml has no linear probe (then it fine-tunes nothing)."""
     probe = cfg.finetune.probe_head
-    section = {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if k not in ("datasets", "backbones")}
-    return {  # the datasets and backbones make the stages; a stage does not depend on which others there are
-        "finetune": _plain(section),
-        "probe": head_settings(cfg, probe) if probe else None,
-        "seed": cfg.seed,
-    }
+    return FinetuneStageSettings(cfg.head(probe), cfg.finetune.settings) if probe else None
 
 
-def robustness_settings(cfg) -> dict:
-    """The shifts and the embed keys that change the shifted embeddings."""
-    embed = {key: getattr(cfg.embed, key) for key in ("on_error", "max_image_pixels", "decode")}
-    return {"robustness": _plain(dataclasses.asdict(cfg.robustness)), "embed": embed}
+def robustness_settings(cfg: Config) -> RobustnessSettings:
+    return RobustnessSettings(
+        cfg.robustness, tuple(cfg.backbones), tuple(cfg.heads), cfg.finetune.datasets, cfg.finetune.backbones,
+        _embed_output(cfg),
+    )  # fmt: skip
 
 
-def _plain(value):
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
+def report_settings(cfg: Config) -> ReportSettings:
+    return ReportSettings(
+        tuple(cfg.datasets), tuple(cfg.backbones), tuple(cfg.heads), cfg.finetune.datasets, cfg.finetune.backbones,
+        tuple(cfg.transfer), cfg.evaluate.seeds,
+    )  # fmt: skip
+
+
+def plain(value: Any) -> Any:
+    """A settings value as JSON data: dataclasses and mappings become dicts, tuples lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
-def write_json_if_changed(path: str | Path, payload: dict) -> None:
-    """``write_json``, except that a file with the same content is left alone (its stat too, so DVC does not even
-    re-hash it)."""
+_T = TypeVar("_T")
+
+
+def read_settings(cls: type[_T], path: str | Path) -> _T:
+    """The settings type ``cls`` from the file the settings stage wrote (``cls`` checks it on the way in)."""
+    path = Path(path)
     try:
-        if json.loads(Path(path).read_text()) == payload:
-            return
-    except (OSError, ValueError):
-        pass
-    write_json(path, payload)
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found; run `dvc repro` (the settings stage writes it from params.yaml)") from None
+    return build(cls, raw, str(path))
 
 
-def write_all(cfg) -> list[Path]:
-    """Every settings file params.yaml implies (each dataset x backbone, the heads, each transfer, each dataset's
-    prepare, finetune, robustness), each rewritten
-    only when its content changed; files under ``settings/`` that params.yaml no longer implies are removed."""
-    files = {layout.settings_file(d, b): resolved_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones}
-    files[layout.heads_settings()] = {h: head_settings(cfg, h) for h in cfg.heads}
-    # one file per head too: the fit stages of a dvc.yaml written by an earlier `headstart init` (one stage per
-    # head) depend on them; `headstart init --force` rewrites such a dvc.yaml to the current layout
-    files |= {layout.settings_file("x", "x").parents[1] / f"head-{h}.json": head_settings(cfg, h) for h in cfg.heads}
+def write_all(cfg: Config) -> list[Path]:
+    """Every settings file params.yaml implies, each rewritten only when its content changed; files under
+    ``settings/`` that params.yaml no longer implies are removed."""
+    files: dict[Path, Any] = {
+        layout.settings_file(d, b): embed_settings(cfg, d, b) for d in cfg.datasets for b in cfg.backbones
+    }
+    files |= {layout.head_settings(h): fit_settings(cfg, h) for h in cfg.heads}
     files |= {layout.transfer_settings(t): transfer_settings(cfg, t) for t in cfg.transfer}
     files |= {layout.prepare_settings(d): prepare_settings(cfg, d) for d in cfg.datasets}
     files[layout.finetune_settings()] = finetune_settings(cfg)
     files[layout.robustness_settings()] = robustness_settings(cfg)
-    for path, payload in files.items():
-        write_json_if_changed(path, payload)
-    root = layout.settings_file("x", "x").parents[1]
-    for stale in set(root.rglob("*.json")) - set(files):
+    files[layout.report_settings()] = report_settings(cfg)
+    files[layout.embed_run_settings()] = cfg.embed
+    for path, value in files.items():
+        write_json_if_changed(path, plain(value))
+    for stale in set(layout.SETTINGS_DIR.rglob("*.json")) - set(files):
         stale.unlink()
     return sorted(files)

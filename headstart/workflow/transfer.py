@@ -8,9 +8,9 @@ from headstart._files import atomic_path, write_json
 from headstart.data.tables import load_embeddings
 from headstart.heads.evaluate import SplitData
 from headstart.heads.transfer import check_disjoint, transfer_table
-from headstart.workflow import layout
-from headstart.workflow.config import Config, ConfigError
 from headstart.report.transfer import transfer_markdown
+from headstart.workflow import layout
+from headstart.workflow.settings import TransferSettings
 
 __all__ = ["transfer_stage"]
 
@@ -31,18 +31,17 @@ def _ids(table: Any) -> dict[str, list[str]]:
     return {s: table.frame.loc[table.frame["split"] == s, "id"].tolist() for s in ("train", "val", "test")}
 
 
-def transfer_stage(cfg: Config, name: str) -> str:
-    """Run ``transfer.<name>``; write results/transfer/<name>.json, metrics/transfer/<name>.json and
+def transfer_stage(settings: TransferSettings) -> str:
+    """Run one transfer; write results/transfer/<name>.json, metrics/transfer/<name>.json and
     reports/transfer/<name>.md. Returns the title and table as text."""
-    if name not in cfg.transfer:
-        raise ConfigError(f"transfer.{name} is not in params.yaml; known: {', '.join(cfg.transfer) or 'none'}")
-    tr = cfg.transfer[name]
+    tr = settings.transfer
     source, target = _table(tr.source, tr.backbone, tr.layer), _table(tr.target, tr.backbone, tr.layer)
     check_disjoint(_ids(source), _ids(target))
-    heads = [(h, cfg.head(h).kind, cfg.head(h).params) for h in tr.heads]
+    heads = [(h.name, h.kind, h.params) for h in settings.heads]
     rows = transfer_table(
-        SplitData.from_table(source), SplitData.from_table(target), heads, adapt_steps=tr.adapt_steps, seed=cfg.seed
-    )
+        SplitData.from_table(source), SplitData.from_table(target), heads, adapt_steps=tr.adapt_steps,
+        seed=settings.seed,
+    )  # fmt: skip
     text = transfer_markdown(rows, tr.source, tr.target, tr.adapt_steps)
     title = f"{tr.source} -> {tr.target} ({tr.backbone}, layer {source.provenance['node']})"
     write_json(layout.transfer_results(tr.name), {"name": tr.name, "title": title, "rows": rows, "markdown": text})

@@ -11,7 +11,7 @@ import pytest
 
 from headstart.data import contents
 from headstart.data.contents import source_contents
-from headstart.pipeline.versions import write_sources
+from headstart.workflow.sources import write_sources
 from tests.conftest import digit_images, write_folder
 
 

@@ -187,24 +187,24 @@ def test_transfer_refuses_datasets_that_embed_a_backbone_differently() -> None:
 def test_the_settings_stage_writes_each_pair_and_the_same_bytes_when_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headstart.workflow import settings
+    from headstart.pipeline import settings
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with_override({"b": {"image_size": 224}})))
-    for dataset in ("d", "photos"):
-        assert settings.main([dataset, "b"]) == 0
+    assert settings.main([]) == 0
     own = yaml.safe_load((tmp_path / "settings/photos/b.json").read_text())
     plain = (tmp_path / "settings/d/b.json").read_bytes()
-    assert own["settings"]["image_size"] == 224 and own["overridden"] == ["image_size"]
-    assert yaml.safe_load(plain)["settings"]["image_size"] == 64 and yaml.safe_load(plain)["overridden"] == []
-    settings.main(["d", "b"])
+    assert own["spec"]["image_size"] == 224 and own["overridden"] == ["image_size"]
+    assert yaml.safe_load(plain)["spec"]["image_size"] == 64 and yaml.safe_load(plain)["overridden"] == []
+    settings.main([])
     assert (tmp_path / "settings/d/b.json").read_bytes() == plain
 
 
 def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headstart.workflow import layout, settings
+    from headstart.pipeline import settings
+    from headstart.workflow import layout
 
     monkeypatch.chdir(tmp_path)
     raw = {**_with_override({"b": {"image_size": 224}}), "heads": {"knn": {"k": 5}, "ncm": {}}}
@@ -212,25 +212,55 @@ def test_the_settings_stage_writes_every_file_once_and_removes_the_stale_ones(
     assert settings.main([]) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "settings").rglob("*.json"))
     assert written == [
-        "settings/d/b.json", "settings/finetune.json", "settings/head-knn.json", "settings/head-ncm.json",
-        "settings/heads.json", "settings/photos/b.json", "settings/prepare-d.json", "settings/prepare-photos.json",
-        "settings/robustness.json",
-    ]  # head-<name>.json: what a dvc.yaml from an earlier `headstart init` (a fit stage per head) depends on
-    heads = json.loads(layout.heads_settings().read_text())
-    assert heads["knn"]["params"]["k"] == 5 and heads["knn"]["evaluate"]["seeds"] == 5 and heads["knn"]["kind"] == "knn"
+        "settings/d/b.json", "settings/embed.json", "settings/finetune.json", "settings/heads/knn.json",
+        "settings/heads/ncm.json", "settings/photos/b.json", "settings/prepare-d.json", "settings/prepare-photos.json",
+        "settings/report.json", "settings/robustness.json",
+    ]  # fmt: skip
+    knn = json.loads(layout.head_settings("knn").read_text())
+    assert knn["head"] == {"name": "knn", "kind": "knn", "params": {"k": 5}} and knn["evaluate"]["seeds"] == 5
     mtime = layout.settings_file("d", "b").stat().st_mtime_ns
+    ncm = layout.head_settings("ncm").read_bytes()
     raw["heads"] = {"knn": {"k": 7}, "ncm": {}}
     del raw["datasets"]["photos"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     settings.main([])
-    assert json.loads(layout.heads_settings().read_text())["knn"]["params"]["k"] == 7
+    assert json.loads(layout.head_settings("knn").read_text())["head"]["params"]["k"] == 7
+    assert layout.head_settings("ncm").read_bytes() == ncm  # another head's file: its fit stages do not rerun
     assert layout.settings_file("d", "b").stat().st_mtime_ns == mtime  # unchanged: not rewritten, so not re-hashed
     assert not (tmp_path / "settings/photos/b.json").exists()  # a dataset no longer in params.yaml
     assert not (tmp_path / "settings/prepare-photos.json").exists()
 
 
+def test_each_stage_reads_back_the_settings_params_yaml_implies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headstart.features.spec import EmbedOptions
+    from headstart.workflow import layout
+    from headstart.workflow import settings as s
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(REPO / "params.yaml")
+    s.write_all(cfg)
+    assert s.read_settings(s.EmbedSettings, layout.settings_file("digits", "mobilenet_v2")) == s.embed_settings(
+        cfg, "digits", "mobilenet_v2"
+    )
+    for head in cfg.heads:
+        assert s.read_settings(s.FitSettings, layout.head_settings(head)) == s.fit_settings(cfg, head)
+    imbalanced = s.read_settings(s.PrepareSettings, layout.prepare_settings("digits_imbalanced"))
+    assert imbalanced == s.prepare_settings(cfg, "digits_imbalanced") and imbalanced.dataset.imbalance == (("3", 0.1),)
+    for name in cfg.transfer:
+        assert s.read_settings(s.TransferSettings, layout.transfer_settings(name)) == s.transfer_settings(cfg, name)
+    assert s.read_settings(s.FinetuneStageSettings, layout.finetune_settings()) == s.finetune_settings(cfg)
+    assert s.read_settings(s.RobustnessSettings, layout.robustness_settings()) == s.robustness_settings(cfg)
+    assert s.read_settings(s.ReportSettings, layout.report_settings()) == s.report_settings(cfg)
+    assert s.read_settings(EmbedOptions, layout.embed_run_settings()) == cfg.embed
+    with pytest.raises(ConfigError, match=r"settings/heads/nope.json not found; run `dvc repro`"):
+        s.read_settings(s.FitSettings, layout.head_settings("nope"))
+
+
 def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from headstart.workflow import layout, settings
+    from headstart.pipeline import settings
+    from headstart.workflow import layout
 
     monkeypatch.chdir(tmp_path)
     raw = {
@@ -239,18 +269,30 @@ def test_transfer_settings_hold_only_the_heads_it_names(tmp_path: Path, monkeypa
         "transfer": {"t": {"source": "d", "target": "d", "backbone": "b", "heads": ["knn", "logreg"]}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    assert settings.main(["--transfer", "t"]) == 0
+    assert settings.main([]) == 0
     written = layout.transfer_settings("t").read_bytes()
     data = yaml.safe_load(written)
-    assert set(data["heads"]) == {"knn", "logreg"} and data["heads"]["logreg"]["params"]["C"]["logspace"] == [-2, 2, 5]
+    assert [h["name"] for h in data["heads"]] == ["knn", "logreg"]
+    assert data["heads"][1]["params"]["C"]["logspace"] == [-2, 2, 5]
     assert data["transfer"]["heads"] == ["knn", "logreg"] and data["transfer"]["source"] == "d"
     raw["heads"]["svm"]["C"] = [10.0]  # a head the transfer does not use: the same bytes, so it does not rerun
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    settings.main(["--transfer", "t"])
+    settings.main([])
     assert layout.transfer_settings("t").read_bytes() == written
     raw["heads"]["knn"]["k"] = 7
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    settings.main(["--transfer", "t"])
+    settings.main([])
     assert layout.transfer_settings("t").read_bytes() != written
-    with pytest.raises(SystemExit):
-        settings.main(["d"])  # a dataset needs its backbone
+
+
+def test_the_versions_stage_reads_only_the_datasets_and_tolerates_malformed_entries(tmp_path: Path) -> None:
+    """The always-run stage does not check params.yaml (the settings stage does, and stops the pipeline)."""
+    from headstart.workflow.sources import dataset_sources
+
+    (tmp_path / "params.yaml").write_text(
+        "datasets:\n  d: {source: digits, sorce: x}\n  bad: 3\n  nosource: {split: {val: 0.1}}\nheadz: {}\n"
+    )
+    assert list(dataset_sources(tmp_path / "params.yaml")) == ["d"]
+    (tmp_path / "params.yaml").write_text("datasets: [\n")
+    assert dataset_sources(tmp_path / "params.yaml") == {}
+    assert dataset_sources(tmp_path / "missing.yaml") == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import re
 
 import yaml
@@ -28,39 +27,32 @@ def test_stage_commands_name_existing_entry_points() -> None:
 
 def test_outputs_are_where_the_layout_says() -> None:
     ds, bb, head = "${item.dataset}", "${item.backbone}", "${item.head}"
-    # persist: DVC must not delete the table before the stage runs, or the stage's memo could never leave it alone
-    assert _stage("prepare")["outs"] == [{str(layout.prepared("${key}")): {"persist": True}}]
+    assert _stage("prepare")["outs"] == [str(layout.prepared("${key}"))]
     embed = _stage("embed")
     assert embed["outs"][0] == str(layout.embeddings_dir(ds, bb))
     assert embed["outs"][1] == {str(layout.timings("embed", ds, bb)): {"cache": False}}
     assert list(embed["metrics"][0]) == [str(layout.embed_metrics(ds, bb))]
-    fit = _stage("fit")  # one stage per dataset x backbone for every head; outputs persist (kept heads)
-    outs = [next(iter(o)) for o in fit["outs"]]
-    assert outs[0] == str(layout.model_dir(ds, bb, head, "x").parent.parent)
-    assert outs[1] == str(layout.results(ds, bb, head).parent)
-    assert outs[2] == str(layout.confusion_plot(ds, bb, head, "x").parent.parent)
-    assert fit["outs"][3] == {str(layout.timings("heads", ds, bb, head).parent): {"cache": False, "persist": True}}
-    assert all(next(iter(o.values()))["persist"] for o in fit["outs"])
+    fit = _stage("fit")  # one stage per dataset x backbone x head
+    assert fit["outs"][0] == str(layout.head_models(ds, bb, head))
+    assert fit["outs"][1] == str(layout.results(ds, bb, head))
+    assert fit["outs"][2] == {str(layout.confusion_plots(ds, bb, head)): {"cache": False}}
+    assert fit["outs"][3] == {str(layout.timings("heads", ds, bb, head)): {"cache": False}}
+    assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head))]
+    assert str(layout.embeddings_dir(ds, bb)) in fit["deps"] and str(layout.head_settings(head)) in fit["deps"]
     assert {str(layout.timings("finetune", ds, bb)): {"cache": False}} in _stage("finetune")["outs"]
-    assert list(fit["metrics"][0]) == [str(layout.head_metrics(ds, bb, head).parent)]
-    assert str(layout.embeddings_dir(ds, bb)) in fit["deps"]
+    for name in DVC["stages"]:  # nothing persists: DVC removes a stage's outputs before it runs
+        assert "persist" not in str(_stage(name).get("outs", [])), name
     report = _stage("report")
     assert str(layout.REPORT) in [next(iter(o)) for o in report["outs"]]
-    # one settings stage writes the small files embed, fit and transfer depend on instead of listing params
-    folder = layout.settings_file(ds, bb).parents[1]
-    assert _stage("settings")["outs"] == [{str(folder): {"cache": False}}]
-    assert layout.heads_settings().parent == folder and layout.transfer_settings("t").parent == folder
-    assert str(layout.settings_file(ds, bb)) in embed["deps"] and "params" not in _stage("settings")["deps"]
-    assert "params" not in embed and "params" not in _stage("embed_finetuned")  # all in the settings file
-    fit = _stage("fit")
-    assert str(layout.heads_settings()) in fit["deps"] and "params" not in fit and "params" not in _stage(
-        "fit_finetuned"
-    )
+    assert str(layout.report_settings()) in report["deps"]
+    assert _stage("settings")["outs"] == [{str(layout.SETTINGS_DIR): {"cache": False}}]
+    assert str(layout.settings_file(ds, bb)) in embed["deps"]
     assert str(layout.transfer_settings("${key}")) in _stage("transfer")["deps"]
     robustness = _stage("robustness")
     assert robustness["outs"] == [{str(layout.robustness_results("${key}")): {"cache": False}}]
     assert list(robustness["metrics"][0]) == [str(layout.robustness_metrics("${key}"))]
     assert "models/${key}" in robustness["deps"] and "embeddings/${key}" in robustness["deps"]
+    assert str(layout.robustness_settings()) in robustness["deps"]
 
 
 def _lookup(dotted: str) -> object:
@@ -103,87 +95,37 @@ def test_only_the_settings_stage_lists_params() -> None:
     assert [name for name in DVC["stages"] if "params" in _stage(name)] == ["settings"]
     assert "settings/finetune.json" in _stage("finetune")["deps"]
     assert "settings/prepare-${key}.json" in _stage("prepare")["deps"]
-    assert "settings/robustness.json" in _stage("robustness")["deps"] and "settings" in _stage("report")["deps"]
+    assert str(layout.embed_run_settings()) not in str(DVC)  # how the engine runs changes no output
     from headstart.workflow.config import load_config
-    from headstart.workflow.settings import finetune_settings
+    from headstart.workflow.settings import finetune_settings, plain
 
-    finetune = finetune_settings(load_config(REPO / "params.yaml"))
-    assert "datasets" not in finetune["finetune"] and finetune["finetune"]["settings"]["epochs"] == 8
-    assert finetune["probe"]["kind"] == "logreg"
+    finetune = plain(finetune_settings(load_config(REPO / "params.yaml")))
+    assert "datasets" not in finetune and finetune["settings"]["epochs"] == 8 and finetune["probe"]["kind"] == "logreg"
 
 
 def test_embed_settings_do_not_depend_on_run_only_settings() -> None:
     params = _stage("settings")["params"]
     assert "embed.decode" in params and "embed.on_error" in params
     assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params
-    from headstart.workflow.settings import EMBED_KEYS
+    import dataclasses
 
-    assert [p for p in params if p.startswith("embed.")] == [f"embed.{k}" for k in EMBED_KEYS]
+    from headstart.workflow.settings import EmbedOutput
 
-
-# modules a stage imports only while it runs (backbones are registered and built on first use)
-_RUNTIME = {
-    "headstart.pipeline.embed": [
-        "headstart.features.pixels",
-        "headstart.features.preprocess",
-        "headstart.features.truncate",
-        "headstart.features.pooling",
-    ]
-}
+    keys = [f"embed.{f.name}" for f in dataclasses.fields(EmbedOutput)]
+    assert [p for p in params if p.startswith("embed.")] == keys
 
 
-def _imported(module: str) -> set[str]:
-    import subprocess
-    import sys
-
-    code = (
-        "import importlib, sys\n"
-        f"importlib.import_module({module!r})\n"
-        f"for extra in {_RUNTIME.get(module, [])!r}: importlib.import_module(extra)\n"
-        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() "
-        "if n.startswith('headstart') and getattr(m, '__file__', None))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
-    return {str(__import__("pathlib").Path(f).resolve().relative_to(REPO)) for f in out.split()}
-
-
-def test_every_stage_lists_the_code_it_runs() -> None:
-    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
+def test_every_stage_depends_on_the_source_it_runs() -> None:
+    """This repository's pipeline: each stage names its own files and the library folders it computes with, so
+    "I edit X, these stages rerun" can be read here (docs/reruns.md)."""
     for name in DVC["stages"]:
         stage = _stage(name)
         module = stage["cmd"].split()[2]
-        short = module.rsplit(".", 1)[1]
-        assert f"headstart-sources/code/{short}.json" in stage["deps"], f"stage {name}: no digest of its code"
-        imported = _imported(module)
-        assert module.replace(".", "/") + ".py" in imported, f"stage {name} was not found importing itself"
-        for path in sorted(imported):
-            assert path in modules[short], f"stage {name} runs {path}, which code-modules.json does not list"
+        assert module.replace(".", "/") + ".py" in stage["deps"], name
+        for dep in (d for d in stage["deps"] if d.startswith("headstart/")):
+            assert (REPO / dep).exists(), f"stage {name} depends on {dep}, which does not exist"
+    deps = {name: set(_stage(name)["deps"]) for name in DVC["stages"]}
+    assert "headstart/heads" in deps["fit"] and "headstart/heads" not in deps["embed"] | deps["prepare"]
+    assert "headstart/features" in deps["embed"] and "headstart/features" not in deps["fit"]
+    assert "headstart/report" in deps["report"] and "headstart/data" in deps["prepare"]
 
-
-def test_the_versions_stage_writes_the_digests_of_each_modules_files(tmp_path, monkeypatch) -> None:
-    from headstart.pipeline.versions import write_code
-
-    (tmp_path / "a.py").write_text("a = 1\n")
-    (tmp_path / "b.py").write_text("b = 1\n")
-    (tmp_path / "map.json").write_text(json.dumps({"fit": ["a.py", "b.py"], "report": ["a.py"]}))
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "gone.json").write_text("{}")
-    monkeypatch.chdir(tmp_path)
-    write_code("map.json", "code")
-    assert sorted(p.name for p in (tmp_path / "code").iterdir()) == ["fit.json", "report.json"]
-    fit, report = (tmp_path / "code/fit.json").read_bytes(), (tmp_path / "code/report.json").read_bytes()
-    assert set(json.loads(fit)["files"]) == {"a.py", "b.py"}
-    (tmp_path / "b.py").write_text("b = 2\n")  # a file only fit imports: fit's digests change, report's do not
-    write_code("map.json", "code")
-    assert (tmp_path / "code/fit.json").read_bytes() != fit and (tmp_path / "code/report.json").read_bytes() == report
-
-
-def test_code_a_stage_imports_only_while_it_runs_is_listed_too() -> None:
-    """The fit stage builds its heads on first use (``from headstart.heads.knn import ...`` inside a builder), so
-    importing its module loads none of them; an edit to one must still rerun it (found missing: knn, ncm, the
-    streamed protocol, the settings digest)."""
-    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
-    for path in ("heads/knn.py", "heads/ivf.py", "heads/ncm.py", "heads/stream.py", "heads/evaluate_stream.py",
-                 "pipeline/settings.py", "data/hashing.py"):
-        assert f"headstart/{path}" in modules["fit"], path
-    assert "headstart/features/_torchvision.py" in modules["embed"]

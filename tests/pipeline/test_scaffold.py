@@ -15,50 +15,41 @@ import yaml
 from headstart.cli import main
 from headstart.workflow.config import load_config
 from headstart.workflow.scaffold import (
+    STAGE_CODE,
     InitError,
-    code_modules,
     init_project,
     render_dvc_yaml,
     render_params,
-    render_sources_dvc_yaml,
     template,
 )
 from tests.conftest import REPO, digit_images, write_folder
 
 
 def _without_code_deps(text: str) -> str:
-    """This repository's dvc.yaml less its four-line header and the deps on its source files' digests."""
-    lines = text.splitlines(keepends=True)[4:]
-    return "".join(line for line in lines if not line.strip().startswith("- headstart-sources/code/"))
+    """This repository's dvc.yaml less its three-line header and the deps on its source."""
+    lines = text.splitlines(keepends=True)[3:]
+    return "".join(line for line in lines if not line.strip().startswith("- headstart/"))
 
 
 def test_this_repositorys_pipeline_is_the_template_plus_its_own_source_files() -> None:
     committed = (REPO / "dvc.yaml").read_text()
+    assert committed == render_dvc_yaml(dev=True)
     assert _without_code_deps(committed) == template("dvc.yaml")
     assert (REPO / "params.yaml").read_text() == template("params.yaml")
     assert (REPO / ".dvc/plots/fewshot.json").read_text() == template("fewshot.json")
-    assert (REPO / "headstart-sources/dvc.yaml").read_text() == render_sources_dvc_yaml(dev=True)
+    assert (REPO / "headstart-sources/dvc.yaml").read_text() == template("sources.dvc.yaml")
     stages = yaml.safe_load(template("dvc.yaml"))["stages"]
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        assert not [d for d in body.get("deps", []) if d.startswith(("headstart/", "headstart-sources/code"))], name
+        assert not [d for d in body.get("deps", []) if d.startswith("headstart/")], name
         assert "headstart-versions.json" in body["deps"] and not body.get("always_changed"), name
     # the one stage that always runs is alone in its own dvc.yaml (its run rewrites a small lock file)
     assert list(yaml.safe_load(template("sources.dvc.yaml"))["stages"]) == ["versions"]
-    # here, each stage depends on its module's source digests, and no stage on a source file itself
     dev = yaml.safe_load(committed)["stages"]
-    modules = json.loads((REPO / "headstart-sources/code-modules.json").read_text())
+    assert set(dev) == set(STAGE_CODE)
     for name, stage in dev.items():
         body = stage.get("do", stage)
-        module = body["cmd"].split()[2].rsplit(".", 1)[1]
-        assert f"headstart-sources/code/{module}.json" in body["deps"] and module in modules, name
-        assert not [d for d in body["deps"] if d.startswith("headstart/")], name
-
-
-@pytest.mark.slow
-def test_the_committed_dvc_yaml_is_what_the_generator_writes() -> None:
-    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(dev=True, root=REPO)
-    assert json.loads((REPO / "headstart-sources/code-modules.json").read_text()) == code_modules(REPO)
+        assert [d for d in body["deps"] if d.startswith("headstart/")] == STAGE_CODE[name], name
 
 
 def test_params_for_your_own_data_are_valid_and_commented(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from headstart.workflow import layout
 from headstart.workflow.config import load_config
 from headstart.workflow.fit import fit_stage, fit_table
+from headstart.workflow.settings import fit_settings
 from headstart.workflow.records import is_timing, split_timings, write_embed_records
 from tests.conftest import REPO
 from tests.heads.test_evaluate import _table
@@ -56,7 +57,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_fit_stage_twice_gives_the_same_bytes_and_timings_apart(project: Path) -> None:
-    cfg = load_config("params.yaml")
+    settings = fit_settings(load_config("params.yaml"), "knn")
     tracked = [
         layout.head_metrics("digits", "pixels", "knn"),
         layout.results("digits", "pixels", "knn"),
@@ -64,9 +65,9 @@ def test_fit_stage_twice_gives_the_same_bytes_and_timings_apart(project: Path) -
         layout.model_dir("digits", "pixels", "knn", "flatten") / "predictions.csv",
         layout.confusion_plot("digits", "pixels", "knn", "flatten"),
     ]
-    fit_stage(cfg, "digits", "pixels", "knn")
+    fit_stage(settings, "digits", "pixels")
     first = [p.read_bytes() for p in tracked]
-    fit_stage(cfg, "digits", "pixels", "knn", reuse=False)  # fitted again, not kept
+    fit_stage(settings, "digits", "pixels")
     assert [p.read_bytes() for p in tracked] == first
     metrics = json.loads(tracked[0].read_text())["flatten"]
     assert "accuracy" in metrics and not [k for k in metrics if is_timing(k)]

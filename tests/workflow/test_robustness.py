@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headstart.pipeline import embed, prepare
-from headstart.workflow import layout, settings
-from headstart.workflow.config import ConfigError, load_config, parse_config
+from headstart.pipeline import embed, prepare, settings
+from headstart.workflow import layout
+from headstart.workflow.config import Config, ConfigError, load_config, parse_config
 from headstart.workflow.fit import fit_stage
 from headstart.workflow.report import report_stage
 from headstart.workflow.robustness import robustness_stage
+from headstart.workflow.settings import fit_settings, report_settings, robustness_settings
 
 PARAMS = {
     "seed": 0,
@@ -27,18 +28,23 @@ PARAMS = {
 }
 
 
+def _robustness(cfg: Config) -> list[str]:
+    specs = {name: cfg.backbone(name, "digits") for name in cfg.backbones}
+    return robustness_stage(robustness_settings(cfg), specs, "digits", options=cfg.embed)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("robust")
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        assert prepare.main(["digits"]) == 0 and settings.main(["digits", "pixels"]) == 0
+        assert settings.main([]) == 0 and prepare.main(["digits"]) == 0
         assert embed.main(["digits", "pixels"]) == 0
         cfg = load_config()
         for head in cfg.heads:
-            fit_stage(cfg, "digits", "pixels", head)
-        robustness_stage(cfg, "digits")
+            fit_stage(fit_settings(cfg, head), "digits", "pixels")
+        _robustness(cfg)
     return root
 
 
@@ -68,7 +74,7 @@ def test_a_rerun_embeds_nothing_and_writes_the_same_bytes(
     tracked = [layout.robustness_results("digits"), layout.robustness_metrics("digits")]
     before = [p.read_bytes() for p in tracked]
     with caplog.at_level(logging.INFO, logger="headstart"):
-        robustness_stage(load_config(), "digits")
+        _robustness(load_config())
     assert [p.read_bytes() for p in tracked] == before
     cached = [r.getMessage() for r in caplog.records if "in the cache" in r.getMessage()]
     # one run of the engine per backbone for all three shifts (the backbone is loaded once), all from the cache
@@ -77,7 +83,7 @@ def test_a_rerun_embeds_nothing_and_writes_the_same_bytes(
 
 def test_the_report_shows_the_robustness_table(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
-    text = report_stage(load_config())
+    text = report_stage(report_settings(load_config()))
     section = text[text.index("## Robustness: digits") :]
     assert "| backbone | layer | head | metric | clean | noise:0.4 | rotate:180 | jpeg:30 | largest drop |" in section
     assert section.count("| pixels | pixels |") == 2 and "**" in section  # the worst shift of a row is bold
@@ -98,5 +104,5 @@ def test_equal_drops_do_not_break_the_summary(project: Path, monkeypatch: pytest
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["robustness"]["shifts"] = ["rotate:0", "contrast:1"]  # both leave the images as they are: drops tie at 0
     (project / "params2.yaml").write_text(yaml.safe_dump(params))
-    lines = robustness_stage(load_config("params2.yaml"), "digits")
+    lines = _robustness(load_config("params2.yaml"))
     assert lines and "largest drop 0.0000" in lines[0]
