@@ -127,3 +127,9 @@ def test_the_readme_example_runs_as_written(photos: Path, mobilenet_weights: Pat
     assert head.metrics["accuracy"] > 0.8  # three digit classes: pretrained features separate them
     assert len(labels) == 36 and set(labels) <= {"class_0", "class_1", "class_2"}
     assert (photos / ".headstart" / "cache").is_dir()  # cached like the CLI
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_benchmark_and_test_named_exists(page: Path) -> None:
+    for name in set(re.findall(r"\b((?:benchmarks|tests)/[\w/]+\.py)\b", page.read_text())):
+        assert (REPO / name).is_file(), f"{page.name} names {name}, which does not exist"
