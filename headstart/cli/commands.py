@@ -9,6 +9,7 @@ from pathlib import Path
 
 from headstart._terminal import tqdm_progress
 from headstart.cli.flags import CliError, backbone_spec, embed_options, evaluate_settings, head_params, positive, split
+from headstart.cli.listings import print_provider_model, print_providers
 
 __all__ = [
     "cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_init", "cmd_neighbours",
@@ -154,10 +155,13 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     from headstart.features.weights import OFFLINE_SOURCES, checkpoint_path
 
     if not args.name or ":" in args.name:  # the providers (timm:, hf:, ...), or one provider model's layers
-        from headstart.features.providers.listing import print_providers
+        from headstart.features.providers.listing import describe_model, provider_rows
 
-        if print_providers(args.name):
+        if args.name:
+            print_provider_model(describe_model(args.name))
             return 0
+        print_providers(provider_rows())
+        print("torchvision (no prefix):")
     if args.name:
         backbone = load_backbone(BackboneSpec(args.name, weights=None))
         default = backbone.default_node()

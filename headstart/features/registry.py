@@ -2,8 +2,10 @@
 ``provider:model`` names (``timm:resnet18``) that a registered provider builds.
 
 Each entry says whether fine-tuning can train it and whether it takes weights, so no caller checks a name.
-A provider is three things: a prefix, ``load(spec) -> Backbone`` and ``list_models()``; register it with
-:func:`register_provider` (torchvision stays the unprefixed default).
+A provider (:class:`~headstart.features.provider.Provider`: a prefix, how to build and list its models, the extra
+that installs it) serves every ``prefix:model`` name; the built-in ones are
+:data:`~headstart.features.provider.BUILTIN_PROVIDERS`, register more with :func:`register_provider` (torchvision
+stays the unprefixed default).
 
 >>> "mobilenet_v2" in list_backbones()
 True
@@ -14,12 +16,12 @@ True
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from headstart.features.provider import BUILTIN_PROVIDERS, Provider, resolve
 from headstart.features.spec import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights
 
@@ -28,6 +30,7 @@ __all__ = [
     "BackboneEntry",
     "BackboneError",
     "BackboneSpec",
+    "Provider",
     "backbone_entry",
     "list_backbones",
     "list_providers",
@@ -100,9 +103,9 @@ class Backbone:
         self, items: list[Any], device: Any, batch_size: int, num_workers: int | str, max_pixels: int, reduce_to: Any
     ) -> tuple[Any, Any]:
         """Batches of decoded, preprocessed ``items`` and a function that says how they were decoded
-        (see :func:`headstart.features.runner.feed`); ``reduce_to``: decode JPEGs reduced to about this size."""
+        (see :func:`headstart.features.local_engine.feed`); ``reduce_to``: decode JPEGs reduced to about this size."""
+        from headstart.features.local_engine import feed
         from headstart.features.reader import ImageDataset
-        from headstart.features.runner import feed
 
         stages = self.preprocessing_stages()
         per_image = stages[0] if stages is not None else self.transform  # 8-bit tensors: see batch_stage()
@@ -154,27 +157,12 @@ class BackboneEntry:
     description: str = ""
 
     def builder(self) -> Builder:
-        if isinstance(self.build, str):
-            module, _, attr = self.build.partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return self.build
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A family of backbones named ``prefix:model`` (``timm:resnet18``): ``load(spec)`` builds one (``spec.arch``
-    keeps the prefix), ``list_models()`` names the models without the prefix."""
-
-    prefix: str
-    load: Builder
-    list_models: Callable[[], list[str]]
-    trainable: bool = False
-    description: str = ""
+        return resolve(self.build)
 
 
 _ENTRIES: dict[str, BackboneEntry] = {}
 _TORCHVISION = "headstart.features.torchvision_backbones:load_torchvision"
-_PROVIDERS: dict[str, Provider] = {}
+_PROVIDERS: dict[str, Provider] = {provider.prefix: provider for provider in BUILTIN_PROVIDERS}
 
 
 def register_backbone(
@@ -200,16 +188,23 @@ def register_backbone(
 
 
 def register_provider(
-    prefix: str, load: Builder, list_models: Callable[[], list[str]], *, trainable: bool = False, description: str = ""
+    prefix: str,
+    load: Builder | str,
+    list_models: Callable[[], list[str]] | str,
+    *,
+    trainable: bool = False,
+    description: str = "",
+    **details: Any,
 ) -> Provider:
-    """Make every ``prefix:model`` name a backbone built by ``load`` (torchvision's names stay unprefixed).
+    """Make every ``prefix:model`` name a backbone built by ``load`` (torchvision's names stay unprefixed);
+    ``details`` are the other :class:`Provider` fields (``requires``, ``extra``, ``weights``, ``examples``).
 
     >>> register_provider("toy", load=lambda spec: ..., list_models=lambda: ["tiny"])  # doctest: +SKIP
     >>> load_backbone(BackboneSpec("toy:tiny"))                                         # doctest: +SKIP
     """
     if not prefix.replace("-", "_").isidentifier() or prefix in _PROVIDERS:
         raise BackboneError(f"provider prefix '{prefix}' is registered twice or is not a plain word")
-    _PROVIDERS[prefix] = Provider(prefix, load, list_models, trainable, description)
+    _PROVIDERS[prefix] = Provider(prefix, load, list_models, trainable, description, **details)
     return _PROVIDERS[prefix]
 
 
@@ -234,10 +229,7 @@ def backbone_entry(arch: str) -> BackboneEntry:
 
 
 def _torchvision_names() -> list[str]:
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # the registry itself is imported by runs that load no model
 
     return sorted(tvm.list_models(module=tvm))
 
@@ -273,6 +265,3 @@ register_backbone(
     has_weights=False,
     description="the raw image, resized and flattened (the honest baseline)",
 )
-
-# timm:, hf:, open_clip:, sentence-transformers: (their libraries are imported only when one is loaded)
-importlib.import_module("headstart.features.providers")

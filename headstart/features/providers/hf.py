@@ -199,9 +199,9 @@ def image_transform(processor: Any, image_size: int | None, resize_size: int | N
 
 
 def list_models() -> list[str]:
-    repos = ["facebook/dinov2-small", "facebook/dinov2-base", "openai/clip-vit-base-patch32"]
-    repos.append("google/siglip-base-patch16-224")
-    return [f"hf:{repo}" for repo in repos]
+    return [
+        "facebook/dinov2-small", "facebook/dinov2-base", "openai/clip-vit-base-patch32", "google/siglip-base-patch16-224"
+    ]  # fmt: skip
 
 
 def weights_present(name: str) -> bool | None:

@@ -101,9 +101,7 @@ def _embed(visual: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def list_models() -> list[str]:
-    import open_clip
-
-    return [f"open_clip:{m}/{t}" for m, t in open_clip.list_pretrained()]
+    return [f"{m}/{t}" for m, t in require("open_clip", "open_clip", "open_clip:*").list_pretrained()]
 
 
 def weights_present(name: str) -> bool | None:

@@ -240,7 +240,7 @@ def _version(module: str) -> str:
 
 
 def list_models() -> list[str]:
-    return ["sentence-transformers:all-MiniLM-L6-v2"]
+    return ["all-MiniLM-L6-v2"]
 
 
 def weights_present(name: str) -> bool | None:

@@ -180,9 +180,7 @@ def _layers(model: Any) -> dict[str, int]:
 
 
 def list_models() -> list[str]:
-    import timm
-
-    return [f"timm:{n}" for n in timm.list_pretrained()]
+    return list(require("timm", "timm", "timm:*").list_pretrained())
 
 
 def weights_present(name: str) -> bool | None:
