@@ -17,9 +17,12 @@ import pandas as pd
 
 from headstart.data.splits import seeded_rank
 
-__all__ = ["check_every_class_scored", "thin_classes"]
+__all__ = ["IMBALANCE_RATIO", "check_every_class_scored", "thin_classes"]
 
 log = logging.getLogger(__name__)
+
+# largest / smallest class count above which selecting by `auto` means balanced accuracy (heads and fine-tuning)
+IMBALANCE_RATIO = 1.5
 
 
 def thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str, seed: int) -> pd.DataFrame:

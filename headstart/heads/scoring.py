@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from headstart.data.imbalance import IMBALANCE_RATIO
+
 __all__ = ["IMBALANCE_RATIO", "SELECT_BY", "balanced_weights", "imbalance_ratio", "resolve_select_by", "val_score"]
 
 SELECT_BY = ("auto", "accuracy", "balanced_accuracy", "macro_f1", "log_loss")
-IMBALANCE_RATIO = 1.5  # largest / smallest class count above which `auto` selects by balanced accuracy
 
 
 def imbalance_ratio(y: Sequence[Any]) -> float:

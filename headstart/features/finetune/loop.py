@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from headstart._progress import ProgressFactory, null_progress
+from headstart.data.imbalance import IMBALANCE_RATIO
 from headstart.errors import SettingsError
 from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
@@ -63,16 +64,13 @@ def _schedule(steps: int, per_epoch: int) -> Any:
     return factor
 
 
-_IMBALANCE_RATIO = 1.5  # as headstart.heads.scoring (features never import heads)
-
-
 def selection_metric(select_by: str, train_targets: Sequence[int]) -> str:
     """``select_by`` for these train labels: ``auto`` is balanced accuracy when the classes are imbalanced."""
     if select_by != "auto":
         return select_by
     counts = np.bincount(np.asarray(train_targets, dtype=np.int64))
     counts = counts[counts > 0]
-    return "balanced_accuracy" if len(counts) and counts.max() > _IMBALANCE_RATIO * counts.min() else "accuracy"
+    return "balanced_accuracy" if len(counts) and counts.max() > IMBALANCE_RATIO * counts.min() else "accuracy"
 
 
 def class_weights(train_targets: Sequence[int], n_classes: int) -> torch.Tensor:
