@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from headstart.data.tables import EmbeddingTable, EmbeddingWriter, load_embeddings
+from headstart.features.spec import DEFAULT_CACHE_DIR
 
 __all__ = ["Embeddings", "Head", "embed", "fit"]
 
@@ -106,7 +107,7 @@ def embed(
     test: float = 0.30,
     seed: int = 0,
     limit: int | None = None,
-    cache_dir: str | Path | None = ".headstart/cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     **options: Any,
 ) -> Embeddings:
     """Embed ``source`` (an image folder ``root/<class>/<image>``, a manifest, or a built-in dataset name).

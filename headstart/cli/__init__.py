@@ -27,6 +27,7 @@ from headstart.cli.commands import (
     cmd_neighbours,
     cmd_predict,
 )
+from headstart.features.spec import DEFAULT_CACHE_DIR
 
 __all__ = ["main"]
 
@@ -192,7 +193,7 @@ def _cache_parser(sub: argparse._SubParsersAction) -> None:
         "under embeddings/, or those given with --tables). prune and clear never delete under a running embed.",
     )
     p.add_argument("action", choices=["info", "prune", "clear"])
-    p.add_argument("--cache-dir", default=".headstart/cache", help="the cache folder (default .headstart/cache)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help=f"the cache folder (default {DEFAULT_CACHE_DIR})")
     p.add_argument(
         "--tables", nargs="+", default=[], metavar="TABLE", help="embedding tables or folders (default embeddings/)"
     )
@@ -215,7 +216,9 @@ def _embed_run_options(p: argparse.ArgumentParser) -> None:
         choices=["skip", "raise"],
         help="skip: list unreadable images in a failures table; raise: stop at the first",
     )
-    p.add_argument("--cache-dir", default=".headstart/cache", help="per-image embedding cache (resume, reuse)")
+    p.add_argument(
+        "--cache-dir", default=DEFAULT_CACHE_DIR, help=f"per-image embedding cache (default {DEFAULT_CACHE_DIR})"
+    )
     p.add_argument(
         "--decode",
         default="jpeg-scaled",

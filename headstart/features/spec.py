@@ -23,9 +23,10 @@ from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
 from headstart.features.pooling import POOLINGS
 
-__all__ = ["PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings", "RayOptions"]
+__all__ = ["DEFAULT_CACHE_DIR", "PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings", "RayOptions"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+DEFAULT_CACHE_DIR = ".headstart/cache"  # the per-image embedding cache of the CLI, the notebook API and the stages
 
 
 class BackboneError(SettingsError):
@@ -110,7 +111,7 @@ class EmbedOptions:
     num_workers: int | Literal["auto"] = "auto"
     device: str = "auto"
     on_error: Literal["skip", "raise"] = "skip"
-    cache_dir: str | Path | None = ".headstart/cache"
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     engine: Literal["local", "ray"] = "local"
     rows_per_shard: int | Literal["auto"] = "auto"
