@@ -334,6 +334,7 @@ def test_text_dataset_through_the_pipeline_stages(tmp_path: Path, monkeypatch: p
     from headstart.pipeline import fit as fit_stage
     from headstart.workflow import layout
     from headstart.pipeline import prepare as prepare_stage
+    from headstart.pipeline import settings as settings_stage
 
     model = tiny_sentence_transformer(tmp_path / "st")
     synthetic_texts(tmp_path / "texts.csv")
@@ -347,6 +348,7 @@ def test_text_dataset_through_the_pipeline_stages(tmp_path: Path, monkeypatch: p
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
+    assert settings_stage.main([]) == 0
     assert prepare_stage.main(["topics"]) == 0
     assert embed_stage.main(["topics", "enc"]) == 0
     assert fit_stage.main(["topics", "enc", "ncm"]) == 0
