@@ -56,7 +56,7 @@ def max_iter_hits(records: Sequence[logging.LogRecord], fits: int) -> str:
 
 def run_logreg(args: argparse.Namespace) -> None:
     from headstart.heads.registry import expand_grid, get_head
-    from headstart.heads.selection import sweep_logreg_C
+    from headstart.heads.linear import sweep_logreg_C
 
     section("logreg head: C sweep with warm starts against the same sweep without")
     defaults = get_head("logreg").defaults
@@ -79,7 +79,7 @@ def run_logreg(args: argparse.Namespace) -> None:
     )
 
     def sweep(warm_start: bool) -> tuple[list[float], str]:
-        with captured_logs("headstart.heads.selection") as records:
+        with captured_logs("headstart.heads.linear") as records:
             accuracies = sweep_logreg_C(
                 data.X_train,
                 data.y_train,

@@ -56,8 +56,10 @@ def write_table(path: Path, rows: int, dim: int, classes: int, seed: int = 0) ->
 _CHILD = """
 import json, resource, sys, time
 import numpy as np
+from headstart.heads.chunks import TableChunks, stream_accuracy
 from headstart.heads.knn import bytes_per_vector
-from headstart.heads.stream import TableChunks, fit_knn_stream, fit_probe_stream, knn_recall, stream_accuracy
+from headstart.heads.knn_head import fit_knn_stream, knn_recall
+from headstart.heads.stream import fit_probe_stream
 path, what, queries = sys.argv[1], sys.argv[2], int(sys.argv[3])
 out = {}
 if what in ("probe", "both"):
@@ -148,8 +150,9 @@ def main() -> None:
 def real_recall(tables: list[Path], queries: int = 200, k: int = 10) -> None:
     """Recall@k of IVF-PQ against exact search on real embedding tables, PQ codes alone and refined."""
     from headstart.data.tables import load_embeddings
+    from headstart.heads.chunks import ArrayChunks
     from headstart.heads.knn import KNNClassifier, bytes_per_vector
-    from headstart.heads.stream import ArrayChunks, knn_recall
+    from headstart.heads.knn_head import knn_recall
 
     rows = []
     for path in (p for p in tables if p.name != "failures.parquet"):

@@ -13,9 +13,9 @@ _WHERE = {
     "evaluate_head": "evaluate",
     "KNNClassifier": "knn",
     "StreamingLinearProbe": "stream",
-    "fit_knn_stream": "stream",
+    "fit_knn_stream": "knn_head",
     "fit_probe_stream": "stream",
-    "knn_recall": "stream",
+    "knn_recall": "knn_head",
     "nearest": "neighbours",
     "nearest_rows": "neighbours",
     "NearestClassMean": "ncm",
@@ -32,7 +32,7 @@ _WHERE = {
     "register_head": "registry",
     "Selection": "selection",
     "select": "selection",
-    "sweep_logreg_C": "selection",
+    "sweep_logreg_C": "linear",
     "transfer_table": "transfer",
 }
 __all__ = sorted(_WHERE)

@@ -24,6 +24,7 @@ import numpy as np
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
+from headstart.data.tables import read_columns, read_embedding_metadata
 from headstart.heads._checks import check_classes
 from headstart.heads.evaluate import HeadEvaluation, assemble, few_shot_run, unlabelled
 from headstart.heads.intervals import test_intervals
@@ -31,7 +32,7 @@ from headstart.heads.metrics import classification_metrics
 from headstart.heads.registry import HeadError, get_head, grid_points, resolve_params
 from headstart.heads.scoring import resolve_select_by, val_score
 from headstart.heads.selection import Selection, check_val_split
-from headstart.heads.stream import ArrayChunks, TableChunks, stream_scores
+from headstart.heads.chunks import ArrayChunks, TableChunks, stream_scores
 
 __all__ = ["StreamedTable", "evaluate_head_stream"]
 
@@ -40,9 +41,6 @@ class StreamedTable:
     """An embedding table as chunk sources per split, with the ids, labels and splits of every row in memory."""
 
     def __init__(self, path: str | Path) -> None:
-        from headstart.data.tables import read_columns
-        from headstart.data.tables import read_embedding_metadata
-
         self.path = Path(path)
         self.provenance = read_embedding_metadata(path)
         frame = read_columns(path, ["id", "label", "split"])

@@ -11,10 +11,12 @@ test images: a fixed number of resamples from a fixed seed, so the same predicti
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = ["BOOTSTRAP_SEED", "RESAMPLES", "bootstrap", "test_intervals", "wilson"]
 
@@ -40,8 +42,6 @@ def bootstrap(
 
     A resample where the score is undefined (e.g. ROC-AUC with one class drawn) is skipped.
     """
-    import warnings
-
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
@@ -78,8 +78,6 @@ def test_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, classes: Any, metrics: Mapping[str, float]
 ) -> dict[str, dict[str, float]]:
     """``{metric: {value, low, high, method}}`` for every metric in ``metrics`` this module knows."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     n = len(y_true)
     positive = None if scores is None or len(classes) != 2 else np.asarray(scores)[:, 1]

@@ -25,12 +25,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from headstart.heads._checks import check_classes
 from headstart.heads.ivf import BatchedIVF
 
-__all__ = ["REFINE_CANDIDATES", "KNNClassifier", "bytes_per_vector"]
+__all__ = ["INDEXES", "METRICS", "REFINES", "REFINE_CANDIDATES", "WEIGHTINGS", "KNNClassifier", "bytes_per_vector"]
 
-_METRICS = ("cosine", "l2")
-_WEIGHTINGS = ("uniform", "distance", "temperature")
-_INDEXES = ("flat", "ivf", "ivfpq")
-_REFINES = ("sq8", "flat", "none")
+# the allowed values of the parameters that name a choice (the knn head declares them from these)
+METRICS = ("cosine", "l2")
+WEIGHTINGS = ("uniform", "distance", "temperature")
+INDEXES = ("flat", "ivf", "ivfpq")
+REFINES = ("sq8", "flat", "none")
 REFINE_CANDIDATES = 320  # the PQ codes' best this many (4 x k beyond), ranked again by the refinement: the same
 # pool whatever k is asked for, so the first j neighbours do not depend on k (a k grid searched once at its largest)
 
@@ -46,7 +47,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     weighting : {"uniform", "distance", "temperature"}, default="temperature"
         ``temperature`` weighs a neighbour by ``exp(sim / temperature)`` (for ``l2``, ``exp(-dist / T)``).
     temperature : float, default=0.07
-    index : {"flat", "ivf"}, default="flat"
+    index : {"flat", "ivf", "ivfpq"}, default="flat"
         ``flat`` is exact; ``ivf`` is an inverted-file index with ``nlist`` cells, ``nprobe`` searched.
     nlist : int or None, default=None
         IVF cells; ``None`` picks about ``sqrt(n)`` (at least 39 training vectors per cell). The cells are
@@ -57,7 +58,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     pq_m : int or None, default=None
         ``index="ivfpq"`` (faiss ``IndexIVFPQ``, for training sets beyond memory): bytes per stored vector,
         a divisor of the width; ``None`` picks about one per 8 dimensions. Its recall against the exact
-        index is measured by :func:`headstart.heads.stream.knn_recall`. The fit stage and ``headstart fit``
+        index is measured by :func:`headstart.heads.knn_head.knn_recall`. The fit stage and ``headstart fit``
         evaluate a ``knn`` head with ``index: ivfpq`` on its table chunk by chunk, never loaded whole
         (:mod:`headstart.heads.evaluate_stream`). Fewer than 78 training rows (a few-shot subset) are too few
         to train the codes: they get the exact index.
@@ -99,14 +100,14 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        if self.metric not in _METRICS:
-            raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
-        if self.weighting not in _WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {self.weighting!r}")
-        if self.index not in _INDEXES:
-            raise ValueError(f"index must be one of {_INDEXES}, got {self.index!r}")
-        if self.refine not in _REFINES:
-            raise ValueError(f"refine must be one of {_REFINES}, got {self.refine!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if self.index not in INDEXES:
+            raise ValueError(f"index must be one of {INDEXES}, got {self.index!r}")
+        if self.refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {self.refine!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         if not (self.class_weight in (None, "balanced") or isinstance(self.class_weight, dict)):
@@ -115,10 +116,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     def _vote_weights(self) -> np.ndarray:
         """Per-class vote weights: all 1, or inverse to the class's share of the index (``balanced``)."""
         counts = np.bincount(self._y, minlength=len(self.classes_)).astype(np.float64)
-        class_weight = getattr(self, "class_weight", None)  # heads saved before class weights had none
-        if isinstance(class_weight, dict):
-            return np.array([float(class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
-        if class_weight != "balanced":
+        if isinstance(self.class_weight, dict):
+            return np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
+        if self.class_weight != "balanced":
             return np.ones_like(counts)
         return len(self._y) / (len(self.classes_) * np.maximum(counts, 1.0))
 
@@ -229,7 +229,6 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict) -> None:
-        state = {"refine": "none", **state}  # saved before ``refine`` existed: its index has no refinement
         index = state.get("index_")
         if isinstance(index, tuple) and index[0] in ("flat-ip", "flat-l2"):
             vectors = np.ascontiguousarray(index[1], dtype=np.float32)

@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 from scipy.special import softmax
+from scipy.stats import t
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
+    roc_auc_score,
     top_k_accuracy_score,
 )
 
@@ -75,8 +78,6 @@ def classification_metrics(
     if scores is not None and classes is not None and len(classes) > 5:
         out["top5_accuracy"] = top_k_accuracy(y_true, scores, classes, 5)
     if scores is not None and classes is not None and len(classes) == 2:
-        from sklearn.metrics import average_precision_score, roc_auc_score
-
         positive = np.asarray(y_true) == classes[1]
         if 0 < positive.sum() < len(positive):
             out["roc_auc"] = float(roc_auc_score(positive, np.asarray(scores)[:, 1]))
@@ -105,8 +106,6 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float | int | None]:
     mean = float(array.mean()) if n else math.nan
     if n < 2:
         return {"mean": mean, "std": 0.0, "ci95_low": mean, "ci95_high": mean, "n": n}
-    from scipy.stats import t
-
     std = float(array.std(ddof=1))
     # not scipy.stats.t.interval: it gives NaN when every seed scores the same (std 0), which seeded heads do
     half = float(t.ppf(0.975, n - 1) * std / math.sqrt(n))

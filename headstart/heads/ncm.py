@@ -1,4 +1,4 @@
-"""Nearest class mean on L2-normalised features: the standard few-shot baseline.
+"""Nearest class mean on L2-normalised features, the standard few-shot baseline, and the ``ncm`` head.
 
 >>> import numpy as np
 >>> X = np.array([[1, 0], [0.8, 0.2], [0, 1], [0.2, 0.8]])
@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -15,8 +18,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from headstart.heads._checks import check_classes
+from headstart.heads.params import HeadType, positive
 
-__all__ = ["NearestClassMean"]
+__all__ = ["NCM", "NearestClassMean"]
 
 
 def _normalise(X: np.ndarray) -> np.ndarray:
@@ -64,3 +68,21 @@ class NearestClassMean(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         sims = self._similarities(X)
         return self.classes_[np.argmax(sims, axis=1)]
+
+
+def _build(p: Mapping[str, Any], seed: int) -> NearestClassMean:
+    return NearestClassMean(temperature=float(p["temperature"]))
+
+
+def _adapt(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> Any:
+    return estimator.fit(X, y)  # prototypes move to the target's class means
+
+
+NCM = HeadType(
+    "ncm",
+    "nearest class mean on L2-normalised features (the few-shot baseline; blind to class counts already)",
+    {"temperature": positive(0.1)},
+    _build,
+    adapt=_adapt,
+    quick=True,
+)

@@ -16,6 +16,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
+from sklearn.exceptions import ConvergenceWarning
+
+from headstart.heads.metrics import class_scores
+from headstart.heads.scoring import val_score
 
 __all__ = ["MIN_VALUES", "fit_predict", "fit_val_score", "run", "workers"]
 
@@ -39,14 +44,10 @@ def run(function: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: in
     """``function(*call)`` for every call, in order, on ``jobs`` worker processes (``1``: here, one by one)."""
     if jobs <= 1:
         return (function(*call) for call in calls)
-    from joblib import Parallel, delayed
-
     return iter(Parallel(n_jobs=jobs, backend="loky", return_as="generator")(delayed(function)(*c) for c in calls))
 
 
 def _fit(build: Callable[..., Any], params: Mapping[str, Any], seed: int, X: np.ndarray, y: np.ndarray) -> Any:
-    from sklearn.exceptions import ConvergenceWarning
-
     estimator = build(params, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -72,9 +73,6 @@ def fit_val_score(
     metric: str,
 ) -> float:
     """Fit a head on train and score it on val by ``metric`` (one grid point)."""
-    from headstart.heads.metrics import class_scores
-    from headstart.heads.scoring import val_score
-
     estimator = _fit(build, params, seed, X, y)
     proba = class_scores(estimator, X_val) if metric == "log_loss" else None
     return val_score(metric, y_val, estimator.predict(X_val), proba, estimator.classes_)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from headstart.heads.scoring import val_score
 
 __all__ = ["as_linear_layer", "finetuning_probe"]
 
@@ -52,26 +57,18 @@ def finetuning_probe(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], float, float]:
     """The linear probe a network is fine-tuned from: ``(mean, scale, weight, bias, classes, C, val_score)``.
 
-    Like the logreg head (centred, scaled features; ``class_weight``; C chosen on val by ``metric`` with a warm-started sweep; fitted on train
-    only, so val stays unseen for early stopping), except that no feature's scale may fall below
-    ``scale_floor`` x the median scale. Plain standardisation divides nearly constant features by nearly zero;
+    Like the logreg head (centred, scaled features; ``class_weight``; C chosen on val by ``metric`` with a
+    warm-started sweep; fitted on train only, so val stays unseen for early stopping), except that no feature's
+    scale may fall below ``scale_floor`` x the median scale. Plain standardisation divides nearly constant features by nearly zero;
     a probe may then lean on them, and the first training steps, which move those features a little, blow
     the logits up.
     """
-    from sklearn.linear_model import LogisticRegression
-
     mean = X_train.mean(axis=0)
     std = X_train.std(axis=0)
     scale = np.maximum(std, scale_floor * float(np.median(std[std > 0])) if (std > 0).any() else 1.0)
     Xt, Xv = (X_train - mean) / scale, (X_val - mean) / scale
-    from headstart.heads.scoring import val_score
-
     clf = LogisticRegression(max_iter=max_iter, warm_start=True, class_weight=class_weight)
     best = (-np.inf, Cs[0], None)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for C in sorted(Cs):

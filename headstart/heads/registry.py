@@ -16,14 +16,17 @@ checks a head's name: ``sweep`` (a fast way through its grid), ``adapt`` (how it
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal, localcontext
 from typing import Any
 
+import numpy as np
+
 from headstart.errors import UserError
+from headstart.heads.builtin import BUILTIN_HEADS
+from headstart.heads.params import SELECT_BY_PARAM, HeadType, Param
 
 __all__ = [
     "HeadError",
@@ -45,63 +48,7 @@ class HeadError(UserError, ValueError):
     """An unknown head or parameter; the message lists the valid ones."""
 
 
-@dataclass(frozen=True)
-class Param:
-    """A head parameter: its default, a check of one value and the allowed values in words."""
-
-    default: Any
-    check: Callable[[Any], bool] = field(default=lambda value: True, repr=False)
-    allowed: str = "any value"
-
-
-@dataclass(frozen=True)
-class HeadType:
-    """A kind of head: its parameters, how to build it, whether its fit depends on a seed, and its hooks.
-
-    ``sweep(fixed, grid, X_train, y_train, X_val, y_val, metric)`` returns ``(points, val_scores, tiebreak)`` for
-    a grid it has a fast path for (scores by :func:`headstart.heads.scoring.val_score` with ``metric``), else ``None`` (then every point is fitted). ``adapt(estimator, best, X, y,
-    steps, seed)`` returns the source-trained estimator moved to target data ``X, y``, or ``None`` when it cannot
-    adapt. ``probe(fixed, grid, X_train, y_train, X_val, y_val)`` returns ``(mean, scale, weight, bias, classes,
-    choice, val_accuracy)``: the linear layer fine-tuning starts from (``None``: not a linear probe).
-    ``stream_fit(params, source, seed, warm)`` fits on a chunk source (``len(source)``, ``source.read(i) -> (X,
-    y)``) with one chunk in memory at a time (``warm``: the previous grid point's fit, or ``None``); a head with it
-    whose ``streams(params)`` holds is evaluated on its table chunk by chunk, never loaded whole
-    (:mod:`headstart.heads.evaluate_stream`).
-    """
-
-    name: str
-    description: str
-    params: Mapping[str, Param]
-    build: Callable[[Mapping[str, Any], int], Any]
-    randomized: bool = False
-    sweep: Callable[..., Any] | None = field(default=None, repr=False)
-    adapt: Callable[..., Any] | None = field(default=None, repr=False)
-    probe: Callable[..., Any] | None = field(default=None, repr=False)
-    stream_fit: Callable[..., Any] | None = field(default=None, repr=False)
-    streams: Callable[[Mapping[str, Any]], bool] = field(default=lambda params: True, repr=False)
-    quick: bool = False  # fits take milliseconds: never worth a worker process (headstart.heads.parallel)
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return {key: p.default for key, p in self.params.items()}
-
-    def streaming(self, params: Mapping[str, Any]) -> bool:
-        """Whether this head with ``params`` (over its defaults) is evaluated chunk by chunk."""
-        return self.stream_fit is not None and bool(self.streams({**self.defaults, **params}))
-
-    @property
-    def linear_probe(self) -> bool:
-        """Whether fine-tuning can start from this head (it is a linear layer on the features)."""
-        return self.probe is not None
-
-
 _HEADS: dict[str, HeadType] = {}
-
-SELECT_BY_PARAM = Param(
-    "auto",
-    lambda v: v in ("auto", "accuracy", "balanced_accuracy", "macro_f1", "log_loss"),
-    "one of 'auto', 'accuracy', 'balanced_accuracy', 'macro_f1', 'log_loss'",
-)
 
 
 def register_head(head: HeadType) -> HeadType:
@@ -109,29 +56,26 @@ def register_head(head: HeadType) -> HeadType:
     if head.name in _HEADS:
         raise HeadError(f"head '{head.name}' is registered twice")
     if "select_by" not in head.params:
-        head = dataclasses.replace(head, params={**head.params, "select_by": SELECT_BY_PARAM})
+        head = replace(head, params={**head.params, "select_by": SELECT_BY_PARAM})
     _HEADS[head.name] = head
     return head
 
 
-def _heads() -> dict[str, HeadType]:
-    import headstart.heads.builtin  # noqa: F401 - registers knn, logreg, svm, ncm
-
-    return _HEADS
+for _builtin in BUILTIN_HEADS:
+    register_head(_builtin)
 
 
 def list_heads() -> dict[str, HeadType]:
-    return dict(_heads())
+    return dict(_HEADS)
 
 
 def get_head(name: str, where: str = "") -> HeadType:
     """The head type ``name``; ``where`` (a dotted key or a flag) goes into the message of an unknown one."""
-    heads = _heads()
     try:
-        return heads[name]
+        return _HEADS[name]
     except KeyError:
         at = f"{where}: " if where else ""
-        raise HeadError(f"{at}unknown head '{name}'; known heads: {', '.join(sorted(heads))}") from None
+        raise HeadError(f"{at}unknown head '{name}'; known heads: {', '.join(sorted(_HEADS))}") from None
 
 
 def expand_grid(value: Any, where: str = "") -> list[Any] | None:
@@ -147,25 +91,15 @@ def expand_grid(value: Any, where: str = "") -> list[Any] | None:
                 raise HeadError(f"{where}: {kind} takes [start, stop, num], got {args!r}")
             if not isinstance(args[2], int) or isinstance(args[2], bool) or args[2] < 1:
                 raise HeadError(f"{where}: {kind}'s num must be an integer >= 1, got {args[2]!r}")
-            points = _linspace(float(args[0]), float(args[1]), int(args[2]))
+            points = np.linspace(float(args[0]), float(args[1]), int(args[2])).tolist()
             return [_exp10(v) for v in points] if kind == "logspace" else points
         raise HeadError(f"{where} must be a value, a list or {{logspace: [a, b, n]}}, got {dict(value)!r}")
     return None
 
 
-def _linspace(start: float, stop: float, num: int) -> list[float]:
-    """``numpy.linspace(start, stop, num)`` to the bit, without numpy: checking params.yaml (every stage does, and
-    the always-run `versions` stage) must not import it; tests/heads/test_registry.py compares both on many grids."""
-    if num == 1:
-        return [start]
-    step = (stop - start) / (num - 1)
-    return [i * step + start for i in range(num - 1)] + [stop]
-
-
 def _exp10(v: float) -> float:
-    """``10 ** v`` correctly rounded, the same bits on every machine, which numpy's vectorised power is not (on an
-    Intel Xeon with AVX-512 it is one ulp off for 10 ** 2.5, and with it which C of a grid wins a tie), nor the C
-    library's ``pow`` by its contract. Decimal arithmetic at 40 digits, rounded once to a float."""
+    """``10 ** v`` correctly rounded, so a logspace grid has the same values on every machine (neither numpy's
+    vectorised power nor the C library's ``pow`` promises that: a C that moved by one ulp could win a tie)."""
     with localcontext() as ctx:
         ctx.prec = 40
         return float(Decimal(10) ** Decimal(v))

@@ -5,6 +5,7 @@ accuracy when the largest class of the train split has more than 1.5x the images
 accuracy. Plain accuracy on imbalanced data rewards a head that learns the majority class.
 
 >>> import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 >>> resolve_select_by("auto", np.array([0] * 90 + [1] * 10))
 'balanced_accuracy'
 >>> resolve_select_by("auto", np.array([0] * 12 + [1] * 10))
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 
 from headstart.data.imbalance import IMBALANCE_RATIO
 
@@ -50,8 +52,6 @@ def val_score(
     metric: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None, classes: Any = None
 ) -> float:
     """The val score of one grid point, higher is better (``log_loss`` is negated)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
-
     if metric == "accuracy":
         return float(accuracy_score(y_true, y_pred))
     if metric == "balanced_accuracy":

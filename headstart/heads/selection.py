@@ -4,30 +4,26 @@ Every grid point is fitted on train and scored on val by the head's ``select_by`
 accuracy on imbalanced train splits, else accuracy; :mod:`headstart.heads.scoring`); the first best point wins
 (grids are ordered from the most to the least regularised, so ties go to the simpler model), except for logistic
 regression, where the val log-loss breaks ties. A head's ``sweep`` hook may take a faster way through its grid
-(:mod:`headstart.heads.builtin`): logistic regression walks its C grid upwards with warm starts (each fit
-starts from the previous solution), and k-NN searches once with the largest k and votes for every k from the
-same neighbours.
+(:mod:`headstart.heads.linear`, :mod:`headstart.heads.knn_head`): logistic regression walks its C grid upwards
+with warm starts (each fit starts from the previous solution), and k-NN searches once with the largest k and votes
+for every k from the same neighbours.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from headstart.heads import parallel
 from headstart.heads.registry import HeadError, build_head, get_head, grid_points
 from headstart.heads.scoring import resolve_select_by, val_score
 
-__all__ = ["Selection", "check_val_split", "select", "sweep_logreg_C"]
+__all__ = ["Selection", "check_val_split", "select"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +85,8 @@ def select(
             (kind.build, {**kind.defaults, **fixed, **point}, seed, X_train, y_train, X_val, y_val, metric)
             for point in points
         ]
-        accuracies = list(parallel.run(parallel.fit_val_score, calls, parallel.workers(len(calls), X_train, kind.quick)))
+        jobs = parallel.workers(len(calls), X_train, kind.quick)
+        accuracies = list(parallel.run(parallel.fit_val_score, calls, jobs))
     if tiebreak is not None:
         # equal val accuracies are common on a small val split; the lower val log-loss breaks the tie, which
         # keeps the choice stable under tiny changes of the embeddings (fp32 vs bf16, BatchNorm folding)
@@ -101,52 +98,3 @@ def select(
     return Selection(
         best={**fixed, **points[best]}, scores=scores, seconds=time.perf_counter() - start, metric=metric
     )
-
-
-def sweep_logreg_C(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    Cs: list[float],
-    *,
-    max_iter: int = 1000,
-    tol: float = 1e-4,
-    warm_start: bool = True,
-    with_loss: bool = False,
-    class_weight: str | None = None,
-    metric: str = "accuracy",
-) -> Any:
-    """Val score (``metric``, accuracy by default) of L-BFGS logistic regression on standardised features for each C (ascending).
-
-    With ``warm_start`` each fit starts from the previous C's solution, which is what makes a 45-point sweep
-    cheap; without it, every fit starts from zero (kept for the benchmark). ``with_loss`` also returns the val
-    log-loss of each C: ``(accuracies, losses)``.
-    """
-    from sklearn.metrics import log_loss
-
-    if list(Cs) != sorted(Cs):
-        raise ValueError("sweep_logreg_C walks the C grid upwards: give the Cs in ascending order")
-    scaler = StandardScaler().fit(X_train)
-    Xt, Xv = scaler.transform(X_train), scaler.transform(X_val)
-    clf = LogisticRegression(max_iter=max_iter, tol=tol, warm_start=warm_start, class_weight=class_weight)
-    accuracies, losses = [], []
-    unconverged = 0
-    for C in Cs:
-        clf.set_params(C=C)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            clf.fit(Xt, y_train)
-        unconverged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        proba = clf.predict_proba(Xv)
-        accuracies.append(val_score(metric, y_val, clf.classes_[np.argmax(proba, axis=1)], proba, clf.classes_))
-        if with_loss:
-            losses.append(float(log_loss(y_val, proba, labels=clf.classes_)))
-    if unconverged:
-        log.info(
-            "logreg sweep: %d of %d fits stopped at max_iter=%d before converging (large C)",
-            unconverged,
-            len(Cs),
-            max_iter,
-        )
-    return (accuracies, losses) if with_loss else accuracies

@@ -1,14 +1,9 @@
-"""Heads for tables bigger than memory: a linear probe trained over row groups, and k-NN on a compressed index.
+"""The ``logreg_stream`` head: a linear probe trained over a table's row groups, for tables beyond memory.
 
-Both read the table one row group (4,096 rows) at a time, shard after shard, through :class:`TableChunks`;
-:class:`ArrayChunks` gives arrays in memory the same shape, so one code path serves both.
-
-- :class:`StreamingLinearProbe`: multinomial logistic regression, the objective of the ``logreg`` head
-  (``C * sum(log-loss) + ||W||^2 / 2`` on standardised features) minimised by mini-batch Adam over the row
-  groups; :func:`fit_probe_stream` chooses C on val the way the ``logreg`` head does, then refits on
-  train+val.
-- :func:`fit_knn_stream`: the ``knn`` head with a faiss index trained on a sample and filled chunk by chunk;
-  ``index: ivfpq`` keeps ``pq_m`` bytes per vector, and :func:`knn_recall` measures it against exact search.
+:class:`StreamingLinearProbe` is multinomial logistic regression, the objective of the ``logreg`` head
+(``C * sum(log-loss) + ||W||^2 / 2`` on standardised features), minimised by mini-batch Adam with one chunk
+(:mod:`headstart.heads.chunks`: a table's row group of 4,096 rows, or arrays in memory) in memory at a time;
+:func:`fit_probe_stream` chooses C on val the way the ``logreg`` head does, then refits on train+val.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -22,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,79 +26,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from headstart.heads._checks import check_classes
-from headstart.heads.knn import KNNClassifier
+from headstart.heads.chunks import ArrayChunks, chunks, stream_predictions
+from headstart.heads.params import CLASS_WEIGHT, HeadType, class_weight, integer, positive
 from headstart.heads.scoring import resolve_select_by, val_score
 
-__all__ = [
-    "ArrayChunks",
-    "StreamingLinearProbe",
-    "TableChunks",
-    "fit_knn_stream",
-    "fit_probe_stream",
-    "knn_recall",
-    "stream_accuracy",
-    "stream_predictions",
-    "stream_scores",
-]
+__all__ = ["LOGREG_STREAM", "StreamingLinearProbe", "fit_probe_stream"]
 
 log = logging.getLogger(__name__)
-
-CHUNK_ROWS = 4096
-
-
-class ArrayChunks:
-    """Arrays in memory, served in chunks of ``rows`` like a table's row groups."""
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, rows: int = CHUNK_ROWS) -> None:
-        self.X, self.y, self.rows = X, np.asarray(y), rows
-
-    def __len__(self) -> int:
-        return -(-len(self.X) // self.rows)
-
-    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.X[i * self.rows : (i + 1) * self.rows], self.y[i * self.rows : (i + 1) * self.rows]
-
-
-class TableChunks:
-    """The row groups of an embedding table (a file or a directory of shards), keeping ``splits`` only.
-
-    Chunks read are kept in memory up to ``keep_bytes`` (256 MB by default), so a table that fits is read from
-    disk once however many passes a fit makes; beyond that, every pass reads the chunks again.
-    """
-
-    def __init__(self, path: str | Path, splits: Sequence[str] | None = None, keep_bytes: int = 256 << 20) -> None:
-        from headstart.data.tables import read_embedding_metadata, row_groups
-
-        self.path = Path(path)
-        self.splits = list(splits) if splits is not None else None
-        self.dim = int(read_embedding_metadata(path)["dim"])
-        self.groups = row_groups(path)
-        self.keep_bytes = keep_bytes
-        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._kept_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        from headstart.data.tables import read_row_group
-
-        if i in self._kept:
-            return self._kept[i]
-        frame, X = read_row_group(*self.groups[i], self.dim, self.splits)
-        chunk = X, frame["label"].to_numpy(dtype=object).astype(str)
-        if self._kept_bytes + X.nbytes <= self.keep_bytes:
-            self._kept[i] = chunk
-            self._kept_bytes += X.nbytes
-        return chunk
-
-
-def _chunks(source: Any, order: Sequence[int] | None = None) -> Any:
-    for i in order if order is not None else range(len(source)):
-        X, y = source.read(i)
-        if len(X):
-            yield X, y
-
 
 class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression trained by mini-batch Adam, one chunk in memory at a time.
@@ -177,7 +105,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
         )
         moments = [np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)]
         for _ in range(epochs):
-            for X, y in _chunks(source, rng.permutation(len(source))):
+            for X, y in chunks(source, rng.permutation(len(source))):
                 Z = (X - self.mean_) / self.scale_
                 target = np.searchsorted(self.classes_, y)
                 for rows in np.array_split(rng.permutation(len(Z)), -(-len(Z) // self.batch_size)):
@@ -207,7 +135,7 @@ class StreamingLinearProbe(ClassifierMixin, BaseEstimator):
 def _moments(source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Classes, mean, standard deviation, rows and rows per class in one pass (merged in float64)."""
     n, mean, m2, classes = 0, None, None, {}
-    for X, y in _chunks(source):
+    for X, y in chunks(source):
         X = X.astype(np.float64)
         k, mu = len(X), X.mean(axis=0)
         dev = ((X - mu) ** 2).sum(axis=0)
@@ -250,40 +178,6 @@ def _adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, rat
     param -= rate * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
 
 
-def stream_scores(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """True labels, predicted labels, per-class scores (float32, ``estimator.classes_`` order) and the mean
-    log-loss of ``estimator`` over every chunk of ``source`` (a class never seen in training scores as zero)."""
-    from headstart.heads.metrics import class_scores
-
-    classes = estimator.classes_
-    truth, predicted, scores, loss = [], [], [], 0.0
-    for X, y in _chunks(source):
-        proba = class_scores(estimator, X)
-        column = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-        picked = np.where(classes[column] == y, proba[np.arange(len(y)), column], 0.0)
-        loss += float(-np.log(np.clip(picked, 1e-15, None)).sum())
-        truth.append(np.asarray(y))
-        predicted.append(classes[np.argmax(proba, axis=1)])
-        scores.append(proba.astype(np.float32))
-    if not truth:
-        return np.array([]), np.array([]), np.zeros((0, len(classes)), np.float32), 0.0
-    y_true = np.concatenate(truth)
-    return y_true, np.concatenate(predicted), np.concatenate(scores), loss / len(y_true)
-
-
-def stream_predictions(estimator: Any, source: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    """True labels, predicted labels and the mean log-loss of ``estimator`` over every chunk of ``source`` (the
-    labels of a table that does not fit in memory do: one small string per row)."""
-    y_true, y_pred, _, loss = stream_scores(estimator, source)
-    return y_true, y_pred, loss
-
-
-def stream_accuracy(estimator: Any, source: Any) -> tuple[float, float]:
-    """Accuracy and mean log-loss of ``estimator`` over every chunk of ``source``."""
-    y_true, y_pred, loss = stream_predictions(estimator, source)
-    return (float(np.mean(y_true == y_pred)), loss) if len(y_true) else (0.0, 0.0)
-
-
 def fit_probe_stream(
     train: Any, val: Any, train_val: Any, Cs: Sequence[float], select_by: str = "auto", **params: Any
 ) -> tuple[StreamingLinearProbe, list[tuple[float, float]]]:
@@ -309,36 +203,42 @@ def fit_probe_stream(
     return final, scores
 
 
-def fit_knn_stream(source: Any, sample_rows: int = 50_000, seed: int = 0, **params: Any) -> KNNClassifier:
-    """The ``knn`` head over every chunk of ``source``: the index is trained on about ``sample_rows`` rows
-    (whole chunks, spread over the table), then filled chunk by chunk."""
-    rng = np.random.default_rng(seed)
-    sizes = [len(source.read(0)[1])] if len(source) else [0]
-    wanted = max(1, math.ceil(sample_rows / max(sizes[0], 1)))
-    picks = np.sort(rng.choice(len(source), min(wanted, len(source)), replace=False))
-    parts = list(_chunks(source, picks))
-    knn = KNNClassifier(**params).fit(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    knn.index_.reset()  # keep the trained cells and codebooks, drop the sample's vectors
-    knn._y = np.zeros(0, dtype=np.int64)
-    for X, y in _chunks(source):
-        knn.add(X, y)
-    return knn
+def _build(p: Mapping[str, Any], seed: int) -> StreamingLinearProbe:
+    return StreamingLinearProbe(
+        C=float(p["C"]),
+        epochs=int(p["epochs"]),
+        batch_size=int(p["batch_size"]),
+        lr=float(p["lr"]),
+        min_steps=int(p["min_steps"]),
+        seed=seed,
+        class_weight=class_weight(p),
+    )
 
 
-def knn_recall(knn: KNNClassifier, reference: Any, queries: np.ndarray, k: int = 10) -> float:
-    """Recall@k of ``knn``'s index against exact search over ``reference`` (the same rows, streamed)."""
-    found = knn.kneighbors(queries, k)[1]
-    Q = knn._prepare(queries)
-    best_s = np.full((len(Q), k), -np.inf)
-    best_i = np.full((len(Q), k), -1, dtype=np.int64)
-    offset = 0
-    for X, _ in _chunks(reference):
-        V = knn._prepare(X)
-        s = Q @ V.T if knn.metric == "cosine" else -((Q * Q).sum(1)[:, None] - 2 * Q @ V.T + (V * V).sum(1)[None])
-        s_all = np.concatenate([best_s, s], axis=1)
-        i_all = np.concatenate([best_i, np.broadcast_to(np.arange(offset, offset + len(V)), s.shape)], axis=1)
-        top = np.argpartition(-s_all, k - 1, axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
-        offset += len(V)
-    hits = [len(set(a[a >= 0]) & set(b)) for a, b in zip(found, best_i, strict=True)]
-    return float(np.mean(hits)) / k
+def _stream_fit(params: Mapping[str, Any], source: Any, seed: int, warm: Any = None) -> StreamingLinearProbe:
+    """Adam over the chunks; a previous C's probe is the starting point (the warm start of the logreg sweep)."""
+    return _build(params, seed).fit_chunks(source, warm_from=warm)
+
+
+def _adapt(estimator: Any, best: Mapping[str, Any], X: Any, y: Any, steps: int, seed: int) -> StreamingLinearProbe:
+    """``steps`` epochs of the same Adam on the target, from the source weights (source standardisation kept)."""
+    moved = _build({**best, "epochs": steps, "min_steps": 0}, seed)
+    return moved.fit_chunks(ArrayChunks(X, y), warm_from=estimator)
+
+
+LOGREG_STREAM = HeadType(
+    "logreg_stream",
+    "the logreg objective by mini-batch Adam over the table's row groups, for tables beyond memory",
+    {
+        "C": positive({"logspace": [-3, 1, 3]}),  # each C is a pass (or more) over the whole train split
+        "epochs": integer(2),
+        "batch_size": integer(256),
+        "lr": positive(0.01),
+        "min_steps": integer(3000, low=0),  # small tables get more passes, so the fit still converges
+        "class_weight": CLASS_WEIGHT,
+    },
+    _build,
+    randomized=True,  # the seed orders the chunks and the mini-batches
+    adapt=_adapt,
+    stream_fit=_stream_fit,
+)

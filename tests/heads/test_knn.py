@@ -79,14 +79,3 @@ def test_batched_ivf_scanning_every_cell_is_the_exact_search(metric: str) -> Non
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-4)
     few = ivf.search(Q, 10, nprobe=2)[1]
     assert 0.3 < np.mean([len(set(a) & set(b)) / 10 for a, b in zip(few, want_ids, strict=True)]) < 1.0
-
-
-def test_a_knn_saved_before_refine_existed_loads_with_no_refinement() -> None:
-    rng = np.random.default_rng(0)
-    knn = KNNClassifier(k=3).fit(rng.standard_normal((30, 4)).astype(np.float32), np.arange(30) % 3)
-    state = knn.__getstate__()
-    del state["refine"]
-    old = KNNClassifier.__new__(KNNClassifier)
-    old.__setstate__(state)
-    assert old.get_params()["refine"] == "none"
-    assert np.array_equal(old.predict(np.zeros((2, 4), np.float32)), knn.predict(np.zeros((2, 4), np.float32)))

@@ -7,7 +7,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from headstart.heads.registry import build_head, resolve_params
-from headstart.heads.selection import select, sweep_logreg_C
+from headstart.heads.linear import sweep_logreg_C
+from headstart.heads.selection import select
 from tests.conftest import clusters
 
 

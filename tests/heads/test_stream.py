@@ -12,15 +12,10 @@ from sklearn.model_selection import train_test_split
 from headstart.data.tables import ShardedEmbeddingWriter
 from headstart.heads.knn import bytes_per_vector
 from headstart.heads.registry import build_head
-from headstart.heads.selection import sweep_logreg_C
-from headstart.heads.stream import (
-    ArrayChunks,
-    StreamingLinearProbe,
-    TableChunks,
-    fit_knn_stream,
-    fit_probe_stream,
-    knn_recall,
-)
+from headstart.heads.chunks import ArrayChunks, TableChunks
+from headstart.heads.knn_head import fit_knn_stream, knn_recall
+from headstart.heads.linear import sweep_logreg_C
+from headstart.heads.stream import StreamingLinearProbe, fit_probe_stream
 
 CS = [float(c) for c in 10.0 ** np.linspace(-3, 2, 6)]
 
