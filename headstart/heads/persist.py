@@ -2,14 +2,12 @@
 
 A saved head is ``MODEL_DIR/model.json`` (the head kind and parameters, the classes, the embedding table's
 provenance and the estimator's state) with its arrays in ``MODEL_DIR/model.npz``. Loading it runs no code
-from the files (:mod:`headstart.heads._state`); heads saved by older versions as a pickle (``model.joblib``)
-load only when you say you trust them.
+from the files (:mod:`headstart.heads._state`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,12 +31,9 @@ __all__ = [
     "trust_type",
 ]
 
-log = logging.getLogger(__name__)
-
 HEAD_FORMAT = "headstart-head-v2"
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "model.npz"
-LEGACY_FORMAT, LEGACY_FILE = "headstart-head-v1", "model.joblib"
 # The provenance keys that decide whether two embedding tables live in the same space.
 _IDENTITY = ("backbone", "weights", "weights_sha256", "node", "pooling", "precision", "preprocessing", "dim")
 
@@ -115,37 +110,29 @@ def save_head(
     return model_dir / MODEL_FILE
 
 
-def load_head(model: str | Path, *, trust_pickle: bool = False) -> HeadBundle:
-    """Load a head saved by :func:`save_head` (give the model directory or its ``model.json``).
-
-    Loading runs no code from the files. A ``model.joblib`` written by an older headstart is a pickle, which
-    can run any code when loaded: it is read only with ``trust_pickle=True`` (``headstart predict
-    --trust-pickle``), for files from a source you trust.
-    """
+def load_head(model: str | Path) -> HeadBundle:
+    """Load a head saved by :func:`save_head` (give the model directory or its ``model.json``); loading runs no
+    code from the files."""
     path = Path(model)
     folder = path if path.is_dir() else path.parent
     if path.is_dir():
-        legacy = not (path / MODEL_FILE).is_file() and (path / LEGACY_FILE).is_file()
-        path = path / (LEGACY_FILE if legacy else MODEL_FILE)
+        path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"no fitted head at {model}: expected {folder / MODEL_FILE} (written by `headstart fit` or the "
             "fit stage, under models/<dataset>/<backbone>/<head>/<layer>/)"
         )
-    if path.suffix == ".joblib":
-        bundle = _load_pickle(path, trust_pickle)
-    else:
-        try:
-            bundle = json.loads(path.read_text())
-            if not isinstance(bundle, dict) or bundle.get("format") != HEAD_FORMAT:
-                raise ValueError(f"format {bundle.get('format') if isinstance(bundle, dict) else None!r}")
-            bundle["estimator"] = decode(bundle["estimator"], read_arrays(folder / ARRAYS_FILE))
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-            if isinstance(err, UnsafeModelError):
-                raise UnsafeModelError(f"{path}: {err}") from err
-            raise ProvenanceMismatch(
-                f"{path} is not a readable headstart head ({HEAD_FORMAT}: {err}); fit it again with `headstart fit`"
-            ) from err
+    try:
+        bundle = json.loads(path.read_text())
+        if not isinstance(bundle, dict) or bundle.get("format") != HEAD_FORMAT:
+            raise ValueError(f"format {bundle.get('format') if isinstance(bundle, dict) else None!r}")
+        bundle["estimator"] = decode(bundle["estimator"], read_arrays(folder / ARRAYS_FILE))
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        if isinstance(err, UnsafeModelError):
+            raise UnsafeModelError(f"{path}: {err}") from err
+        raise ProvenanceMismatch(
+            f"{path} is not a readable headstart head ({HEAD_FORMAT}: {err}); fit it again with `headstart fit`"
+        ) from err
     return HeadBundle(
         estimator=bundle["estimator"],
         head=bundle["head"],
@@ -155,19 +142,3 @@ def load_head(model: str | Path, *, trust_pickle: bool = False) -> HeadBundle:
         provenance=bundle["provenance"],
         path=path,
     )
-
-
-def _load_pickle(path: Path, trust_pickle: bool) -> dict[str, Any]:
-    if not trust_pickle:
-        raise UnsafeModelError(
-            f"{path} is a pickle (a head saved by an older headstart), and loading a pickle can run any code. "
-            "Fit the head again (`headstart fit`), or, only if you trust whoever made the file, pass "
-            "--trust-pickle (trust_pickle=True)"
-        )
-    import joblib
-
-    log.warning("loading %s with pickle (--trust-pickle): this runs any code the file holds", path)
-    bundle = joblib.load(path)
-    if not isinstance(bundle, dict) or bundle.get("format") != LEGACY_FORMAT:
-        raise ValueError(f"{path} is not a headstart head (format {LEGACY_FORMAT})")
-    return bundle
