@@ -137,12 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", help="classify the rows of this embedding table instead of images")
     p.add_argument("-o", "--output", help="predictions.csv or predictions.json (default: CSV on stdout)")
     p.add_argument("--top", default="5", help="how many classes to list per image (default 5)")
-    p.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="also load a model.joblib saved by an older headstart: a pickle runs any code it holds, so only "
-        "for files from a source you trust",
-    )
     _embed_run_options(p)
     p.set_defaults(run=cmd_predict)
 

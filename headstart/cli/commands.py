@@ -116,14 +116,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.embeddings:
         if args.inputs:
             raise CliError("give images or --embeddings, not both")
-        bundle = load_head(args.model, trust_pickle=args.trust_pickle)
+        bundle = load_head(args.model)
         rows = predict_table(bundle, load_embeddings(args.embeddings), args.embeddings, top=top)
     else:
         if not args.inputs:
             raise CliError("give image files or folders to classify (or --embeddings TABLE)")
-        rows = predict_images(
-            args.model, args.inputs, options=options, top=top, progress=tqdm_progress, trust_pickle=args.trust_pickle
-        )
+        rows = predict_images(args.model, args.inputs, options=options, top=top, progress=tqdm_progress)
     column = f"top{top}"
     if args.output and args.output.endswith(".json"):
         text = rows.to_json(orient="records", indent=2)

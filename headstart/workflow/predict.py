@@ -138,14 +138,12 @@ def predict_images(
     options: EmbedOptions = EmbedOptions(),
     top: int = 5,
     progress: ProgressFactory = null_progress,
-    trust_pickle: bool = False,
 ) -> pd.DataFrame:
     """Embed ``inputs`` with the head's backbone settings and classify them; one row per image.
 
-    Images that cannot be read get a row with an ``error`` and no prediction. ``trust_pickle`` also loads a
-    pickled head of an older headstart (see :func:`headstart.heads.persist.load_head`).
+    Images that cannot be read get a row with an ``error`` and no prediction.
     """
-    bundle = load_head(model, trust_pickle=trust_pickle)
+    bundle = load_head(model)
     return classify_images(bundle, inputs, options=options, top=top, progress=progress)
 
 
