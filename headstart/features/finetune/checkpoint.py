@@ -11,10 +11,13 @@ per-image cache that hangs off it stay valid when a rerun trains the same weight
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from headstart._files import atomic_path
 from headstart.features.weights import load_state_dict
@@ -84,8 +87,6 @@ def is_checkpoint(state: Any) -> bool:
 
 def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
     """The checkpoint's file contents; the same for the same weights (fixed archive name, no file name in it)."""
-    import torch
-
     buffer = io.BytesIO()
     torch.save(checkpoint.to_dict(), buffer)
     return buffer.getvalue()
@@ -93,8 +94,6 @@ def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> str:
     """Write ``path`` atomically (and ``path.sha256`` beside it); return the sha256 of its bytes."""
-    import hashlib
-
     path = Path(path)
     data = checkpoint_bytes(checkpoint)
     digest = hashlib.sha256(data).hexdigest()

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
 from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
@@ -30,8 +31,6 @@ SPLITS = ("train", "val", "test")
 
 def augmentation() -> Callable[[Any], Any]:
     """Light: small shifts, rotations, scale and lighting changes; no flips (they change digits and text)."""
-    from torchvision.transforms import v2
-
     return v2.Compose(
         [
             v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)),

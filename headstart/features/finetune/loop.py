@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import balanced_accuracy_score, f1_score
 from torch import nn
 
 from headstart._progress import ProgressFactory, null_progress
@@ -83,8 +84,6 @@ def evaluate(
     net: nn.Module, loader: Any, device: torch.device, precision: str, metric: str = "accuracy"
 ) -> tuple[float, float]:
     """The score by ``metric`` (higher is better; ``log_loss`` is negated) and the mean cross-entropy."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
     net.eval()
     truth, predicted = [], []
     loss, total = 0.0, 0

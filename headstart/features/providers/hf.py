@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
 
 from headstart.features.providers.base import ProviderBackbone, pinned_file, require, seeded, split_name, weights_mode
 from headstart.features.registry import BackboneError, BackboneSpec
@@ -145,8 +148,6 @@ def _weight_files(source: str, revision: str | None) -> tuple[dict[str, str], st
 
 
 def _block_names(model: Any) -> list[str]:
-    from torch import nn
-
     for name, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and name.endswith(("encoder.layer", "encoder.layers")):
             return [f"{name}.{i}" for i in range(len(module))]
@@ -155,9 +156,6 @@ def _block_names(model: Any) -> list[str]:
 
 def image_transform(processor: Any, image_size: int | None, resize_size: int | None) -> tuple[Any, dict[str, Any]]:
     """A torchvision transform doing what ``processor`` (an HF image processor) does, and its description."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2 as T
-
     size = dict(getattr(processor, "size", None) or {})
     crop = dict(getattr(processor, "crop_size", None) or {}) if getattr(processor, "do_center_crop", False) else {}
     resample = _RESAMPLE.get(int(getattr(processor, "resample", 3) or 3), "bicubic")

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from headstart._versions import installed_version
+from headstart.features.balance import Plan
 from headstart.features.providers.base import ProviderBackbone, require, seeded, split_name, weights_mode
 from headstart.features.providers.text_weights import locate_model, model_files
 from headstart.features.reader import Batch
@@ -120,7 +122,6 @@ class TextBackbone(ProviderBackbone):
     def feed(  # noqa: PLR0913
         self, items: list[Any], device: Any, batch_size: int, num_workers: int | str, max_pixels: int, reduce_to: Any
     ) -> tuple[Any, Any]:
-        from headstart.features.balance import Plan
         from headstart.features.runner import torch_threads
 
         plan = Plan(0, torch_threads(), "texts tokenised in line")
@@ -219,7 +220,7 @@ def load(spec: BackboneSpec) -> TextBackbone:
         default_dim=hidden,
         default_applied=applied,
         modality="text",
-        library={"sentence_transformers": st.__version__, "transformers": _version("transformers")},
+        library={"sentence_transformers": st.__version__, "transformers": installed_version("transformers")},
     )
 
 
@@ -228,15 +229,6 @@ def _block_names(model: nn.Module) -> list[str]:
         if isinstance(module, nn.ModuleList) and name.endswith(("encoder.layer", "encoder.layers")):
             return [f"{name}.{i}" for i in range(len(module))]
     return []
-
-
-def _version(module: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(module)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 def list_models() -> list[str]:

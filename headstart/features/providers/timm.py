@@ -16,6 +16,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from headstart.features.finetune.checkpoint import is_checkpoint
 from headstart.features.providers.base import (
     WEIGHT_FILES,
     ProviderBackbone,
@@ -27,12 +30,12 @@ from headstart.features.providers.base import (
     weights_mode,
 )
 from headstart.features.registry import BackboneError, BackboneSpec
-from headstart.features.finetune.checkpoint import is_checkpoint
 from headstart.features.weights import ResolvedWeights, WeightsError, load_state_dict
 
 __all__ = ["list_models", "load", "weights_present"]
 
 log = logging.getLogger(__name__)
+
 
 def load(spec: BackboneSpec) -> ProviderBackbone:
     timm = require("timm", "timm", spec.arch)
@@ -122,8 +125,6 @@ def _locate(timm: Any, name: str, path: Path | None) -> Path:
         names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else WEIGHT_FILES
         return hub_file(hub_id, names, f"timm:{name}")
     if url:
-        import torch
-
         target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
         if not target.is_file():
             try:
