@@ -116,6 +116,27 @@ def test_bad_flags_are_one_line_exit_2_and_write_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fit", "emb.csv", "--head", "knn", "-o", "model"],
+        ["predict", "model", "--embeddings", "emb.csv", "-o", "pred.csv"],
+        ["neighbours", "emb.csv", "--query", "a", "-o", "near.csv"],
+    ],
+)
+def test_a_csv_given_as_an_embedding_table_is_named_in_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("emb.csv").write_text("id,label,path\na,1,a.png\n")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "emb.csv is not a Parquet embedding table" in err and "written by `headstart embed`" in err, err
+    assert "dvc" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.csv"]
+
+
 def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path) -> None:
     from headstart.cli.flags import CliError
 

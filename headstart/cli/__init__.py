@@ -16,17 +16,8 @@ from __future__ import annotations
 import argparse
 
 from headstart._terminal import run_main, setup_logging
-from headstart.cli.commands import (
-    cmd_backbones,
-    cmd_cache,
-    cmd_datasets,
-    cmd_embed,
-    cmd_fit,
-    cmd_heads,
-    cmd_init,
-    cmd_neighbours,
-    cmd_predict,
-)
+from headstart.cli.commands import cmd_cache, cmd_embed, cmd_fit, cmd_init, cmd_neighbours, cmd_predict
+from headstart.cli.listings import cmd_backbones, cmd_datasets, cmd_heads
 from headstart.features.spec import DEFAULT_CACHE_DIR
 
 __all__ = ["main"]

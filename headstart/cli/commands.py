@@ -1,4 +1,4 @@
-"""What each sub-command does: build the library's settings types from the flags, check them, call the library."""
+"""What each sub-command that does work does: build the library's settings types from the flags, check them, call the library."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import sys
 from pathlib import Path
 
 from headstart._terminal import tqdm_progress
-from headstart.cli.flags import CliError, backbone_spec, embed_options, evaluate_settings, head_params, positive, split
-from headstart.cli.listings import print_provider_model, print_providers
+from headstart.cli.flags import (
+    CliError,
+    backbone_spec,
+    embed_options,
+    embedding_table,
+    evaluate_settings,
+    head_params,
+    positive,
+    split,
+)
 
-__all__ = [
-    "cmd_backbones", "cmd_cache", "cmd_datasets", "cmd_embed", "cmd_fit", "cmd_heads", "cmd_init", "cmd_neighbours",
-    "cmd_predict",
-]  # fmt: skip
+__all__ = ["cmd_cache", "cmd_embed", "cmd_fit", "cmd_init", "cmd_neighbours", "cmd_predict"]
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -64,9 +69,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from headstart.workflow.fit import fit_table
     from headstart.workflow.records import compact_metrics, head_timings
 
+    table = embedding_table(args.embeddings, "fit")
     params, protocol = head_params(args.head, args.set), evaluate_settings(args)
     evaluation, _ = fit_table(
-        args.embeddings,
+        table,
         args.head,
         params,
         args.output,
@@ -90,7 +96,8 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     from headstart.workflow.neighbours import find_neighbours
 
     k, options = positive(args.k, "-k"), embed_options(args)
-    rows = find_neighbours(args.table, args.query, k, options=options, progress=tqdm_progress)
+    table = embedding_table(args.table, "neighbours")
+    rows = find_neighbours(table, args.query, k, options=options, progress=tqdm_progress)
     json_out = bool(args.output and args.output.endswith(".json"))
     text = rows.to_json(orient="records", indent=2) if json_out else rows.to_csv(index=False)
     if args.output:
@@ -116,6 +123,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.embeddings:
         if args.inputs:
             raise CliError("give images or --embeddings, not both")
+        embedding_table(args.embeddings, "predict --embeddings")
         bundle = load_head(args.model)
         rows = predict_table(bundle, load_embeddings(args.embeddings), args.embeddings, top=top)
     else:
@@ -144,85 +152,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def cmd_backbones(args: argparse.Namespace) -> int:
-    from headstart.features.registry import backbone_entry, list_backbones, load_backbone
-    from headstart.features.spec import BackboneSpec
-    from headstart.features.weights import OFFLINE_SOURCES, checkpoint_path
-
-    if not args.name or ":" in args.name:  # the providers (timm:, hf:, ...), or one provider model's layers
-        from headstart.features.providers.listing import describe_model, provider_rows
-
-        if args.name:
-            print_provider_model(describe_model(args.name))
-            return 0
-        print_providers(provider_rows())
-        print("torchvision (no prefix):")
-    if args.name:
-        backbone = load_backbone(BackboneSpec(args.name, weights=None))
-        default = backbone.default_node()
-        print(f"{args.name}: default layer = {default} ({backbone.declared_dim(default) or '?'}-d)")
-        print("graph nodes (any of these, or a module name such as features.13, can be a layer):")
-        for node in backbone.graph_nodes():
-            print(f"  {node}")
-        return 0
-    import torchvision.models as tvm
-
-    print(f"{'backbone':28s} weights (present on this machine: +, fetchable offline: ~, missing: -)")
-    for name in list_backbones():
-        entry = backbone_entry(name)
-        if not entry.has_weights:
-            print(f"{name:28s} (no weights: {entry.description})")
-            continue
-        try:
-            enums = list(tvm.get_model_weights(name))
-        except (ValueError, KeyError):
-            enums = []
-        marks = []
-        for enum in enums:
-            path = checkpoint_path(enum)
-            mark = "+" if path.is_file() else "~" if path.name in OFFLINE_SOURCES else "-"
-            marks.append(f"{mark}{enum.name}")
-        print(f"{name:28s} {' '.join(marks) or '(none)'}")
-    return 0
-
-
-def cmd_datasets(args: argparse.Namespace) -> int:
-    from headstart.data.builtin import BUILTIN_DATASETS
-    from headstart.data.sources import SourceError, source_kind
-
-    print("built-in datasets:")
-    for name, ds in BUILTIN_DATASETS.items():
-        where = ds.locate(None)
-        print(f"  {name:15s} {'present' if where else 'missing'}  {ds.description}" + (f"  [{where}]" if where else ""))
-    params = Path(args.params)
-    if params.exists():
-        from headstart.workflow.config import load_config
-
-        cfg = load_config(params)
-        print(f"datasets in {params}:")
-        for name, ds in cfg.datasets.items():
-            try:
-                kind = source_kind(ds.source)
-                present = kind != "builtin" or BUILTIN_DATASETS[ds.source].locate(ds.root) is not None
-                state = f"{kind}, {'present' if present else 'missing'}"
-            except SourceError as err:
-                state = f"missing ({err})"
-            extra = f", shift {ds.shift}" if ds.shift else ""
-            print(f"  {name:15s} {ds.source} ({state}{extra})")
-    return 0
-
-
-def cmd_heads(args: argparse.Namespace) -> int:
-    from headstart.heads.registry import list_heads
-
-    for name, head in list_heads().items():
-        probe = " (a linear probe: fine-tuning can start from it)" if head.linear_probe else ""
-        print(f"{name}: {head.description}{probe}")
-        for key, param in head.params.items():
-            print(f"    {key}={param.default!r}  ({param.allowed}; a list or {{logspace: [a, b, n]}} is a grid)")
     return 0
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from headstart.errors import SettingsError, UserError
 
-__all__ = ["CliError", "backbone_spec", "embed_options", "evaluate_settings", "head_params", "positive", "split"]
+__all__ = [
+    "CliError", "backbone_spec", "embed_options", "embedding_table", "evaluate_settings", "head_params", "positive",
+    "split",
+]  # fmt: skip
 
 # settings fields whose flag is not --<field with dashes>
 _FLAGS = {"num_workers": "--workers", "pooling": "--pooling", "layers": "--layer", "arch": "--backbone"}
@@ -50,6 +54,19 @@ def positive(text: Any, flag: str, *, none: bool = False) -> int | None:
     if value is not None and value < 1:
         raise CliError(f"{flag} must be at least 1, got {value}")
     return value
+
+
+def embedding_table(path: str, command: str) -> str:
+    """``path``, unless it is a file that is not Parquet (a CSV, a manifest): an embedding table is the Parquet
+    file (or folder of shards) that ``headstart embed`` writes."""
+    if Path(path).is_file():
+        with open(path, "rb") as file:
+            magic = file.read(4)
+        if magic != b"PAR1":
+            raise CliError(
+                f"{path} is not a Parquet embedding table; `headstart {command}` takes one written by `headstart embed`"
+            )
+    return path
 
 
 def embed_options(args: argparse.Namespace) -> Any:
