@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from headstart.data.sources import DatasetError
 from headstart.data.splits import seeded_rank
 
 __all__ = ["IMBALANCE_RATIO", "check_every_class_scored", "thin_classes"]
@@ -27,8 +28,6 @@ IMBALANCE_RATIO = 1.5
 
 def thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str, seed: int) -> pd.DataFrame:
     """Keep ``fraction`` of each named class's images (rounded, at least one), ranked by a seeded hash of id."""
-    from headstart.data.prepare import DatasetError
-
     labels = frame["label"].astype(str)
     known = sorted(labels.unique())
     drop: list[int] = []
@@ -49,8 +48,6 @@ def thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str,
 def check_every_class_scored(frame: pd.DataFrame, name: str, *, val_split: bool) -> None:
     """Refuse (one line) a split that leaves a class with no test image, or no val image when there is a val
     split, naming the class and its count."""
-    from headstart.data.prepare import DatasetError
-
     for split in ("test", "val") if val_split else ("test",):
         per_class = frame.groupby("label")["split"].agg(lambda s, split=split: int((s == split).sum()))
         empty = per_class[per_class == 0]
