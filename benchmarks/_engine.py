@@ -51,7 +51,7 @@ def forward_throughput(extractor: Any, batch: Any, images: int, precision: str =
     """Images/s of the forward pass alone on ``batch`` (already in memory), after one warm-up batch."""
     import torch
 
-    from headstart.features.runner import autocast
+    from headstart.features.forward import autocast
 
     device = torch.device("cpu")
     pixels = batch.contiguous(memory_format=torch.channels_last)

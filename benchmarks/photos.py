@@ -138,7 +138,7 @@ def quality(files: list[Path]) -> dict[str, Any]:
 
     from headstart.data.images import decode_image
     from headstart.features.registry import load_backbone
-    from headstart.features.resolved import DECODE_MARGIN
+    from headstart.data.images import DECODE_MARGIN
 
     backbone = load_backbone(mobilenet_spec())
     model, transform = backbone.model, backbone.transform

@@ -27,7 +27,7 @@ def run_bf16_speed(files: Sequence[Path], images: int) -> list[dict[str, Any]]:
     import torch
 
     from headstart.features.registry import BackboneSpec, load_backbone
-    from headstart.features.runner import autocast
+    from headstart.features.forward import autocast
 
     specs = [mobilenet_spec(), BackboneSpec("resnet18", None)]
     rows = []

@@ -28,11 +28,12 @@ from typing import Any
 import pandas as pd
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.images import is_jpeg
+from headstart.data.images import is_jpeg, reduce_target
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
+from headstart.features.registry import Backbone
 from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
-from headstart.features.runner import EmbedError, RunStats, run_batches, torch_threads
+from headstart.features.runner import EmbedError, Job, Runner, RunStats
 from headstart.features.spec import BackboneSpec, EmbedOptions
 from headstart.features.writer import TableOut, assemble_tables
 
@@ -133,16 +134,7 @@ def embed(
             if todo:
                 loaded = loaded or load_resolved(spec, options.device, scaled)
                 name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
-                if options.engine == "ray":
-                    from headstart.features.ray_engine import embed_on_ray
-                    from headstart.features.registry import Backbone
-
-                    if type(loaded[1]).feed is not Backbone.feed:  # its own batches (texts): not Ray's image decoding
-                        raise EmbedError(f"embed.engine ray decodes images; {spec.arch} reads texts: use engine local")
-
-                    stats, engine = embed_on_ray(prepared, todo, loaded, keys, spec.precision, cache, options, progress)
-                else:
-                    stats = _run(prepared, todo, loaded, keys, spec.precision, cache, options, progress, name=name)
+                stats, engine = _run(_job(prepared, todo, loaded, keys, spec, options, name), cache, progress)
                 cache.scan()
         start = time.perf_counter()
         tables, provenance = [], {}
@@ -227,51 +219,48 @@ def _describe(prepared: pd.DataFrame, item_id: str) -> str:
     return f"{path} (id {item_id})" if isinstance(path, str) else f"id {item_id}"
 
 
-def _run(  # noqa: PLR0913
-    prepared: pd.DataFrame,
-    todo: list[str],
-    loaded: tuple[Resolved, Any, Any, Any],
-    keys: dict,
-    precision: str,
-    cache: EmbeddingCache,
-    options: EmbedOptions,
-    progress: ProgressFactory,
+def _job(
+    prepared: pd.DataFrame, todo: list[str], loaded: tuple, keys: dict, spec: BackboneSpec, options: EmbedOptions,
     name: str,
-) -> RunStats:
-    from headstart.features.reader import Item
-
+) -> Job:
     resolved, backbone, extractor, device = loaded
-    threads = torch_threads()
-    first = prepared.drop_duplicates("id").set_index("id")
-    has_bytes = "image" in first.columns
-    paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
-    images = dict(zip(first.index, first["image"], strict=True)) if has_bytes else {}
-    items = [Item(i, _none(paths[i]), _none(images[i]) if has_bytes else None) for i in todo]
-    resize = backbone.preprocessing.get("resize_size")
-    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
-    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
-    batch_size = options.batch_size_for(device)
-    loader, plan = backbone.feed(items, device, batch_size, options.num_workers, options.max_image_pixels, reduce_to)
-    bar = progress(total=len(items), desc=name, unit="img")
-    log.debug("embedding %d images: batch %d", len(items), batch_size)
+    scaled = resolved.base.get("decode") == "jpeg-scaled"
+    return Job(
+        prepared=prepared,
+        todo=todo,
+        backbone=backbone,
+        extractor=extractor,
+        device=device,
+        keys=keys,
+        precision=spec.precision,
+        reduce_to=reduce_target(backbone.preprocessing.get("resize_size")) if scaled else None,
+        options=options,
+        describe=lambda i: _describe(prepared, i),
+        name=name,
+    )
+
+
+def _runner(job: Job) -> Runner:
+    """The local runner, or the Ray one (Ray is an optional extra; both import torch, which a run with every image
+    cached never needs, so they are imported here)."""
+    if job.options.engine == "ray":
+        from headstart.features.ray_engine import RayRunner
+
+        if type(job.backbone).feed is not Backbone.feed:  # its own batches (texts): not Ray's image decoding
+            raise EmbedError(f"embed.engine ray decodes images; {job.backbone.spec.arch} reads texts: use engine local")
+        return RayRunner()
+    from headstart.features.local_engine import LocalRunner
+
+    return LocalRunner()
+
+
+def _run(job: Job, cache: EmbeddingCache, progress: ProgressFactory) -> tuple[RunStats, dict[str, Any]]:
+    runner = _runner(job)
+    bar = progress(total=len(job.todo), desc=job.name, unit="img")
     try:
         with cache.open_segment() as segment:
-            stats = run_batches(
-                extractor,
-                loader,
-                keys=keys,
-                device=device,
-                precision=precision,
-                sink=segment.append,
-                strict=options.on_error == "raise",
-                describe=lambda i: _describe(prepared, i),
-                progress=bar,
-                finish=backbone.batch_stage(),
-            )
-        stats.plan = plan().describe()
-        return stats
+            return runner.run(job, segment.append, bar)
     finally:
-        torch_threads(threads)
         bar.close()
 
 

@@ -2,7 +2,8 @@
 
 The *base* fingerprint covers everything that changes the output of the network for a given image (backbone,
 weights and their sha256, preprocessing, precision, library versions); the *layer* fingerprint adds the node
-and the pooling. Device, batch size and worker count are left out: they do not change the embeddings.
+and the pooling. Decoding processes and forward workers are left out: they do not change the embeddings (see
+:mod:`headstart.features.forward`); nor do device and batch size enter it.
 """
 
 from __future__ import annotations
@@ -11,28 +12,21 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["ENGINE_VERSION", "base_fingerprint", "layer_fingerprint", "library_versions"]
+from headstart._versions import installed_versions
+
+__all__ = ["ENGINE_VERSION", "LIBRARIES", "base_fingerprint", "layer_fingerprint", "library_versions"]
 
 # Bump when a change in headstart itself changes the embeddings it computes (invalidates every cache).
 # 2: BatchNorm folded into the preceding convolution for inference.
-ENGINE_VERSION = 2
+# 3: one intra-op thread per forward pass and every batch padded to the batch size (the same bits on any cores).
+ENGINE_VERSION = 3
+
+LIBRARIES = ("torch", "torchvision", "pillow")  # the libraries whose code computes the embeddings
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries whose code computes the embeddings."""
-    import PIL
-    import torch
-
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
-    import torchvision
-
-    return {
-        "torch": torch.__version__.split("+")[0],
-        "torchvision": torchvision.__version__.split("+")[0],
-        "pillow": PIL.__version__,
-    }
+    """Installed versions of :data:`LIBRARIES` (from their metadata: nothing is imported)."""
+    return installed_versions(LIBRARIES)
 
 
 def _digest(payload: Any) -> str:

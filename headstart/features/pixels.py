@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.transforms.v2 import functional as F
 
 from headstart.features.registry import Backbone
 from headstart.features.spec import BackboneError, BackboneSpec
@@ -27,8 +28,6 @@ class _PixelTransform:
         self.size = size
 
     def __call__(self, image: Any) -> torch.Tensor:
-        from torchvision.transforms.v2 import functional as F
-
         tensor = F.pil_to_tensor(image)
         tensor = F.resize(tensor, [self.size, self.size], antialias=True)
         return tensor.float().div_(255.0)
@@ -36,6 +35,8 @@ class _PixelTransform:
 
 class _Flatten(nn.Module):
     """The image as its vector; the pooling setting does not apply (recorded as "none")."""
+
+    reentrant = True  # no state: passes may run in several threads at once
 
     def __init__(self, poolings: tuple[str, ...]) -> None:
         super().__init__()

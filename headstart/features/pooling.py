@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from headstart.errors import SettingsError
+from headstart.features.spec import POOLINGS
 
 __all__ = ["POOLINGS", "pool"]
 
-POOLINGS = ("avg", "max", "avgmax", "gem", "cls", "clsavg")
 GEM_P = 3.0
 
 
@@ -19,8 +21,6 @@ def pool(x: Any, mode: str) -> tuple[Any, str]:
     pool over T, with ``cls`` taking token 0 (``clsavg``: token 0 and the mean of the others, concatenated, as in
     DINOv2's linear evaluation); 2-D input is already a vector (pooling ``"none"``).
     """
-    import torch
-
     if x.ndim == 2:
         return x, "none"
     if x.ndim == 4:

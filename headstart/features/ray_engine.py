@@ -4,14 +4,13 @@ The local engine's steps, spread out: Ray Data tasks read the image bytes (from 
 prepared table's ``image`` column, reading only the row groups that hold them) and decode and preprocess them
 on CPUs with the local engine's own code (:class:`~headstart.features.reader.ImageDataset` and its collate);
 an actor pool (``map_batches`` with a callable class, one actor per GPU with ``num_gpus=1``, CPU actors
-otherwise) runs the same truncated backbone through the local engine's forward loop
-(:func:`~headstart.features.runner.run_batches`). The driver appends what comes back to the per-image cache,
+otherwise) runs the same truncated backbone through the same forward pass as the local engine
+(:class:`~headstart.features.forward.Forward`: one intra-op thread per pass on a CPU, batches padded). The driver appends what comes back to the per-image cache,
 batch by batch, so everything stays as it is locally: a killed run (driver or worker) resumes where it
 stopped, broken images end in the failures table, and the tables are assembled from the cache in id order.
 
-Every work item is one batch of the local engine (the same images, in the same order), because a network's
-output for an image may depend on the size of its batch (on a CPU, a batch of one takes another code path).
-With the same batches, the vectors are the same bits as the local engine's.
+Every work item is one batch of the local engine's size, padded as the local engine pads it, so the vectors
+are the same bits as the local engine's.
 
 Example
 -------
@@ -31,14 +30,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from headstart._progress import Progress
-from headstart.features.ray_tasks import _UNIT_IMAGES, Embedder, decode_batches, work_items
-from headstart.features.runner import EmbedError, RunStats
+from headstart.features.ray_tasks import UNIT_IMAGES, Embedder, decode_batches, work_items
+from headstart.features.runner import EmbedError, Job, RunStats, Sink, strict_failure
 
-__all__ = ["RayRun", "connect", "embed_on_ray", "run_on_ray"]
+__all__ = ["RayRun", "RayRunner", "connect", "run_on_ray"]
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RayRun:
@@ -93,7 +94,7 @@ def run_on_ray(
     precision: str,
     batch_size: Callable[[Any], int],
     max_pixels: int,
-    sink: Callable[..., None],
+    sink: Sink,
     reduce_to: int | None = None,
     finish: Any = None,
     strict: bool,
@@ -105,21 +106,22 @@ def run_on_ray(
     """Embed ``todo`` (sorted ids of ``prepared``) on Ray; every batch's vectors go to ``sink`` on the driver.
 
     ``batch_size(device)`` is the local engine's rule, so each work item is one of its batches. ``finish`` (the
-    backbone's batch stage) turns what ``transform`` decodes into the model's input, in the actors.
+    backbone's batch stage) turns what ``transform`` decodes into the model's input, in the actors. On CPU
+    clusters ``actors: auto`` is one for every two CPUs (each runs one pass at a time, on one thread, beside a
+    decoding task); on GPU clusters, one per GPU.
     """
     import ray
     import ray.data
-    import torch
 
     started = connect(address)
     try:
         cluster = cluster_info()
         gpus = int(cluster["gpus"])
         size = batch_size(torch.device("cuda" if gpus else "cpu"))
-        pool = (gpus or int(cluster["nodes"])) if actors == "auto" else int(actors)
+        auto = gpus or max(int(cluster["nodes"]), int(cluster["cpus"]) // 2)
+        pool = auto if actors == "auto" else int(actors)
         # one CPU for each actor and each decoding task where nodes have two or more; half of one on smaller nodes
         cpus = 1.0 if cluster["min_node_cpus"] >= 2 else 0.5
-        threads = max(1, int(cluster["cpus"] // max(pool, 1))) if not gpus else 0
         cluster = {**cluster, "actors": pool}
         crop = int(getattr(transform, "crop_size", [224])[0])
         units = work_items(prepared, todo, size, prepared.attrs.get("headstart_path"))
@@ -141,12 +143,12 @@ def run_on_ray(
             # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes); as the model
             # actors ask for no memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the
             # next batches while the actors run the network
-            memory=2**29 + 2 * 4 * 3 * crop * crop * _UNIT_IMAGES,
+            memory=2**29 + 2 * 4 * 3 * crop * crop * UNIT_IMAGES,
         )
         ds = ds.map_batches(
             Embedder,
             fn_constructor_kwargs={
-                "extractor": extractor, "keys": dict(keys), "precision": precision, "threads": threads, "finish": finish
+                "extractor": extractor, "keys": dict(keys), "precision": precision, "rows": size, "finish": finish
             },
             batch_size=1,
             concurrency=pool,
@@ -160,11 +162,7 @@ def run_on_ray(
             ids = json.loads(row["ids"])
             failures = [tuple(f) for f in json.loads(row["failures"])]
             if failures and strict:
-                item_id, error = failures[0]
-                raise EmbedError(
-                    f"image {describe(item_id)} cannot be used: {error}. Set `embed.on_error: skip` (or "
-                    "--on-error skip) to list such images in the failures table and go on"
-                )
+                raise strict_failure(describe, failures[0])
             arrays, offset = {}, 0
             for key, dim in json.loads(row["layers"]):
                 arrays[key] = np.frombuffer(row["vectors"], "<f4", len(ids) * dim, offset).reshape(len(ids), dim)
@@ -179,57 +177,36 @@ def run_on_ray(
             progress.update(len(ids) + len(failures))
         stats.wall_seconds = time.perf_counter() - start
         stats.wait_seconds = max(0.0, stats.wall_seconds - stats.write_seconds)
+        stats.forward_workers = pool
         return RayRun(stats, cluster, dict(sorted(per_node.items())))
     finally:
         if started:
             ray.shutdown()
 
 
-def embed_on_ray(
-    prepared: pd.DataFrame,
-    todo: list[str],
-    loaded: Any,
-    keys: dict,
-    precision: str,
-    cache: Any,
-    options: Any,
-    progress: Any,
-) -> tuple[RunStats, dict[str, Any]]:
-    """What :func:`~headstart.features.engine.embed` calls for ``engine: ray``: the forward pass of ``todo`` on
-    the cluster, into the local engine's cache; returns the run's account and the engine information."""
-    resolved, backbone, extractor, _ = loaded
-    resize = backbone.preprocessing.get("resize_size")  # JPEGs decoded at the scale the local engine uses
-    scaled = resolved.base.get("decode") == "jpeg-scaled" and isinstance(resize, int)
-    reduce_to = resize * resolved.base["decode_margin"] if scaled else None
-    stages = backbone.preprocessing_stages()  # the local engine's split: 8-bit pixels cross the object store
-    bar = progress(total=len(todo), desc="embed on ray", unit="img")
-    try:
-        with cache.open_segment() as segment:
-            run = run_on_ray(
-                prepared,
-                todo,
-                transform=stages[0] if stages is not None else backbone.transform,
-                finish=stages[1] if stages is not None else None,
-                reduce_to=reduce_to,
-                extractor=extractor.to("cpu"),
-                keys=keys,
-                precision=precision,
-                batch_size=options.batch_size_for,
-                max_pixels=options.max_image_pixels,
-                sink=segment.append,
-                strict=options.on_error == "raise",
-                describe=lambda i: _describe(prepared, i),
-                progress=bar,
-                address=options.ray.address,
-                actors=options.ray.actors,
-            )
-    finally:
-        bar.close()
-    cluster = {k: run.cluster[k] for k in ("nodes", "cpus", "gpus", "actors")}
-    return run.stats, {"engine": "ray", **cluster, "rows_per_node": run.rows_per_node}
+class RayRunner:
+    """Runs a :class:`~headstart.features.runner.Job` on a Ray cluster (see the module's docstring)."""
 
-
-def _describe(prepared: pd.DataFrame, item_id: str) -> str:
-    from headstart.features.engine import _describe
-
-    return _describe(prepared, item_id)
+    def run(self, job: Job, sink: Sink, progress: Progress) -> tuple[RunStats, dict[str, Any]]:
+        backbone, options = job.backbone, job.options
+        stages = backbone.preprocessing_stages()  # the local engine's split: 8-bit pixels cross the object store
+        run = run_on_ray(
+            job.prepared,
+            job.todo,
+            transform=stages[0] if stages is not None else backbone.transform,
+            finish=stages[1] if stages is not None else None,
+            reduce_to=job.reduce_to,
+            extractor=job.extractor.to("cpu"),
+            keys=job.keys,
+            precision=job.precision,
+            batch_size=options.batch_size_for,
+            max_pixels=options.max_image_pixels,
+            sink=sink,
+            strict=job.strict,
+            describe=job.describe,
+            progress=progress,
+            address=options.ray.address,
+            actors=options.ray.actors,
+        )
+        cluster = {k: run.cluster[k] for k in ("nodes", "cpus", "gpus", "actors")}
+        return run.stats, {"engine": "ray", **cluster, "rows_per_node": run.rows_per_node}

@@ -2,7 +2,7 @@
 
 ``work_items`` (on the driver) cuts the images to embed into the local engine's batches, a few per work item;
 ``decode_batches`` (CPU tasks) reads and decodes them with the local reader's code, one output row per batch;
-``Embedder`` (actors) runs each batch through the local forward loop. Rows cross the object store as bytes
+``Embedder`` (actors) runs each batch through the local engine's forward pass. Rows cross the object store as bytes
 and JSON, so nothing depends on Ray's tensor extension types.
 """
 
@@ -15,20 +15,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from pyarrow import fs
 
-from headstart.features.reader import Batch, ImageDataset, Item, collate
-from headstart.features.runner import run_batches
+from headstart.data.tables import read_prepared_images
+from headstart.features.forward import Forward, select_device
+from headstart.features.reader import ImageDataset, Item, collate
 
-__all__ = ["Embedder", "decode_batches", "work_items"]
+__all__ = ["UNIT_IMAGES", "Embedder", "decode_batches", "work_items"]
 
-_UNIT_IMAGES = 256  # images per read-and-decode task (whole batches)
+UNIT_IMAGES = 256  # images per read-and-decode task (whole batches)
 
 
 def work_items(prepared: pd.DataFrame, todo: list[str], batch_size: int, prepared_path: str | None) -> list[dict]:
     """The local engine's batches (sorted ids, ``batch_size`` at a time), a few per work item."""
     first = prepared.drop_duplicates("id").set_index("id")
     has_image = "image" in first.columns
-    per_unit = max(1, _UNIT_IMAGES // batch_size)
+    per_unit = max(1, UNIT_IMAGES // batch_size)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     units = []
     for u in range(0, len(batches), per_unit):
@@ -53,8 +56,6 @@ def decode_batches(
     units: dict[str, np.ndarray], transform: Any, max_pixels: int, reduce_to: int | None = None
 ) -> dict[str, list]:
     """CPU task: read and decode the images of some batches; one output row per batch (the local reader's code)."""
-    from headstart.data.tables import read_prepared_images
-
     out: dict[str, list] = {"ids": [], "pixels": [], "dtype": [], "shape": [], "failures": [], "decode_seconds": []}
     for blob, source in zip(units["batches"], units["source"], strict=True):
         batches = pickle.loads(blob)
@@ -79,8 +80,6 @@ def _fetch(item: Item) -> Item:
     """An image on object storage (``s3://...``) is read through pyarrow's filesystems, then decoded as bytes."""
     if item.image is not None or item.path is None or "://" not in item.path:
         return item
-    from pyarrow import fs
-
     try:
         filesystem, where = fs.FileSystem.from_uri(item.path)
         with filesystem.open_input_stream(where) as stream:
@@ -90,67 +89,29 @@ def _fetch(item: Item) -> Item:
 
 
 class Embedder:
-    """Actor: the truncated backbone, run on each batch by the local engine's forward loop."""
+    """Actor: the truncated backbone, run on each batch by the local engine's forward pass (one thread on a CPU,
+    padded to ``rows``)."""
 
-    def __init__(self, extractor: Any, keys: Mapping, precision: str, threads: int, finish: Any = None) -> None:
+    def __init__(self, extractor: Any, keys: Mapping, precision: str, rows: int, finish: Any = None) -> None:
         import ray
-        import torch
 
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.type == "cpu" and threads > 0:
-            torch.set_num_threads(threads)
-        self.extractor = extractor.eval()
-        self.keys = dict(keys)
-        self.precision = precision
-        self.finish = finish  # the backbone's batch stage (8-bit batches -> the model's input), or None
+        self.forward = Forward(extractor, keys, select_device("auto"), precision, rows, finish)
+        self.forward.enter_worker()
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
-        import torch
-
         out: dict[str, list] = {"ids": [], "failures": [], "vectors": [], "layers": [], "node": [], "seconds": []}
-        for ids, pixels, dtype, shape, failures, decode in zip(
-            rows["ids"], rows["pixels"], rows["dtype"], rows["shape"], rows["failures"], rows["decode_seconds"],
-            strict=True,
-        ):
+        for ids, pixels, dtype, shape in zip(rows["ids"], rows["pixels"], rows["dtype"], rows["shape"], strict=True):
             ids = json.loads(ids)
-            array = np.frombuffer(pixels, dtype=np.dtype(dtype)).reshape(json.loads(shape)) if ids else None
-            batch = Batch(
-                ids=ids,
-                pixels=torch.from_numpy(array.copy()) if array is not None else None,
-                failures=[tuple(f) for f in json.loads(failures)],
-                decode_seconds=float(decode),
-            )
             got: dict[str, np.ndarray] = {}
-
-            def sink(_ids: Any, arrays: Mapping[str, np.ndarray], _failures: Any, got: dict = got) -> None:
-                got.update(arrays)
-
-            stats = run_batches(
-                self.extractor,
-                [batch],
-                keys=self.keys,
-                device=self.device,
-                precision=self.precision,
-                sink=sink,
-                strict=False,
-                describe=str,
-                progress=_Quiet(),
-                finish=self.finish,
-            )
-            layers = [[key, int(a.shape[1])] for key, a in got.items()]
+            seconds = 0.0
+            if ids:
+                array = np.frombuffer(pixels, dtype=np.dtype(dtype)).reshape(json.loads(shape))
+                got, seconds = self.forward(torch.from_numpy(array.copy()))
             out["ids"].append(json.dumps(ids))
-            out["failures"].append(json.dumps(batch.failures))
             out["vectors"].append(b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in got.values()))
-            out["layers"].append(json.dumps(layers))
+            out["layers"].append(json.dumps([[key, int(a.shape[1])] for key, a in got.items()]))
             out["node"].append(self.node)
-            out["seconds"].append(stats.forward_seconds)
+            out["seconds"].append(seconds)
+        out["failures"] = list(rows["failures"])
         return out
-
-
-class _Quiet:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix_str(self, text: str) -> None:
-        pass

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from headstart.data.images import UnreadableImage, decode_image
 
-__all__ = ["Batch", "ImageDataset", "Item", "auto_workers", "collate", "cpu_cores", "forward_threads", "make_loader"]
+__all__ = ["Batch", "ImageDataset", "Item", "auto_workers", "collate", "cpu_cores", "make_loader"]
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,6 @@ def auto_workers(device: torch.device, batches: int) -> int:
     if device.type == "cuda":
         return max(1, min(8, cpus - 1))
     return max(1, cpus // 8)
-
-
-def forward_threads(device: torch.device, workers: int) -> int:
-    """Threads for the forward pass on a CPU: the cores the decoding workers do not take (when that leaves at
-    least two; one thread alone is slower than two that share a core with a worker now and then)."""
-    if device.type == "cpu" and workers and _cpus() - workers >= 2:
-        return _cpus() - workers
-    return torch.get_num_threads()
 
 
 def cpu_cores() -> int:

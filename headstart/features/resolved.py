@@ -4,9 +4,10 @@ Loading a backbone (torch, torchvision, the weights, graph tracing, a probe forw
 yields the base fingerprint, the provenance, the resolved layer nodes and each output's width. Those are kept
 in ``<cache_dir>/_resolved/<key>.json``, under a key made only of cheap facts: the spec, the decode mode, the
 installed versions of torch, torchvision and Pillow (from their package metadata, without importing them), a
-checkpoint file's size and modification time, and a digest of headstart's engine sources. Any change to one of
-those misses the record and the run loads the model as before (and writes a new record). A record only ever
-serves a run whose images are all in the cache under its fingerprint: anything to compute loads the model.
+checkpoint file's size and modification time, and the engine version. A change to any of those, and nothing
+else, invalidates a record (so bump :data:`~headstart.features.fingerprint.ENGINE_VERSION` when headstart's
+code changes what a backbone resolves to). A record only ever serves a run whose images are all in the cache
+under its fingerprint: anything to compute loads the model.
 """
 
 from __future__ import annotations
@@ -16,22 +17,17 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DECODE_MARGIN", "Resolved", "load_resolved", "recall", "remember", "resolved_key"]
+from headstart._versions import installed_versions
+from headstart.data.images import DECODE_MARGIN
+from headstart.features.fingerprint import ENGINE_VERSION, LIBRARIES, base_fingerprint
+from headstart.features.registry import backbone_entry, load_backbone
+
+__all__ = ["Resolved", "load_resolved", "recall", "remember", "resolved_key"]
 
 log = logging.getLogger(__name__)
-
-_SOURCES = ("features", "data/images.py")
-
-# A JPEG is reduced only while its shorter side stays >= this many times the resize target, so the weights'
-# antialiased resize still shrinks it at least 2x. Measured on 18 real photographs at their own size (mostly
-# 512 px) with MobileNetV2: reducing to the target itself gave a mean cosine of 0.991 and changed 3 of 18 top-1
-# classes; with the 2x margin, 1.000 and none. On 12 MP photos (1/4 instead of 1/8) decoding costs about 1.5x more,
-# still about 4x less than a full decode (benchmarks/photos.py).
-DECODE_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -68,12 +64,9 @@ class Resolved:
 
 def resolved_key(spec: Any, decode: str) -> str | None:
     """The record's key for ``spec`` decoded with ``decode``; ``None`` for backbones that a provider or the
-    user registered (their code is not headstart's to digest)."""
-    from headstart.features.registry import _ENTRIES
-
-    entry = _ENTRIES.get(spec.arch)
-    if ":" in spec.arch or (entry is not None and not str(entry.build).startswith("headstart.")):
-        return None  # a provider's or a user's backbone: its code is not headstart's to digest
+    user registered (what they resolve to depends on libraries and code that the key does not name)."""
+    if ":" in spec.arch or not str(backbone_entry(spec.arch).build).startswith("headstart."):
+        return None
     weights: Any = spec.weights
     text = str(weights)
     if weights is not None and (text.endswith((".pt", ".pth", ".ckpt")) or os.sep in text or Path(text).is_file()):
@@ -86,8 +79,8 @@ def resolved_key(spec: Any, decode: str) -> str | None:
         "spec": [spec.arch, weights, list(spec.layers), list(spec.poolings), spec.image_size, spec.resize_size],
         "precision": spec.precision,
         "decode": decode,
-        "versions": {name: _version(name) for name in ("torch", "torchvision", "pillow")},
-        "sources": _sources_digest(),
+        "versions": installed_versions(LIBRARIES),
+        "engine": ENGINE_VERSION,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -126,17 +119,15 @@ def load_resolved(spec: Any, device_name: str, scaled: bool) -> tuple[Resolved, 
 
     ``scaled``: JPEGs will be decoded reduced, which goes into the provenance and so the fingerprint.
     """
-    from headstart.features.fingerprint import base_fingerprint, library_versions
-    from headstart.features.registry import load_backbone
-    from headstart.features.runner import select_device
+    from headstart.features import forward  # torch, imported only by a run that loads a model (see the module)
 
     backbone = load_backbone(spec)
     nodes = backbone.resolve_layers(spec.layers)
-    versions = library_versions()
+    versions = installed_versions(LIBRARIES)
     base = {**backbone.provenance(), **({"decode": "jpeg-scaled", "decode_margin": DECODE_MARGIN} if scaled else {})}
-    device = select_device(device_name)
+    device = forward.select_device(device_name)
     extractor = backbone.extractor(nodes, spec.poolings).eval()
-    dims, applied = _probe(extractor, backbone, device, spec.precision)
+    dims, applied = forward.probe(extractor, backbone.example_input(), device, spec.precision)
     resolved = Resolved(
         fingerprint=base_fingerprint(base, versions),
         base=base,
@@ -147,36 +138,3 @@ def load_resolved(spec: Any, device_name: str, scaled: bool) -> tuple[Resolved, 
         applied={k: str(v) for k, v in applied.items()},
     )
     return resolved, backbone, extractor, device
-
-
-def _probe(extractor: Any, backbone: Any, device: Any, precision: str) -> tuple[dict, dict]:
-    """One forward pass on the backbone's example input (a blank image, a short text): the width of every
-    output and the pooling actually applied."""
-    import torch
-
-    from headstart.features.runner import autocast, to_device
-
-    extractor.to(device)
-    with torch.inference_mode(), autocast(device, precision):
-        outputs = extractor(to_device(backbone.example_input(), device))
-    dims = {k: int(v.shape[1]) for k, v in outputs.items()}
-    applied = dict(getattr(extractor, "applied", {})) or {k: "none" for k in outputs}
-    return dims, applied
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def _sources_digest() -> str:
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for part in _SOURCES:
-        path = root / part
-        for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.name.encode())
-            digest.update(source.read_bytes())
-    return digest.hexdigest()

@@ -21,12 +21,14 @@ from typing import Literal
 
 from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
-from headstart.features.pooling import POOLINGS
-
-__all__ = ["DEFAULT_CACHE_DIR", "PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings", "RayOptions"]
+__all__ = [
+    "DEFAULT_CACHE_DIR", "POOLINGS", "PRECISIONS", "BackboneError", "BackboneSpec", "EmbedOptions", "FinetuneSettings",
+    "RayOptions",
+]  # fmt: skip
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_CACHE_DIR = ".headstart/cache"  # the per-image embedding cache of the CLI, the notebook API and the stages
+POOLINGS = ("avg", "max", "avgmax", "gem", "cls", "clsavg")  # computed by headstart.features.pooling
 
 
 class BackboneError(SettingsError):

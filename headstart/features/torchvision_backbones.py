@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
+import torchvision.models as tvm
+
 from headstart.features.finetune.checkpoint import Checkpoint, is_checkpoint
+from headstart.features.preprocess import build_transform
 from headstart.features.registry import RANDOM_INIT_SEED, Backbone
 from headstart.features.spec import BackboneSpec
 from headstart.features.weights import (
@@ -21,13 +25,6 @@ __all__ = ["load_torchvision"]
 
 def load_torchvision(spec: BackboneSpec) -> Backbone:
     """Build torchvision's ``spec.arch`` with its weights (exact name, checkpoint path or none) and preprocessing."""
-    from headstart.features._torchvision import import_torchvision
-
-    import_torchvision()  # without TorchDynamo
-    import torchvision.models as tvm
-
-    from headstart.features.preprocess import build_transform
-
     resolved = resolve_weights(spec.arch, spec.weights)
     sha256 = None
     base_enum = resolved.enum
@@ -42,8 +39,6 @@ def load_torchvision(spec: BackboneSpec) -> Backbone:
         model, base_enum = _load_checkpoint(spec.arch, resolved.path)
     else:
         # random initialisation, seeded: the same `weights: none` backbone gives the same embeddings every run
-        import torch
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)
             model = tvm.get_model(spec.arch, weights=None)
@@ -82,8 +77,6 @@ def _builder_kwargs(arch: str, enum: Any) -> dict[str, Any]:
 
 def _load_checkpoint(arch: str, path: Any) -> tuple[Any, Any]:
     """Build ``arch`` from a headstart fine-tuned checkpoint or a plain state dict."""
-    import torchvision.models as tvm
-
     state = load_state_dict(path)
     base_enum = None
     if is_checkpoint(state):

@@ -8,13 +8,17 @@ pass. Where FX cannot trace a model, module outputs are captured with forward ho
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import warnings
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from headstart.errors import UserError
 from headstart.features.pooling import pool
@@ -41,8 +45,6 @@ class NodeError(UserError, ValueError):
 
 def graph_nodes(model: nn.Module) -> list[str]:
     """The eval-mode graph nodes of ``model``, in execution order."""
-    from torchvision.models.feature_extraction import get_graph_node_names
-
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="NOTE: The nodes obtained by tracing")
@@ -112,6 +114,7 @@ class Extractor(nn.Module):
         self.outputs = outputs  # output key -> node
         self.poolings = poolings
         self.hooks = hooks
+        self.reentrant = not hooks  # passes may run in several threads at once (hooks keep per-pass state)
         self.applied: dict[tuple[str, str], str] = {}
         self._captured: dict[str, torch.Tensor] = {}
         if hooks:
@@ -150,11 +153,6 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     ``torch.fx.experimental.optimization.fuse``, which returns a traced copy without the BatchNorm modules whose
     graph nodes are not the model's (MobileNetV2: 102 instead of 84), the names params.yaml's ``layers`` use.
     """
-    import copy
-
-    import torch.fx as fx
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     model = copy.deepcopy(model).eval()
     try:
         graph = fx.symbolic_trace(model).graph
@@ -185,8 +183,6 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 
 def build_extractor(model: nn.Module, nodes: tuple[str, ...], poolings: tuple[str, ...]) -> Extractor:
     """Truncate ``model`` after the last of ``nodes`` (BatchNorm folded) and return an :class:`Extractor`."""
-    from torchvision.models.feature_extraction import create_feature_extractor
-
     outputs = {f"out{i}": node for i, node in enumerate(nodes)}
     model, folded = fold_batchnorm(model)
     if folded:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from headstart.data import load_embeddings, prepare_dataset, read_failures
 from headstart.features.engine import EmbedOptions, embed
@@ -218,3 +219,62 @@ def test_a_run_killed_with_sigkill_resumes_and_writes_identical_bytes(tmp_path: 
     for name in ("features.13.parquet", "flatten.parquet", "failures.parquet"):
         assert filecmp.cmp(tmp_path / "reference" / name, tmp_path / "out" / name, shallow=False), name
     shutil.rmtree(tmp_path / "cache")
+
+
+def _embed_on_cores(cores: str, source: str, out: Path, *args: str) -> None:
+    """``headstart embed SOURCE`` in a fresh process pinned to ``cores`` (taskset's list), with a fresh cache."""
+    command = ["taskset", "-c", cores, sys.executable, "-m", "headstart.cli", "embed", source, "-o", str(out), *args]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch's own default: all the cores
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _two_cores() -> str:
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < 2 or shutil.which("taskset") is None:
+        pytest.skip("needs two cores and taskset")
+    return f"{cores[0]},{cores[1]}"
+
+
+def _jpeg_folder(root: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    for i, (label, grey) in enumerate(digit_images(n_per_class=n // 3, size=300)):
+        tint = rng.uniform(0.3, 1.0, size=3)
+        pixels = np.clip(grey[..., None] * tint + rng.normal(0, 12, (300, 300, 3)), 0, 255).astype(np.uint8)
+        (root / f"class_{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / f"class_{label}" / f"img_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mobilenet_weights")
+@pytest.mark.parametrize(
+    "source, args",
+    [
+        ("digits", ("--limit", "300", "--layer", "features.13", "--image-size", "64")),
+        ("jpegs", ("--layer", "default")),  # 224 px, the weights' own
+    ],
+)
+def test_one_core_and_two_cores_give_byte_identical_tables(
+    source: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The forward pass's arithmetic does not depend on the cores (one thread per pass, padded batches)."""
+    both = _two_cores()
+    if source == "jpegs":
+        source = str(_jpeg_folder(tmp_path / "jpegs", 60))
+    first = sorted(os.sched_getaffinity(0))[0]
+    _embed_on_cores(str(first), source, tmp_path / "one.parquet", "--no-cache", *args)
+    _embed_on_cores(both, source, tmp_path / "two.parquet", "--no-cache", *args)
+    assert filecmp.cmp(tmp_path / "one.parquet", tmp_path / "two.parquet", shallow=False)
+
+
+def test_a_partly_cached_run_gives_the_bits_of_a_fresh_one(tmp_path: Path) -> None:
+    """Cached images change which images share a batch and how long the last batch is: not an image's vectors."""
+    folder = tmp_path / "images"
+    write_folder(folder, digit_images(n_per_class=15, classes=(0, 1, 2), size=40))
+    prepared = prepare_dataset(str(folder))
+    fresh = embed(prepared, SMALL, tmp_path / "fresh", options=_options(tmp_path / "c1"))
+    embed(prepared.iloc[::3], SMALL, tmp_path / "some", options=_options(tmp_path / "c2"))
+    mixed = embed(prepared, SMALL, tmp_path / "mixed", options=_options(tmp_path / "c2"))
+    assert mixed.from_cache == 15 and mixed.stats.computed == 30
+    assert filecmp.cmp(fresh.tables["features.6"], mixed.tables["features.6"], shallow=False)

@@ -20,7 +20,7 @@ from headstart.data.imbalance import IMBALANCE_RATIO
 from headstart.errors import SettingsError
 from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
-from headstart.features.runner import autocast
+from headstart.features.forward import autocast
 
 __all__ = ["TrainingRun", "evaluate", "make_optimizer", "train"]
 

@@ -16,9 +16,9 @@ from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
 from headstart.features.finetune.data import make_loaders
 from headstart.features.finetune.loop import evaluate, train
 from headstart.features.finetune.surgery import LinearInit, build_net
+from headstart.features.forward import select_device
 from headstart.features.reader import auto_workers
 from headstart.features.registry import load_backbone
-from headstart.features.runner import select_device
 from headstart.features.spec import BackboneSpec, FinetuneSettings
 
 __all__ = ["FinetuneResult", "finetune"]

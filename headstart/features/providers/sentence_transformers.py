@@ -122,9 +122,7 @@ class TextBackbone(ProviderBackbone):
     def feed(  # noqa: PLR0913
         self, items: list[Any], device: Any, batch_size: int, num_workers: int | str, max_pixels: int, reduce_to: Any
     ) -> tuple[Any, Any]:
-        from headstart.features.runner import torch_threads
-
-        plan = Plan(0, torch_threads(), "texts tokenised in line")
+        plan = Plan(0, 1, "texts tokenised in line")
         return _TextBatches(self, items, batch_size), lambda: plan
 
 
