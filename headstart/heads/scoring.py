@@ -5,7 +5,6 @@ accuracy when the largest class of the train split has more than 1.5x the images
 accuracy. Plain accuracy on imbalanced data rewards a head that learns the majority class.
 
 >>> import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 >>> resolve_select_by("auto", np.array([0] * 90 + [1] * 10))
 'balanced_accuracy'
 >>> resolve_select_by("auto", np.array([0] * 12 + [1] * 10))
