@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from headstart.data.images import UnreadableImage, decode_image
+from headstart.data.images import UnreadableImage, decode_image, encode_png, is_jpeg
 from tests.conftest import broken_files
 
 
@@ -54,10 +56,6 @@ def test_our_own_pixel_limit_names_the_setting(broken: dict[str, Path]) -> None:
 
 
 def _jpeg(width: int, height: int, seed: int = 0, orientation: int | None = None) -> bytes:
-    import io
-
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     exif = image.getexif()
@@ -92,8 +90,6 @@ def test_reduced_decoding_applies_the_exif_rotation_after_scaling() -> None:
 
 
 def test_reduced_decoding_leaves_png_in_full_and_full_decoding_is_unchanged(tmp_path: Path) -> None:
-    from headstart.data.images import encode_png, is_jpeg
-
     png = encode_png(np.random.default_rng(1).integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
     assert decode_image(png, reduce_to=256).size == (1600, 1200)
     data = _jpeg(1600, 1200)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from headstart.data.prepare import shift_frame
 from headstart.data.shifts import ShiftError, parse_shift
 
 
@@ -52,9 +54,6 @@ def test_bad_shifts_name_the_shift_and_what_it_takes(spec: str, message: str) ->
 
 
 def test_large_images_are_shifted_at_about_the_size_the_model_sees(tmp_path) -> None:
-    import pandas as pd
-
-    from headstart.data.prepare import shift_frame
     from headstart.workflow.robustness import SHIFT_MARGIN, _input_side
 
     big = tmp_path / "big.jpg"

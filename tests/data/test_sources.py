@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from headstart.data import DatasetError, DatasetNotFound, SourceError, prepare_dataset
 from headstart.data.builtin import load_builtin
@@ -113,10 +115,6 @@ def test_limit_keeps_a_stratified_subset() -> None:
 
 
 def test_shifted_copy_has_new_ids_and_inverted_pixels() -> None:
-    from io import BytesIO
-
-    from PIL import Image
-
     plain = prepare_dataset("digits", limit=50)
     inverted = prepare_dataset("digits", limit=50, shift="invert")
     assert not set(plain["id"]) & set(inverted["id"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from headstart.data.builtin import BUILTIN_DATASETS, FORTUNE_TOPICS, DatasetNotFound
 from headstart.data.hashing import content_id
 from headstart.data.prepare import DatasetError, prepare_dataset
 from headstart.data.sources import SourceError
@@ -81,8 +82,6 @@ def test_texts_to_classify_from_txt_and_tables(tmp_path: Path) -> None:
 
 
 def test_builtin_fortunes_reads_debians_topic_files(tmp_path: Path) -> None:
-    from headstart.data.builtin import BUILTIN_DATASETS, FORTUNE_TOPICS, DatasetNotFound
-
     with pytest.raises(DatasetNotFound, match="apt-get install fortunes"):
         prepare_dataset("fortunes", root=str(tmp_path))
     for i, topic in enumerate(FORTUNE_TOPICS):  # the layout of /usr/share/games/fortunes, with made-up entries

@@ -71,7 +71,8 @@ class ShardedEmbeddingWriter:
         return self
 
     def _open_shard(self) -> EmbeddingWriter:
-        writer = EmbeddingWriter(self._tmp / SHARD_NAME.format(len(self._shards)), self.dim, self.provenance, **self.columns)
+        where = self._tmp / SHARD_NAME.format(len(self._shards))
+        writer = EmbeddingWriter(where, self.dim, self.provenance, **self.columns)
         if self.engine is not None:
             info = canonical_json(self.engine)
             writer.schema = writer.schema.with_metadata({**writer.schema.metadata, ENGINE_KEY: info})
@@ -114,7 +115,8 @@ class ShardedEmbeddingWriter:
             room = self.rows_per_shard - shard.rows - shard._pending_rows
             end = min(len(ids), start + room)
             part = {k: list(v)[start:end] for k, v in extra.items()} if extra else None
-            shard.write(ids[start:end], labels[start:end], splits[start:end], paths[start:end], vectors[start:end], part)
+            rows = slice(start, end)
+            shard.write(ids[rows], labels[rows], splits[rows], paths[rows], vectors[rows], part)
             start = end
         self.rows += len(ids)
 
