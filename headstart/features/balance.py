@@ -22,7 +22,7 @@ __all__ = ["BalancedLoader", "Plan", "choose"]
 
 log = logging.getLogger(__name__)
 
-_PROBE_BATCHES = 3  # one warm-up, two timed
+_PROBE_BATCHES = 2  # one warm-up, one timed (each on one forward worker: the others wait, so keep them few)
 _MARGIN = 1.05  # a decoding process must promise 5% more than in-line decoding (it costs a fork and IPC)
 
 
@@ -86,8 +86,8 @@ class BalancedLoader:
         self.dataset, self.batch_size, self.cores = dataset, batch_size, max(1, cores)
         self.collate, self.make_loader = collate, make_loader
         batches = -(-len(dataset) // batch_size)
-        self.probe = _PROBE_BATCHES if batches > _PROBE_BATCHES + 1 else batches
-        measure = self.probe == _PROBE_BATCHES
+        measure = batches > _PROBE_BATCHES + 1
+        self.probe = _PROBE_BATCHES if measure else batches
         self.plan = Plan(0, self.cores, "measuring" if measure else "too few images to measure", measuring=measure)
 
     def __iter__(self) -> Iterator[Any]:

@@ -16,6 +16,7 @@ Managing the cache (info, prune, clear): :mod:`headstart.features.cache_admin`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -208,8 +209,6 @@ def hold_lock(directory: Path, wait: bool) -> Iterator[bool]:
     ``headstart cache prune`` deletes a folder, lock file included, under the lock; a process that was waiting
     then finds its lock file gone from disk and takes the new one, in the folder made again.
     """
-    import fcntl
-
     while True:
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / ".lock", "a+b") as handle:

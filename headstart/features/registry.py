@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import Image
+
 from headstart.features.provider import BUILTIN_PROVIDERS, Provider, resolve
 from headstart.features.spec import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights
@@ -94,8 +96,6 @@ class Backbone:
 
     def example_input(self) -> Any:
         """One input batch for the width probe: a blank image through the preprocessing."""
-        from PIL import Image
-
         size = self.preprocessing["crop_size"]
         return self.transform(Image.new("RGB", (size, size)))[None]
 

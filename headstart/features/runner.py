@@ -14,17 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from headstart._progress import Progress
 from headstart.errors import UserError
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from headstart.features.spec import EmbedOptions
+from headstart.features.spec import EmbedOptions
 
 __all__ = ["EmbedError", "Job", "RunStats", "Runner", "Sink", "strict_failure"]
 

@@ -136,8 +136,8 @@ class EmbedOptions:
         _positive(self.max_image_pixels, "max_image_pixels")
 
     def batch_size_for(self, device: object) -> int:
-        """``auto``: 16 images on a CPU (small batches stay in the caches: MobileNetV2 runs about 1.6x faster
-        than at 64), 64 on a GPU."""
+        """``auto``: 16 images on a CPU (small batches stay in the processor's caches), 64 on a GPU. Every batch
+        is padded to this size, so it is part of the forward pass's arithmetic (:mod:`headstart.features.forward`)."""
         if self.batch_size != "auto":
             return int(self.batch_size)
         return 64 if getattr(device, "type", "cpu") == "cuda" else 16

