@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from headstart._files import atomic_path
+from headstart.errors import UserError
 from headstart.report.tables import ReportRow, best_row, selection_metric
 
-__all__ = ["confusion_figure", "fewshot_csv", "fewshot_figure"]
+__all__ = ["MissingPlotting", "confusion_figure", "fewshot_csv", "fewshot_figure"]
+
+
+class MissingPlotting(UserError, ImportError):
+    """matplotlib, which draws the figures, is not installed (it comes with the ``pipeline`` extra)."""
 
 
 def _x(row: Mapping[str, Any], n_classes: int) -> float:
@@ -70,7 +75,12 @@ def fewshot_csv(rows: Sequence[ReportRow], path: Path) -> None:
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:  # the pipeline extra's: the library and the CLI's embed, fit and predict draw nothing
+        import matplotlib
+    except ImportError as err:
+        raise MissingPlotting(
+            "the report's figures need matplotlib; install it with pip install 'headstart[pipeline]'"
+        ) from err
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -14,7 +14,7 @@ DVC hashes a folder as one entry), so that an edit here reruns the stages docs/r
 from __future__ import annotations
 
 import re
-from importlib import resources
+from importlib import resources, util
 from pathlib import Path
 
 from headstart._files import atomic_path
@@ -119,8 +119,11 @@ def init_project(
 ) -> list[Path]:
     """Write dvc.yaml, params.yaml (kept if present) and the plot template into ``directory``; returns what was written.
 
-    ``directory`` must be the root of a git repository with DVC initialised (``git init && dvc init``).
+    ``directory`` must be the root of a git repository with DVC initialised (``git init && dvc init``), and DVC
+    installed here (the ``pipeline`` extra).
     """
+    if util.find_spec("dvc") is None:
+        raise InitError("headstart init writes a DVC pipeline; install it with pip install 'headstart[pipeline]'")
     root = Path(directory)
     if not (root / ".git").exists() or not (root / ".dvc").is_dir():
         missing = "git init && dvc init" if not (root / ".git").exists() else "dvc init"
