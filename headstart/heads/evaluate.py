@@ -118,6 +118,7 @@ class HeadEvaluation:
         return out
 
 
+@parallel.single_threaded
 def evaluate_head(
     head: str,
     params: Mapping[str, Any],

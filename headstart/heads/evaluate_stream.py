@@ -25,6 +25,7 @@ import numpy as np
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.splits import few_shot_indices
 from headstart.data.tables import read_columns, read_embedding_metadata
+from headstart.heads import parallel
 from headstart.heads._checks import check_classes
 from headstart.heads.evaluate import HeadEvaluation, assemble, few_shot_run, unlabelled
 from headstart.heads.intervals import test_intervals
@@ -114,6 +115,7 @@ def _select(head: str, fixed: dict[str, Any], grid: dict[str, list[Any]], table:
     )
 
 
+@parallel.single_threaded
 def evaluate_head_stream(
     head: str,
     params: dict[str, Any],

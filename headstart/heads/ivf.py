@@ -4,10 +4,8 @@ faiss trains the cells (k-means) and assigns vectors and queries to them; the pr
 cell by cell, all the queries that probe a cell at once, as one matrix product (BLAS). faiss's own
 ``IndexIVFFlat`` scans query by query, streaming each probed cell from memory once per query; for the large
 query batches a head sees (a whole test split), grouping by cell reads each cell once per batch instead.
-That is why this scan is hand-written rather than faiss's ``IndexIVFFlat``: on 50,000 x 512 vectors and 10,000
-queries on 2 cores (README, "Speed and memory"; ``benchmarks/knn.py``), fit + predict took 0.73 s, 12.8x
-scikit-learn's brute force with 99.52% of its predictions, where ``IndexIVFFlat`` was no faster than the exact
-index (0.5x to 3.5x scikit-learn at 95-100% agreement).
+That is why this scan is hand-written rather than faiss's ``IndexIVFFlat`` (``benchmarks/knn.py`` compares
+them).
 
 The interface follows faiss's: ``search(queries, k) -> (scores, ids)``, with ``ids == -1`` where fewer than
 ``k`` candidates were found, inner products for ``"ip"`` and squared distances for ``"l2"``.

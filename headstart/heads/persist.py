@@ -114,7 +114,7 @@ def load_head(model: str | Path) -> HeadBundle:
     """Load a head saved by :func:`save_head` (give the model directory or its ``model.json``); loading runs no
     code from the files."""
     path = Path(model)
-    folder = path if path.is_dir() else path.parent
+    folder = path.parent if path.is_file() or path.suffix == ".json" else path
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():

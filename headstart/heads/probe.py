@@ -59,9 +59,9 @@ def finetuning_probe(
 
     Like the logreg head (centred, scaled features; ``class_weight``; C chosen on val by ``metric`` with a
     warm-started sweep; fitted on train only, so val stays unseen for early stopping), except that no feature's
-    scale may fall below ``scale_floor`` x the median scale. Plain standardisation divides nearly constant features by nearly zero;
-    a probe may then lean on them, and the first training steps, which move those features a little, blow
-    the logits up.
+    scale may fall below ``scale_floor`` x the median scale. Plain standardisation divides nearly constant
+    features by nearly zero; a probe may then lean on them, and the first training steps, which move those
+    features a little, blow the logits up.
     """
     mean = X_train.mean(axis=0)
     std = X_train.std(axis=0)

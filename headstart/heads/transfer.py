@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from headstart.errors import UserError
+from headstart.heads import parallel
 from headstart.heads.evaluate import SplitData
 from headstart.heads.registry import build_head, get_head, resolve_params
 from headstart.heads.selection import select
@@ -88,6 +89,7 @@ def check_disjoint(source_ids: Mapping[str, Sequence[str]], target_ids: Mapping[
             )
 
 
+@parallel.single_threaded
 def transfer_table(
     source: SplitData,
     target: SplitData,
