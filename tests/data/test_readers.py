@@ -1,4 +1,4 @@
-"""The README's one-liners for readers outside headstart: pandas, pyarrow, polars and duckdb."""
+"""docs/data.md's one-liners for readers outside headstart: pandas, pyarrow, polars and duckdb."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_duckdb_reads_a_list_and_the_cast_makes_array_functions_work(table: Path
     T = str(table)
     con = duckdb.connect()
     kind = con.sql(f"SELECT typeof(embedding) FROM '{T}' LIMIT 1").fetchall()[0][0]
-    assert kind in ("FLOAT[]", f"FLOAT[{D}]")  # FLOAT[] with duckdb 2.0: hence the cast in the README
+    assert kind in ("FLOAT[]", f"FLOAT[{D}]")  # FLOAT[] with duckdb 2.0: hence the cast in docs/data.md
     query = f"""
         SELECT id, array_cosine_similarity(embedding::FLOAT[{D}],
                (SELECT embedding::FLOAT[{D}] FROM '{T}' WHERE id = '0003')) AS similarity
