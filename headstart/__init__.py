@@ -4,6 +4,8 @@
 >>> emb = headstart.embed("photos/", backbone="mobilenet_v2")   # doctest: +SKIP
 >>> head = headstart.fit(emb, "logreg")                         # doctest: +SKIP
 >>> head.predict(["new/cat.jpg"])                               # doctest: +SKIP
+>>> head.predict_proba(emb.X).shape                             # doctest: +SKIP
+>>> headstart.Encoder("mobilenet_v2", layer="features.13").encode(["new/cat.jpg"])  # doctest: +SKIP
 >>> frame, X, labels = headstart.load_embeddings("embeddings/digits/mobilenet_v2/features.13.parquet")  # doctest: +SKIP
 """
 
@@ -16,6 +18,7 @@ __version__ = "0.1.0"
 # Keep `import headstart` light: torch, pyarrow and pandas load on first use of these names.
 _WHERE = {
     "Embeddings": "api",
+    "Encoder": "api",
     "Head": "api",
     "embed": "api",
     "fit": "api",

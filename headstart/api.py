@@ -13,6 +13,7 @@ test), the same provenance checks. Nothing here is a second code path.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,18 +24,25 @@ import numpy as np
 import pandas as pd
 
 from headstart.data.tables import EmbeddingTable, EmbeddingWriter, load_embeddings
-from headstart.features.spec import DEFAULT_CACHE_DIR
+from headstart.features.defaults import (
+    DEFAULT_BACKBONE,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_LAYER,
+    DEFAULT_POOLING,
+    DEFAULT_PRECISION,
+    PRETRAINED,
+    backbone_spec,
+)
+from headstart.workflow.encode import Encoder
 
-__all__ = ["Embeddings", "Head", "embed", "fit"]
-
-_DEFAULT_WEIGHTS = "IMAGENET1K_V1"
+__all__ = ["Embeddings", "Encoder", "Head", "embed", "fit"]
 
 
 @dataclass
 class Embeddings:
     """An embedding table in memory: row ``i`` of ``X`` belongs to row ``i`` of ``frame``.
 
-    ``frame`` has ``id, label, split, path`` (and a manifest's extra columns), the provenance in
+    ``frame`` has ``id, label, split, path`` (then ``text`` for texts, and a manifest's own columns), the provenance in
     ``frame.attrs["headstart"]``; ``X`` is C-contiguous float32. ``failures`` lists the images that could not be read (``id, path, error``).
     """
 
@@ -96,39 +104,42 @@ class Embeddings:
 
 def embed(
     source: str | Path,
-    backbone: str = "mobilenet_v2",
+    backbone: str = DEFAULT_BACKBONE,
     *,
-    weights: str | None = _DEFAULT_WEIGHTS,
-    layer: str = "default",
-    pooling: str = "avg",
+    weights: str | None = PRETRAINED,
+    layer: str = DEFAULT_LAYER,
+    pooling: str = DEFAULT_POOLING,
     image_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     val: float = 0.15,
     test: float = 0.30,
     seed: int = 0,
     limit: int | None = None,
+    text_column: str | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     **options: Any,
 ) -> Embeddings:
-    """Embed ``source`` (an image folder ``root/<class>/<image>``, a manifest, or a built-in dataset name).
+    """Embed ``source`` (an image folder ``root/<class>/<image>``, a manifest, a text table or a built-in name).
 
-    Like ``headstart embed``: images already in the per-image cache (``cache_dir``; ``None`` for a throw-away
-    one) are not embedded again. ``weights`` is an exact weights name, a checkpoint path or ``None`` (random
-    initialisation; the ``pixels`` baseline has none). ``options`` are :class:`~headstart.features.EmbedOptions`
-    fields (``batch_size``, ``num_workers``, ``device``, ``on_error``).
+    Like ``headstart embed``, with the same defaults (:mod:`headstart.features.defaults`): ``weights``
+    ``"pretrained"`` is the backbone's standard weights (``IMAGENET1K_V1`` for torchvision models, the model's
+    own for ``provider:model`` names, none for ``pixels``); ``None`` is random initialisation; or an exact weights
+    name or a checkpoint path. ``image_size`` ``None`` is the weights' own. Images already in the per-image cache
+    (``cache_dir``; ``None`` for a throw-away one) are not embedded again. ``options`` are
+    :class:`~headstart.features.EmbedOptions` fields (``batch_size``, ``num_workers``, ``device``, ``on_error``).
     """
     from headstart.data.prepare import prepare_dataset
     from headstart.features.engine import embed as embed_prepared
-    from headstart.features.registry import backbone_entry
-    from headstart.features.spec import BackboneSpec, EmbedOptions
+    from headstart.features.spec import EmbedOptions
+    from headstart.workflow.ray_check import check_engine
 
-    if not backbone_entry(backbone).has_weights:
-        weights = None
-    spec = BackboneSpec(backbone, weights=weights, layers=(layer,), pooling=pooling, image_size=image_size,
-                        precision=precision)  # fmt: skip
+    spec = backbone_spec(backbone, weights=weights, layers=(layer,), pooling=pooling, image_size=image_size,
+                         precision=precision)  # fmt: skip
     settings = EmbedOptions(cache_dir=cache_dir, **options)
+    check_engine(settings)
     name = Path(source).name if Path(source).exists() else str(source)
-    prepared = prepare_dataset(str(source), name=name, val=val, test=test, seed=seed, limit=limit)
+    prepared = prepare_dataset(str(source), name=name, val=val, test=test, seed=seed, limit=limit,
+                               text_column=text_column)  # fmt: skip
     meta = prepared.attrs["headstart"]
     with tempfile.TemporaryDirectory(prefix="headstart-embed-") as tmp:
         result = embed_prepared(
@@ -144,30 +155,74 @@ def embed(
 
 @dataclass
 class Head:
-    """A head fitted by :func:`fit`, with its test metrics and the provenance of the embeddings it knows."""
+    """A fitted head, shaped like a scikit-learn classifier: ``predict``, ``predict_proba`` (ordered by
+    ``classes_``), ``estimator`` (the fitted scikit-learn estimator), ``save`` and ``Head.load``.
+
+    ``X`` may be an ``(n, dim)`` array of embeddings from the head's space, an :class:`Embeddings` (its provenance
+    is checked), or items to embed with the head's own backbone settings: image files or folders, PIL images, or
+    texts for a text head (see :class:`Encoder`).
+
+    >>> head = headstart.fit(emb, "logreg")                       # doctest: +SKIP
+    >>> head.predict_proba(emb.X).shape == (len(emb), len(head.classes_))   # doctest: +SKIP
+    True
+    """
 
     kind: str
     estimator: Any
     params: dict[str, Any]
     classes: list[str]
     provenance: dict[str, Any]
-    metrics: dict[str, float]
-    evaluation: Any = field(repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
+    evaluation: Any = field(default=None, repr=False)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, in the order of :meth:`predict_proba`'s columns (the estimator's ``classes_``)."""
+        return np.asarray(self.estimator.classes_).astype(str)
 
     def _bundle(self) -> Any:
         from headstart.heads.persist import HeadBundle
 
         return HeadBundle(self.estimator, self.kind, self.kind, self.params, self.classes, self.provenance, Path("."))
 
-    def predict(self, inputs: str | Path | Sequence[str | Path] | Embeddings, *, top: int = 5, **options: Any) -> Any:
-        """Labels for images (files or folders), embedded with this head's own backbone settings (cached like
-        ``headstart predict``); or for the rows of an :class:`Embeddings` from the same space."""
-        return self.predict_proba(inputs, top=top, **options)["predicted"].to_numpy()
+    def _embeddings(self, X: Any, options: Mapping[str, Any]) -> np.ndarray:
+        if isinstance(X, Embeddings):
+            self._bundle().check(X.provenance, "the given Embeddings")
+            return X.X
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fiu":
+            if X.ndim != 2 or X.shape[1] != self.provenance.get("dim", X.shape[1]):
+                raise ValueError(f"X has shape {X.shape}; this head takes (n, {self.provenance.get('dim')}) embeddings")
+            return np.ascontiguousarray(X, dtype=np.float32)
+        from headstart.features.spec import EmbedOptions
+        from headstart.workflow.predict import list_images, spec_from_provenance
 
-    def predict_proba(
+        items = [X] if isinstance(X, (str, Path)) else list(X)
+        if self.provenance.get("modality") != "text":  # folders of images are listed, as `headstart predict` does
+            items = [p for i in items for p in (list_images([i]) if _is_dir(i) else [i])]
+        encoder = Encoder.from_spec(spec_from_provenance(self.provenance), EmbedOptions(**options))
+        vectors = encoder.encode(items)
+        self._bundle().check(encoder.provenance or {}, "the given items")
+        return vectors
+
+    def predict_proba(self, X: Any, **options: Any) -> np.ndarray:
+        """``(n_samples, n_classes)`` float64 class probabilities, columns ordered by :attr:`classes_`, each row
+        summing to 1 (heads without probabilities: the softmax of their decision function; heads that compute in
+        float32 are renormalised in float64, which keeps every row's argmax)."""
+        from headstart.heads.metrics import class_scores
+
+        scores = np.asarray(class_scores(self.estimator, self._embeddings(X, options)), dtype=np.float64)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any, **options: Any) -> np.ndarray:
+        """The label of each row or item: the argmax of :meth:`predict_proba`."""
+        return self.classes_[np.argmax(self.predict_proba(X, **options), axis=1)]
+
+    def top_classes(
         self, inputs: str | Path | Sequence[str | Path] | Embeddings, *, top: int = 5, **options: Any
     ) -> pd.DataFrame:
-        """One row per image: ``path, predicted, probability, top<k>`` (and ``error`` for unreadable images)."""
+        """What ``headstart predict`` writes: one row per image (``path, predicted, probability, top<k>``, and an
+        ``error`` for an unreadable image), for image files, folders, a text head's .txt files, or an
+        :class:`Embeddings`."""
         from headstart.features.spec import EmbedOptions
         from headstart.workflow.predict import classify_images, predict_table
 
@@ -177,7 +232,8 @@ class Head:
         return classify_images(self._bundle(), items, options=EmbedOptions(**options), top=top)
 
     def save(self, model_dir: str | Path) -> Path:
-        """Write the head where ``headstart predict MODEL_DIR`` reads it; the folder is swapped in whole."""
+        """Write the head where ``headstart predict MODEL_DIR`` and :meth:`load` read it; the folder is swapped in
+        whole."""
         from headstart._files import atomic_dir
         from headstart.heads.persist import save_head
 
@@ -185,6 +241,17 @@ class Head:
             save_head(building, self.estimator, head=self.kind, name=self.kind, params=self.params,
                       classes=self.classes, provenance=self.provenance)  # fmt: skip
         return Path(model_dir)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Head:
+        """A head written by :meth:`save`, ``headstart fit`` or the fit stage (with its test metrics, when the
+        folder holds ``metrics.json``); loading runs no code from the files."""
+        from headstart.heads.persist import load_head
+
+        bundle = load_head(model_dir)
+        metrics_file = Path(model_dir) / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        return cls(bundle.head, bundle.estimator, bundle.params, list(bundle.classes), dict(bundle.provenance), metrics)
 
 
 def fit(
@@ -218,6 +285,10 @@ def fit(
         metrics=dict(evaluation.metrics),
         evaluation=evaluation,
     )
+
+
+def _is_dir(item: Any) -> bool:
+    return isinstance(item, (str, Path)) and Path(item).is_dir()
 
 
 def _none(value: Any) -> Any:

@@ -25,7 +25,7 @@ def test_embed_fit_predict_save_with_a_tiny_random_backbone(photos: Path, tmp_pa
     emb = headstart.embed("photos/", backbone="mobilenet_v2", **small)
     assert isinstance(emb, headstart.Embeddings) and len(emb) == 36
     assert emb.X.shape == (36, 32) and emb.X.flags["C_CONTIGUOUS"] and emb.X.dtype == np.float32
-    assert list(emb.frame.columns) == ["id", "label", "split", "path"]
+    assert list(emb.frame.columns) == ["id", "label", "split", "path"]  # no `text`: an image table
     assert emb.ids.tolist() == sorted(emb.ids) and set(emb.labels) == {"class_0", "class_1", "class_2"}
     assert emb.provenance["node"] == "features.6" and emb.provenance["weights"] == "none"
 
@@ -46,7 +46,7 @@ def test_embed_fit_predict_save_with_a_tiny_random_backbone(photos: Path, tmp_pa
     head = headstart.fit(emb, "knn", k=[1, 3, 5])
     assert head.params["k"] in (1, 3, 5) and 0 <= head.metrics["accuracy"] <= 1
     assert head.evaluation.selection.scores and len(head.evaluation.selection.scores) == 3  # chosen on val
-    from_images = head.predict_proba(["photos/"], batch_size=8, num_workers=0)
+    from_images = head.top_classes(["photos/"], batch_size=8, num_workers=0)
     from_table = head.predict(emb)
     by_path = dict(zip(from_images["path"], from_images["predicted"], strict=True))
     assert [by_path[p] for p in emb.frame["path"]] == from_table.tolist()  # same space, same answers
@@ -81,3 +81,54 @@ def test_the_names_a_notebook_imports() -> None:
     from headstart.features import embed as again
 
     assert again is embed
+
+
+def test_a_head_is_shaped_like_a_scikit_learn_classifier(photos: Path, tmp_path: Path) -> None:
+    from sklearn.base import is_classifier
+
+    kw = {"weights": None, "layer": "features.6", "image_size": 32, "batch_size": 8, "num_workers": 0}
+    emb = headstart.embed("photos/", **kw)
+    for kind in ("logreg", "knn", "ncm", "svm"):
+        head = headstart.fit(emb, kind)
+        proba = head.predict_proba(emb.X)
+        assert proba.shape == (len(emb), 3) and proba.dtype == np.float64
+        assert list(head.classes_) == ["class_0", "class_1", "class_2"] == [str(c) for c in head.estimator.classes_]
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+        assert (proba >= 0).all()
+        assert head.predict(emb.X).tolist() == head.classes_[proba.argmax(axis=1)].tolist()
+        if hasattr(head.estimator, "predict_proba"):  # the estimator's own order: classes_
+            np.testing.assert_allclose(proba, head.estimator.predict_proba(emb.X), rtol=1e-6)
+        np.testing.assert_array_equal(head.predict_proba(emb), proba)  # an Embeddings: provenance checked
+        assert is_classifier(head.estimator) or hasattr(head.estimator, "classes_")
+
+    saved = headstart.Head.load(head.save(tmp_path / "model"))
+    assert saved.kind == head.kind and list(saved.classes_) == list(head.classes_)
+    np.testing.assert_array_equal(saved.predict_proba(emb.X), head.predict_proba(emb.X))
+    from_files = saved.predict_proba(sorted(emb.frame["path"]), batch_size=8, num_workers=0)
+    order = np.argsort(emb.frame["path"].to_numpy())
+    np.testing.assert_array_equal(from_files, head.predict_proba(emb.X[order]))
+    with pytest.raises(ValueError, match="shape"):
+        head.predict_proba(emb.X[:, :5])
+    with pytest.raises(FileNotFoundError, match=f"expected {tmp_path / 'nomodel' / 'model.json'}"):
+        headstart.Head.load(tmp_path / "nomodel")
+
+
+def test_an_encoder_gives_the_tables_vectors_for_images_in_memory(photos: Path) -> None:
+    from PIL import Image
+
+    kw = {"weights": None, "layer": "features.6", "image_size": 32, "num_workers": 0}
+    emb = headstart.embed("photos/", batch_size=8, **kw)
+    enc = headstart.Encoder("mobilenet_v2", batch_size=4, cache_dir=None, **kw)  # other batches, no cache
+    paths = emb.frame["path"].tolist()[::-1]
+    rows = [int(np.flatnonzero(emb.frame["path"].to_numpy() == p)[0]) for p in paths]
+    from_paths = enc.encode(paths)
+    assert from_paths.dtype == np.float32 and from_paths.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(from_paths, emb.X[rows])  # the same bits as the table
+    assert enc.fingerprint == emb.provenance["fingerprint"]
+    same = {k for k in emb.provenance if k != "dataset"}
+    assert {k: enc.provenance[k] for k in same} == {k: emb.provenance[k] for k in same}
+    images = [Image.open(p) for p in paths[:5]]
+    np.testing.assert_array_equal(enc.encode(images), emb.X[rows[:5]])
+    np.testing.assert_array_equal(enc.encode(Path(paths[0])), emb.X[rows[:1]])
+    with pytest.raises(Exception, match="item 1 is a int"):
+        enc.encode([paths[0], 3])

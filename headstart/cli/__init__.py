@@ -18,7 +18,13 @@ import argparse
 from headstart._terminal import run_main, setup_logging
 from headstart.cli.commands import cmd_cache, cmd_embed, cmd_fit, cmd_init, cmd_neighbours, cmd_predict
 from headstart.cli.listings import cmd_backbones, cmd_datasets, cmd_heads
-from headstart.features.spec import DEFAULT_CACHE_DIR
+from headstart.features.defaults import (
+    DEFAULT_BACKBONE,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_PRECISION,
+    PRETRAINED,
+    TORCHVISION_WEIGHTS,
+)
 
 __all__ = ["main"]
 
@@ -57,11 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="OUT.parquet for one layer, or a directory (one <layer>.parquet per layer)",
     )
-    p.add_argument("--backbone", default="mobilenet_v2", help="a name from `headstart backbones`")
+    p.add_argument(
+        "--backbone", default=DEFAULT_BACKBONE, help=f"a name from `headstart backbones` (default {DEFAULT_BACKBONE})"
+    )
     p.add_argument(
         "--weights",
-        default=None,
-        help="exact weights name (default IMAGENET1K_V1; none for pixels), a checkpoint path, or none",
+        default=PRETRAINED,
+        help=f"{PRETRAINED} (default: {TORCHVISION_WEIGHTS} for torchvision models, the model's own for "
+        "provider:model names), an exact weights name, a checkpoint path, or none (random initialisation)",
     )
     p.add_argument(
         "--layer",
@@ -80,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--image-size", help="crop size (default: the weights' own, e.g. 224)")
     p.add_argument("--resize-size", help="resize before the crop (default: the weights' ratio)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=["fp32", "bf16", "fp16"])
     _embed_run_options(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="local (default) or ray (a cluster)")
     p.add_argument("--address", default="auto", help="Ray cluster address (default auto: a running one, or local)")

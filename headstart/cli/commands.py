@@ -18,6 +18,7 @@ from headstart.cli.flags import (
     positive,
     split,
 )
+from headstart.workflow.ray_check import check_engine
 
 __all__ = ["cmd_cache", "cmd_embed", "cmd_fit", "cmd_init", "cmd_neighbours", "cmd_predict"]
 
@@ -28,6 +29,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     spec, options, parts = backbone_spec(args), embed_options(args), split(args)
     limit = positive(args.limit, "--limit", none=True)
+    check_engine(options)
     name = Path(args.source).name if Path(args.source).exists() else args.source
     prepared = prepare_dataset(
         args.source,

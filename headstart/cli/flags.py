@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from headstart.errors import SettingsError, UserError
+from headstart.features.defaults import DEFAULT_LAYER, DEFAULT_POOLING
 
 __all__ = [
     "CliError", "backbone_spec", "embed_options", "embedding_table", "evaluate_settings", "head_params", "positive",
@@ -87,19 +88,15 @@ def embed_options(args: argparse.Namespace) -> Any:
 
 
 def backbone_spec(args: argparse.Namespace) -> Any:
-    from headstart.features.registry import backbone_entry
-    from headstart.features.spec import BackboneSpec
+    """The spec the flags name, with the defaults of :mod:`headstart.features.defaults` (as ``headstart.embed``)."""
+    from headstart.features.defaults import backbone_spec as default_spec
 
-    weights = args.weights
-    if weights is None and backbone_entry(args.backbone).has_weights:
-        weights = "pretrained" if ":" in args.backbone else "IMAGENET1K_V1"  # providers: the model's own weights
-    poolings = tuple(args.poolings or ["avg"])
     with _as_flags("backbone"):
-        return BackboneSpec(
-            arch=args.backbone,
-            weights=weights,
-            layers=tuple(args.layers or ["default"]),
-            pooling=poolings if len(poolings) > 1 else poolings[0],
+        return default_spec(
+            args.backbone,
+            weights=args.weights,
+            layers=tuple(args.layers or [DEFAULT_LAYER]),
+            pooling=tuple(args.poolings or [DEFAULT_POOLING]),
             image_size=positive(args.image_size, "--image-size", none=True),
             resize_size=positive(args.resize_size, "--resize-size", none=True),
             precision=args.precision,

@@ -19,12 +19,13 @@ from PIL import Image
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.builtin import BUILTIN_DATASETS
 from headstart.data.hashing import content_id, file_id
-from headstart.data.imbalance import check_every_class_scored, thin_classes
+from headstart.data.imbalance import thin_classes
 from headstart.data.images import UnreadableImage, decode_image
 from headstart.data.shifts import parse_shift
-from headstart.data.sources import DatasetError, SourceError, scan_source, source_kind
-from headstart.data.splits import assign_splits, stratified_limit
+from headstart.data.sources import DatasetError, SourceError, manifest_text_column, scan_source, source_kind
+from headstart.data.splits import assign_splits, stratified_limit, unscored_classes
 from headstart.data.statcache import StatCache
+from headstart.data.tables import TEXT_COLUMN
 from headstart.data.text import scan_text_table
 
 __all__ = ["DatasetError", "prepare_dataset", "shift_frame"]
@@ -58,7 +59,9 @@ def prepare_dataset(
     name
         The dataset's name in params.yaml (for messages and metadata).
     val, test
-        Fractions of each class for the val and test splits (a source's own split wins).
+        Fractions of each class for the val and test splits (a source's own split wins). Every image gets a
+        split, however small its class (:mod:`headstart.data.splits`); classes left without a val or test
+        image are logged, and ``fit`` leaves them out of its evaluation.
     seed
         Seed of the split (and of ``limit``).
     shift
@@ -93,6 +96,8 @@ def prepare_dataset(
     {'train': 989, 'test': 539, 'val': 269}
     """
     name = name or source
+    if text_column is None:  # a manifest with a text column and no path column is a text table
+        text_column = manifest_text_column(source)
     if text_column is not None:
         if shift:
             raise DatasetError(f"datasets.{name}.shift applies to images; '{source}' is a text dataset")
@@ -144,15 +149,8 @@ def prepare_dataset(
     if shift:
         frame = shift_frame(frame, shift, name, progress)
     frame = frame.sort_values(["id", "path", "label"], na_position="first", kind="stable").reset_index(drop=True)
-    counts = frame["split"].value_counts()
-    for split in ("train", "test") if labelled else ():
-        if counts.get(split, 0) == 0:
-            raise DatasetError(
-                f"dataset '{name}' has no {split} images after splitting {len(frame)} images "
-                f"(val={val}, test={test}); add images or change datasets.{name}.split"
-            )
     if labelled:
-        check_every_class_scored(frame, name, val_split=counts.get("val", 0) > 0)
+        _note_unscored(frame, name)
     info = dict(name=name, source=source, kind=kind, val=val, test=test, seed=seed, shift=shift, limit=limit)
     if imbalance:
         info["imbalance"] = {str(k): float(v) for k, v in sorted(imbalance.items())}
@@ -165,6 +163,10 @@ def prepare_dataset(
     frame.attrs["headstart"] = _describe(frame, **info)
     if text_column is not None or (kind == "builtin" and BUILTIN_DATASETS[source].modality == "text"):
         frame.attrs["headstart"].update(modality="text", text_column=text_column)
+        attrs = frame.attrs
+        frame = frame.assign(**{TEXT_COLUMN: [bytes(b).decode("utf-8") for b in frame["image"]]})
+        frame.attrs = attrs
+        return frame[["id", "label", "split", "path", TEXT_COLUMN, "image", *extra]]
     return frame[["id", "label", "split", "path", "image", *extra]]
 
 
@@ -235,6 +237,19 @@ def shift_frame(
     out["id"] = ids
     out["image"] = images
     return out
+
+
+def _note_unscored(frame: pd.DataFrame, name: str) -> None:
+    """Log the classes the heads' protocol will leave out (no train, val or test image): the table is written
+    whatever the split, and ``fit`` decides what it can evaluate."""
+    unscored = unscored_classes(frame["label"].tolist(), frame["split"].tolist())
+    if unscored:
+        shown = ", ".join(f"{label!r} (no {split} image)" for label, split in list(unscored.items())[:5])
+        more = f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""
+        log.warning(
+            "dataset %s: %d of %d classes cannot be evaluated: %s%s; fit will leave them out",
+            name, len(unscored), frame["label"].nunique(), shown, more,
+        )
 
 
 def _warn_duplicates(frame: pd.DataFrame, name: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from headstart.data.builtin import BUILTIN_DATASETS, load_builtin
-from headstart.data.tables import read_manifest_parquet
+from headstart.data.tables import TEXT_COLUMN, read_manifest_columns, read_manifest_parquet
 from headstart.errors import UserError
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "LABEL_MODES",
     "SPLITS",
     "SourceError",
+    "manifest_text_column",
     "scan_folder",
     "scan_manifest",
     "scan_source",
@@ -65,6 +66,24 @@ def source_kind(source: str) -> str:
         f"dataset source '{source}' is neither a built-in dataset ({', '.join(BUILTIN_DATASETS)}), "
         "nor an existing image folder, nor a .csv/.parquet manifest"
     )
+
+
+def manifest_text_column(source: str) -> str | None:
+    """``"text"`` when ``source`` is a manifest with a ``text`` column and no ``path`` column (a text table that
+    needs no ``text_column``); ``None`` otherwise, and for anything that cannot be read (``scan_manifest`` says
+    what is wrong with it)."""
+    path = Path(source)
+    if not (path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES):
+        return None
+    try:
+        if path.suffix.lower() == ".csv":
+            names = pd.read_csv(path, nrows=0, dtype=str).columns
+        else:
+            names = read_manifest_columns(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError):
+        return None
+    by_lower = {str(n).strip().lower(): str(n) for n in names}
+    return by_lower[TEXT_COLUMN] if TEXT_COLUMN in by_lower and "path" not in by_lower else None
 
 
 def scan_source(source: str, root: str | None = None, labels: str = "auto") -> pd.DataFrame:
@@ -156,8 +175,9 @@ def scan_manifest(manifest: str | Path, labels: str = "auto") -> pd.DataFrame:
     frame.columns = [n.lower() if n.lower() in ("path", "label", "split") else n for n in names]
     if "path" not in frame.columns:
         raise SourceError(
-            f"manifest {manifest} lacks the column path; it has {', '.join(frame.columns) or 'no columns'}. "
-            "A manifest needs path and may have label, split and columns of your own"
+            f"manifest {manifest} has neither a path column (images) nor a text column (texts); it has "
+            f"{', '.join(map(str, frame.columns)) or 'no columns'}. A manifest needs path or text (or name the "
+            "text column: --text-column, `text_column:`) and may have label, split and columns of your own"
         )
     if frame.columns.duplicated().any():
         twice = sorted(set(frame.columns[frame.columns.duplicated()]))

@@ -2,7 +2,11 @@
 
 A text item goes through the same prepared table as an image: its ``image`` column holds the UTF-8 bytes of the
 text, ``path`` is null, and its id is the hash of the text (``content_id(utf8, prefix="text")``), so the same
-text has the same id in every dataset and run, and the cache, splits, tables and heads work unchanged.
+text has the same id in every dataset and run, and the cache, splits, tables and heads work unchanged. The
+prepared and embedding tables also carry the text itself, in a ``text`` column after ``path``.
+
+A manifest with a ``text`` column and no ``path`` column is read as a text table without naming the column
+(:func:`headstart.data.sources.manifest_text_column`).
 
 >>> text_id("a cat") == text_id("a cat") != text_id("a dog")
 True
@@ -16,6 +20,7 @@ import pandas as pd
 
 from headstart.data.hashing import content_id
 from headstart.data.sources import SPLITS, SourceError
+from headstart.data.tables import TEXT_COLUMN
 
 __all__ = [
     "TEXT_SUFFIXES",
@@ -90,7 +95,7 @@ def scan_text_table(source: str | Path, text_column: str, label_column: str = "l
 def read_texts(inputs: list[str | Path], text_column: str = "text") -> pd.DataFrame:
     """Texts to classify: ``.txt`` files (one text per non-empty line) or tables with ``text_column``.
 
-    Returns ``id, label, split, path, image`` rows; ``path`` says where each text came from (``file:line``).
+    Returns ``id, label, split, path, text, image`` rows; ``path`` says where each text came from (``file:line``).
     """
     rows = []
     for item in inputs:
@@ -117,6 +122,7 @@ def read_texts(inputs: list[str | Path], text_column: str = "text") -> pd.DataFr
             "label": "",
             "split": "",
             "path": [w for w, _ in rows],
+            TEXT_COLUMN: [t for _, t in rows],
             "image": [t.encode("utf-8") for _, t in rows],
         }
     )

@@ -27,6 +27,7 @@ import yaml
 
 from headstart.data.shifts import ShiftError, parse_shift
 from headstart.errors import SettingsError
+from headstart.features.defaults import PRETRAINED, default_weights
 from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
 from headstart.heads.spec import HeadSpec
 from headstart.workflow._build import ConfigError, build, check_plain_name, mapping, reject_unknown
@@ -232,7 +233,9 @@ def parse_config(raw: Mapping[str, Any], where: str = "params.yaml") -> Config:
         body.setdefault("arch", name)
         if isinstance(body.get("layers"), str):
             body["layers"] = [body["layers"]]
-        backbones[name] = build(BackboneSpec, body, f"backbones.{name}")
+        body.setdefault("weights", PRETRAINED)
+        spec = build(BackboneSpec, body, f"backbones.{name}")
+        backbones[name] = dataclasses.replace(spec, weights=default_weights(spec.arch, spec.weights))
 
     overrides = {
         name: types.MappingProxyType(_overrides(body, backbones, f"datasets.{name}.backbones"))

@@ -18,7 +18,7 @@ import pandas as pd
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.hashing import file_id
 from headstart.data.sources import IMAGE_EXTENSIONS
-from headstart.data.tables import EmbeddingTable, load_embeddings
+from headstart.data.tables import TEXT_COLUMN, EmbeddingTable, load_embeddings
 from headstart.features.engine import EmbedOptions, embed
 from headstart.features.registry import BackboneSpec
 from headstart.heads.metrics import class_scores
@@ -78,10 +78,12 @@ def predict_table(bundle: HeadBundle, table: EmbeddingTable, source: str, top: i
     classes = np.asarray(bundle.estimator.classes_).astype(str)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     best = order[:, 0]
+    texts = {TEXT_COLUMN: table.frame[TEXT_COLUMN].to_numpy()} if TEXT_COLUMN in table.frame else {}
     return pd.DataFrame(
         {
             "id": table.frame["id"].to_numpy(),
             "path": table.frame["path"].to_numpy(),
+            **texts,
             "predicted": classes[best],
             "probability": scores[np.arange(len(best)), best].round(6),
             f"top{top}": [
@@ -173,4 +175,5 @@ def classify_images(
     rows = pd.concat([predictions.assign(error=None), failures], ignore_index=True)
     order = {p: i for i, p in enumerate(paths)}
     rows = rows.iloc[np.argsort([order[p] for p in rows["path"]], kind="stable")].reset_index(drop=True)
-    return rows[["path", "predicted", "probability", f"top{top}", "error", "id"]]
+    texts = [TEXT_COLUMN] if TEXT_COLUMN in rows else []
+    return rows[["path", *texts, "predicted", "probability", f"top{top}", "error", "id"]]

@@ -63,7 +63,7 @@ def test_parquet_manifest(tmp_path: Path, image_folder: Path) -> None:
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("file,label\na.png,x\n", "lacks the column path"),
+        ("file,label\na.png,x\n", "neither a path column \\(images\\) nor a text column \\(texts\\)"),
         ("path,label,ID\na.png,x,7\n", "column\\(s\\) ID, names headstart uses .* rename them"),
         ("path,label\n", "has no rows"),
         ("path,label\nmissing.png,x\n", "1 image file\\(s\\) that do not exist, e.g. .*missing.png"),

@@ -30,8 +30,8 @@ from headstart.data.tables.schema import (
 )
 
 __all__ = [  # noqa: RUF022 (grouped by role)
-    "EmbeddingTable", "load_embeddings", "read_embedding_metadata", "read_failures", "read_manifest_parquet",
-    "read_manifest_paths", "read_prepared",
+    "EmbeddingTable", "load_embeddings", "read_embedding_metadata", "read_failures", "read_manifest_columns",
+    "read_manifest_parquet", "read_manifest_paths", "read_prepared",
     # a row group at a time
     "iter_embeddings", "read_columns", "read_prepared_images", "read_row_group", "row_groups",
 ]  # fmt: skip
@@ -40,8 +40,8 @@ __all__ = [  # noqa: RUF022 (grouped by role)
 class EmbeddingTable(NamedTuple):
     """What :func:`load_embeddings` returns: ``frame, X, labels = load_embeddings(path)``.
 
-    ``frame`` has the columns ``id, label, split, path`` (row ``i`` of ``X`` belongs to row ``i`` of the
-    frame) and the provenance in ``frame.attrs["headstart"]``; ``X`` is a C-contiguous float32 matrix;
+    ``frame`` has the columns ``id, label, split, path`` (then ``text`` in a text table, then a manifest's own
+    columns; row ``i`` of ``X`` belongs to row ``i`` of the frame) and the provenance in ``frame.attrs["headstart"]``; ``X`` is a C-contiguous float32 matrix;
     ``labels`` is the string label of each row as a numpy array (``None`` in every row of an unlabelled
     table; see :attr:`labelled`).
     """
@@ -178,6 +178,11 @@ def read_manifest_parquet(path: str | Path) -> pd.DataFrame:
     """Read a user's Parquet manifest (any schema) as strings; the caller checks the columns."""
     frame = pq.read_table(path).to_pandas()
     return frame.astype({c: "string" for c in frame.columns if c in ("path", "label", "split")})
+
+
+def read_manifest_columns(path: str | Path) -> list[str]:
+    """The column names of a user's Parquet manifest, without reading its rows."""
+    return list(pq.read_schema(path).names)
 
 
 def read_manifest_paths(path: str | Path) -> list[str]:

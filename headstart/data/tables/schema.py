@@ -17,11 +17,11 @@ import pyarrow as pa
 from headstart.errors import UserError
 
 __all__ = [
-    "ROW_GROUP_ROWS", "SCHEMA_VERSION", "SHARD_BYTES", "TableError", "embedding_schema", "failures_schema",
-    "prepared_schema", "shard_files", "shard_rows",
+    "ROW_GROUP_ROWS", "SCHEMA_VERSION", "SHARD_BYTES", "TEXT_COLUMN", "TableError", "embedding_schema",
+    "failures_schema", "prepared_schema", "shard_files", "shard_rows",
 ]  # fmt: skip
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: a text table holds its texts in a `text` column
 ROW_GROUP_ROWS = 4096
 SHARD_BYTES = 256 * 2**20
 KIND_KEY = b"headstart.table"
@@ -31,6 +31,7 @@ ENGINE_KEY = b"headstart.engine"
 SHARD_NAME = "part-{:05d}.parquet"
 REDO = "re-run the stage that wrote it (`dvc repro --force STAGE`, or the `headstart` command that made it)"
 OWN_COLUMNS = ("id", "label", "split", "path", "image", "embedding", "error")
+TEXT_COLUMN = "text"  # a text dataset's texts, right after `path` (which is null for them)
 
 
 class TableError(UserError, ValueError):
@@ -46,11 +47,12 @@ _BASE_FIELDS = [
 
 
 def _fields(labelled: bool, extra: Sequence[str]) -> list[pa.Field]:
-    """The base fields (``label`` nullable only when unlabelled), then the extra text columns."""
+    """The base fields (``label`` nullable only when unlabelled), then the extra text columns, ``text`` first."""
     clash = sorted(set(extra) & set(OWN_COLUMNS))
     if clash:
         raise TableError(f"extra column(s) {clash} clash with headstart's own columns; rename them")
     base = _BASE_FIELDS if labelled else [f.with_nullable(True) if f.name == "label" else f for f in _BASE_FIELDS]
+    extra = [TEXT_COLUMN, *(n for n in extra if n != TEXT_COLUMN)] if TEXT_COLUMN in extra else list(extra)
     return [*base, *(pa.field(name, pa.string(), nullable=True) for name in extra)]
 
 
