@@ -1,5 +1,4 @@
-"""Class counts of a prepared dataset: thinning a class to make an imbalanced dataset, and refusing a split
-that leaves a class without val or test images (it could be neither chosen for nor scored).
+"""Class counts of a prepared dataset: thinning a class to make an imbalanced dataset.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"id": [f"i{n}" for n in range(20)], "label": ["a"] * 10 + ["b"] * 10})
@@ -18,7 +17,7 @@ import pandas as pd
 from headstart.data.sources import DatasetError
 from headstart.data.splits import seeded_rank
 
-__all__ = ["IMBALANCE_RATIO", "check_every_class_scored", "thin_classes"]
+__all__ = ["IMBALANCE_RATIO", "thin_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +43,3 @@ def thin_classes(frame: pd.DataFrame, imbalance: Mapping[str, float], name: str,
         log.info("dataset %s: class %s keeps %d of its %d images", name, label, keep, len(members))
     return frame.drop(frame.index[sorted(drop)]).reset_index(drop=True)
 
-
-def check_every_class_scored(frame: pd.DataFrame, name: str, *, val_split: bool) -> None:
-    """Refuse (one line) a split that leaves a class with no test image, or no val image when there is a val
-    split, naming the class and its count."""
-    for split in ("test", "val") if val_split else ("test",):
-        per_class = frame.groupby("label")["split"].agg(lambda s, split=split: int((s == split).sum()))
-        empty = per_class[per_class == 0]
-        if len(empty):
-            label = empty.index[0]
-            total = int((frame["label"] == label).sum())
-            raise DatasetError(
-                f"dataset '{name}': class {label!r} has no {split} image ({total} image(s) in all); "
-                f"add images of that class, raise datasets.{name}.split.{split} or drop the class"
-            )

@@ -1,8 +1,14 @@
 """Seeded, stratified splits that stay put when images are added, and few-shot subsets.
 
 Each image's place is decided by a hash of ``(seed, id)``: within each class the images are ordered by that
-hash and cut at the val/test fractions. The same seed and images give the same split on every machine, and
-adding an image moves at most the images at the cut points.
+hash and cut at the val/test fractions. The same seed and images give the same split on every machine; adding
+an image to a class moves at most the images of that class at the cut points, and no image of another class.
+
+Every image gets a split, however small its class. A class's counts are the rounded fractions, except that a
+class keeps at least one image in each split whose fraction is above zero as long as it has images to spare,
+in this order: train first, then test, then val. One image goes to train; two to train and test; three or more
+to train, test and val (``val 0 test 0`` puts every image in train). Whether a class can then be evaluated is
+the question of the heads' protocol (:func:`unscored_classes`), not of the split.
 
 With ``groups`` (a manifest's ``group_column``: a patient, a site, ...), whole groups are placed instead, like
 scikit-learn's ``StratifiedGroupKFold``: groups in the order of their hash go, one by one, to the split whose
@@ -17,7 +23,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-__all__ = ["assign_splits", "few_shot_indices", "seeded_rank", "stratified_limit"]
+__all__ = ["assign_splits", "few_shot_indices", "seeded_rank", "stratified_limit", "unscored_classes"]
 
 
 def _order_key(seed: int, item_id: str) -> bytes:
@@ -66,9 +72,9 @@ def assign_splits(
         groups = by_class[label]
         order = sorted(groups, key=lambda item_id: _order_key(seed, item_id))
         n = len(order)
-        n_test = int(np.floor(n * test + 0.5))
-        n_val = int(np.floor(n * val + 0.5))
-        while n_test + n_val >= n and (n_test or n_val):  # always keep at least one training image
+        n_test = max(int(np.floor(n * test + 0.5)), int(test > 0))
+        n_val = max(int(np.floor(n * val + 0.5)), int(val > 0))
+        while n_test + n_val >= n and (n_test or n_val):  # train first, then test, then val
             if n_val >= n_test and n_val:
                 n_val -= 1
             else:
@@ -78,6 +84,26 @@ def assign_splits(
             for i in groups[item_id]:
                 out[i] = split
     return out.astype(str)
+
+
+def unscored_classes(labels: Sequence[str], splits: Sequence[str]) -> dict[str, str]:
+    """The classes that lack an image in a split the protocol needs, each with the first such split.
+
+    A class needs a train image (to be learned), a test image (to be scored) and, when any row is in val, a val
+    image (to take part in choosing the parameters). Classes in order; null labels are ignored.
+
+    >>> unscored_classes(["a", "a", "a", "b", "c", "c"], ["train", "val", "test", "train", "train", "val"])
+    {'b': 'test', 'c': 'test'}
+    """
+    labels, splits = np.asarray(labels, dtype=object), np.asarray(splits, dtype=object)
+    needed = ("train", "test", "val") if (splits == "val").any() else ("train", "test")
+    present = {name: set(labels[splits == name].tolist()) for name in needed}
+    out = {}
+    for label in sorted({x for x in labels.tolist() if x is not None and x == x}, key=str):
+        missing = next((name for name in needed if label not in present[name]), None)
+        if missing is not None:
+            out[str(label)] = missing
+    return out
 
 
 def few_shot_indices(labels: Sequence[str], n: int, seed: int) -> np.ndarray:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
 
-from headstart.data.splits import assign_splits, few_shot_indices, stratified_limit
+import numpy as np
+import pytest
+
+from headstart.data.prepare import prepare_dataset
+from headstart.data.splits import assign_splits, few_shot_indices, stratified_limit, unscored_classes
 
 
 def _ids(n: int, prefix: str = "") -> list[str]:
@@ -55,3 +59,51 @@ def test_stratified_limit() -> None:
     labels = ["a"] * 90 + ["b"] * 10
     keep = stratified_limit(_ids(100), labels, 20, seed=0)
     assert len(keep) == 20 and sum(labels[i] == "b" for i in keep) == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(1, {"train": 1}), (2, {"train": 1, "test": 1}), (3, {"train": 1, "test": 1, "val": 1})],
+)
+def test_a_small_class_fills_train_then_test_then_val(size: int, expected: dict[str, int]) -> None:
+    splits = assign_splits(_ids(size), ["a"] * size, [None] * size, val=0.15, test=0.3, seed=0)
+    assert {s: int((splits == s).sum()) for s in set(splits.tolist())} == expected
+
+
+def test_no_val_and_no_test_puts_every_image_in_train() -> None:
+    labels = [str(i % 20) for i in range(40)]
+    assert set(assign_splits(_ids(40), labels, [None] * 40, val=0.0, test=0.0, seed=0)) == {"train"}
+    groups = [i // 4 for i in range(40)]
+    assert set(assign_splits(_ids(40), labels, [None] * 40, val=0.0, test=0.0, seed=0, groups=groups)) == {"train"}
+
+
+def test_adding_an_image_to_one_class_leaves_the_other_classes_alone() -> None:
+    labels = [str(i % 7) for i in range(70)]
+    before = assign_splits(_ids(70), labels, [None] * 70, val=0.15, test=0.3, seed=1)
+    after = assign_splits(_ids(70) + ["new"], labels + ["3"], [None] * 71, val=0.15, test=0.3, seed=1)
+    others = np.asarray(labels) != "3"
+    np.testing.assert_array_equal(before[others], after[:70][others])
+
+
+def test_small_groups_stay_whole() -> None:
+    labels = ["a"] * 3 + ["b"] * 5 + ["c"] * 2
+    groups = ["g1", "g1", "g2", "g3", "g3", "g4", "g5", "g5", "g6", "g6"]
+    splits = assign_splits(_ids(10), labels, [None] * 10, val=0.15, test=0.3, seed=0, groups=groups)
+    for group in set(groups):
+        assert len({s for s, g in zip(splits, groups, strict=True) if g == group}) == 1
+    assert "train" in splits
+
+
+def test_unscored_classes_names_the_first_missing_split() -> None:
+    labels = ["a", "a", "a", "b", "b", "c", "d"]
+    splits = ["train", "val", "test", "train", "test", "train", "test"]
+    assert unscored_classes(labels, splits) == {"b": "val", "c": "test", "d": "train"}
+    assert unscored_classes(labels[:5], ["train", "test"] * 2 + ["train"]) == {}  # no val split: val not needed
+
+
+def test_the_default_digits_split_is_unchanged() -> None:
+    # the committed pipeline outputs depend on this split: any change to it must be deliberate
+    frame = prepare_dataset("digits", name="digits")
+    text = "\n".join(f"{i},{s}" for i, s in zip(frame["id"], frame["split"], strict=True))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert digest == "3cd7fcfbdb5af31f5b42eda3b229d4ce2e406359ae3a9944cb9aa1ea28c43646"
