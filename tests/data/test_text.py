@@ -11,7 +11,7 @@ import pytest
 from headstart.data.builtin import BUILTIN_DATASETS, FORTUNE_TOPICS, DatasetNotFound
 from headstart.data.hashing import content_id
 from headstart.data.prepare import DatasetError, prepare_dataset
-from headstart.data.sources import SourceError
+from headstart.data.sources import SourceError, manifest_text_column
 from headstart.data.tables import read_prepared, write_prepared
 from headstart.data.text import read_texts, scan_text_table, text_id
 
@@ -35,9 +35,38 @@ def test_prepare_a_text_table(tmp_path: Path) -> None:
     assert frame["id"].is_monotonic_increasing and set(frame["split"]) == {"train", "val", "test"}
     twins = frame[frame["id"] == text_id("synthetic text number 0 about stocks")]
     assert len(twins) == 2 and twins["split"].nunique() == 1
+    assert list(frame.columns) == ["id", "label", "split", "path", "text", "image"]
+    assert list(frame["text"]) == texts
     write_prepared(tmp_path / "p.parquet", frame, meta)
     back = read_prepared(tmp_path / "p.parquet")
     assert back.attrs["headstart"]["text_column"] == "body" and list(back["image"]) == list(frame["image"])
+    assert list(back["text"]) == texts
+
+
+def test_a_manifest_with_text_and_no_path_is_a_text_table(tmp_path: Path) -> None:
+    csv = tmp_path / "tickets.csv"
+    pd.DataFrame({"Text": [f"synthetic ticket {i}" for i in range(12)], "label": list("ab" * 6)}).to_csv(csv, index=False)
+    frame = prepare_dataset(str(csv), name="tickets")
+    meta = frame.attrs["headstart"]
+    assert meta["modality"] == "text" and meta["text_column"] == "Text"
+    assert set(frame["text"]) == {f"synthetic ticket {i}" for i in range(12)}
+    with_path = tmp_path / "images.csv"
+    pd.DataFrame({"path": ["a.png"], "text": ["a caption"], "label": ["a"]}).to_csv(with_path, index=False)
+    assert manifest_text_column(str(with_path)) is None  # a path column: images (and `text` is a column of its own)
+
+
+def test_an_embedding_table_keeps_the_text_after_path(tmp_path: Path) -> None:
+    import numpy as np
+
+    from headstart.data.tables import EmbeddingWriter, embedding_schema, load_embeddings
+
+    schema = embedding_schema(2, {}, extra=["site", "text"])
+    assert schema.names == ["id", "label", "split", "path", "text", "site", "embedding"]
+    with EmbeddingWriter(tmp_path / "e.parquet", 2, {"modality": "text"}, extra=["text"]) as writer:
+        writer.write(["t1", "t2"], ["a", "b"], ["train", "test"], [None, None], np.eye(2), extra={"text": ["x", "y"]})
+    table = load_embeddings(tmp_path / "e.parquet")
+    assert list(table.frame.columns) == ["id", "label", "split", "path", "text"]
+    assert table.frame["text"].tolist() == ["x", "y"] and table.frame["path"].isna().all()
 
 
 def test_parquet_text_table_with_a_split(tmp_path: Path) -> None:
@@ -77,6 +106,7 @@ def test_texts_to_classify_from_txt_and_tables(tmp_path: Path) -> None:
     rows = read_texts([txt, csv])
     assert list(rows["path"]) == [f"{txt}:1", f"{txt}:4", f"{csv}:2"]
     assert list(rows["id"]) == [text_id("first text"), text_id("second text"), text_id("third text")]
+    assert list(rows["text"]) == ["first text", "second text", "third text"]
     with pytest.raises(SourceError, match="no 'body' column"):
         read_texts([csv], text_column="body")
 
