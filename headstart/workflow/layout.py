@@ -27,6 +27,7 @@ __all__ = [
     "robustness_metrics",
     "robustness_results",
     "SETTINGS_DIR",
+    "SUMMARY_METRICS",
     "settings_file",
     "embed_run_settings",
     "finetune_settings",
@@ -43,6 +44,7 @@ __all__ = [
 
 REPORT_DIR = Path("reports")
 REPORT = REPORT_DIR / "heads.md"
+SUMMARY_METRICS = Path("metrics") / "summary.json"  # the report stage's one score per head, for `dvc exp show`
 SETTINGS_DIR = Path("settings")  # written by the settings stage from params.yaml: one file per stage
 
 

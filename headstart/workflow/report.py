@@ -1,19 +1,21 @@
-"""The report stage's work: gather every stage's results, render reports/heads.md, its figures and plot data."""
+"""The report stage's work: gather every stage's results, render reports/heads.md, its figures and plot data, and
+metrics/summary.json (one test score per dataset x backbone x layer x head, for `dvc exp show`)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from headstart._files import atomic_path
+from headstart._files import atomic_path, write_json
 from headstart.report.figures import confusion_figure, fewshot_csv, fewshot_figure
-from headstart.report.tables import FIGURES, render_markdown, rows_from_results
+from headstart.report.tables import FIGURES, ReportRow, render_markdown, rows_from_results, selection_metric
 from headstart.workflow import layout
 from headstart.workflow.settings import ReportSettings
 
-__all__ = ["gather_results", "report_stage", "write_report"]
+__all__ = ["gather_results", "report_stage", "summary_metrics", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,30 @@ def write_report(
     return text
 
 
+def summary_metrics(rows: Sequence[ReportRow]) -> dict[str, float]:
+    """The test score of each dataset's selection metric (the report's first score column), keyed
+    ``dataset/backbone/layer/head``: the few columns an experiment comparison needs.
+
+    >>> record = {"metrics": {"accuracy": 0.9312345678, "balanced_accuracy": 0.9}, "select_by": "accuracy"}
+    >>> summary_metrics([ReportRow("digits", "mobilenet_v2", "features.13", "knn", record)])
+    {'digits/mobilenet_v2/features.13/knn': 0.931235}
+    """
+    out = {}
+    for dataset in dict.fromkeys(r.dataset for r in rows):
+        subset = [r for r in rows if r.dataset == dataset]
+        metric = selection_metric(subset)
+        for row in subset:
+            score = row.metric(metric)
+            if score is not None:
+                out[f"{dataset}/{row.label}"] = round(score, 6)
+    return out
+
+
 def report_stage(settings: ReportSettings) -> str:
-    """The report stage: reports/heads.md and its figures from every result the settings name."""
-    text = write_report(gather_results(settings), layout.REPORT_DIR, protocol={"seeds": settings.seeds})
-    log.info("wrote %s", layout.REPORT)
+    """The report stage: reports/heads.md and its figures from every result the settings name, and the summary
+    metrics file."""
+    results = gather_results(settings)
+    text = write_report(results, layout.REPORT_DIR, protocol={"seeds": settings.seeds})
+    write_json(layout.SUMMARY_METRICS, summary_metrics(rows_from_results(results["heads"])))
+    log.info("wrote %s and %s", layout.REPORT, layout.SUMMARY_METRICS)
     return text

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from headstart.report.tables import ReportRow
 from headstart.workflow import layout
 from headstart.workflow.config import load_config
 from headstart.workflow.fit import fit_stage, fit_table
-from headstart.workflow.settings import fit_settings
 from headstart.workflow.records import is_timing, split_timings, write_embed_records
+from headstart.workflow.report import report_stage, summary_metrics
+from headstart.workflow.scaffold import render_dvc_yaml
+from headstart.workflow.settings import ReportSettings, fit_settings
 from tests.conftest import REPO
 from tests.heads.test_evaluate import _table
 
@@ -76,3 +80,31 @@ def test_fit_stage_twice_gives_the_same_bytes_and_timings_apart(project: Path) -
     write_embed_records("digits", "pixels", {"images": 300, "failed": 0, "run_wall_seconds": 1.5})
     assert json.loads(layout.embed_metrics("digits", "pixels").read_text()) == {"images": 300, "failed": 0}
     assert json.loads(layout.timings("embed", "digits", "pixels").read_text()) == {"run_wall_seconds": 1.5}
+
+
+def test_the_report_stage_writes_one_selection_score_per_dataset_backbone_layer_and_head(project: Path) -> None:
+    cfg = load_config("params.yaml")
+    for head in ("knn", "ncm"):
+        fit_stage(fit_settings(cfg, head), "digits", "pixels")
+    report_stage(ReportSettings(datasets=("digits",), backbones=("pixels",), heads=("knn", "ncm"), seeds=1))
+    summary = json.loads(layout.SUMMARY_METRICS.read_text())
+    assert list(summary) == ["digits/pixels/flatten/knn", "digits/pixels/flatten/ncm"]
+    for head in ("knn", "ncm"):
+        record = json.loads(layout.results("digits", "pixels", head).read_text())["layers"]["flatten"]
+        assert record["select_by"] == "accuracy"  # digits is balanced: heads are chosen by accuracy
+        assert summary[f"digits/pixels/flatten/{head}"] == round(record["metrics"]["accuracy"], 6)
+    stage = yaml.safe_load(render_dvc_yaml())["stages"]["report"]
+    assert stage["metrics"] == [{str(layout.SUMMARY_METRICS): {"cache": False}}]  # what `dvc exp show` reads
+
+
+def test_the_summary_scores_each_dataset_by_its_own_selection_metric() -> None:
+    def row(dataset: str, head: str, select_by: str) -> ReportRow:
+        record = {"metrics": {"accuracy": 0.9, "balanced_accuracy": 0.8}, "select_by": select_by}
+        return ReportRow(dataset, "mobilenet_v2", "features.13", head, record)
+
+    rows = [row("digits", "knn", "accuracy"), row("rare", "knn", "balanced_accuracy"), row("rare", "svm", "log_loss")]
+    assert summary_metrics(rows) == {
+        "digits/mobilenet_v2/features.13/knn": 0.9,
+        "rare/mobilenet_v2/features.13/knn": 0.8,  # the dataset's metric, as the report's first score column
+        "rare/mobilenet_v2/features.13/svm": 0.8,
+    }
