@@ -12,6 +12,14 @@
 
 Grid points without a sweep and the few-shot runs are independent fits: on more than one core they run in worker
 processes (:mod:`headstart.heads.parallel`).
+
+Which classes are evaluated: those with a train, a test and (when the table has a val split) a val image
+(:func:`headstart.data.splits.unscored_classes`). The others are left out of the protocol whole: their rows are
+in none of train, val, test or the few-shot subsets, so the metrics, the per-class table, the confusion matrix,
+the few-shot curves and the saved head all speak of the same classes, and every head of a table is compared on
+the same ones. Kept in train only, such a class would be a prediction no test image can reward, whose errors
+show up nowhere in the per-class table. The evaluation names them (``left_out``); with fewer than two evaluable
+classes the protocol stops with one line that names them and the fix.
 """
 
 from __future__ import annotations
@@ -28,16 +36,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import balanced_accuracy_score
 
 from headstart._progress import ProgressFactory, null_progress
-from headstart.data.splits import few_shot_indices
+from headstart.data.splits import few_shot_indices, unscored_classes
 from headstart.data.tables import EmbeddingTable
 from headstart.heads import parallel
-from headstart.heads._checks import check_classes
+from headstart.heads._checks import TrainingDataError, check_classes
 from headstart.heads.intervals import test_intervals
 from headstart.heads.metrics import class_scores, classification_metrics, confusion, mean_ci95, per_class
 from headstart.heads.registry import HeadError, build_head, get_head, resolve_params
 from headstart.heads.selection import Selection, select
 
-__all__ = ["HeadEvaluation", "SplitData", "assemble", "evaluate_head", "few_shot_run", "unlabelled"]
+__all__ = ["HeadEvaluation", "SplitData", "assemble", "evaluable_classes", "evaluate_head", "few_shot_run"]
+__all__ += ["left_out_text", "unlabelled"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,31 @@ def unlabelled(where: str) -> HeadError:
     return HeadError(
         f"{where} has no labels (an unlabelled collection), and a head needs them; label it (class "
         "folders or a label column), or search it with `headstart neighbours`"
+    )
+
+
+def left_out_text(left_out: Mapping[str, str], shown: int = 10) -> str:
+    """``class '4' (no val image), class '129' (no test image)``: the first ``shown`` left-out classes."""
+    text = ", ".join(f"class {label!r} (no {split} image)" for label, split in list(left_out.items())[:shown])
+    return text + (f" and {len(left_out) - shown} more" if len(left_out) > shown else "")
+
+
+def evaluable_classes(labels: Sequence[str], splits: Sequence[str], where: str) -> dict[str, str]:
+    """The classes the protocol leaves out (each with the split it has no image in); refuses, in one line, a
+    table where fewer than two classes can be evaluated."""
+    left_out = unscored_classes(labels, splits)
+    classes = set(np.asarray(labels).tolist())
+    if len(classes) - len(left_out) >= 2:
+        return left_out
+    if not any(s == "test" for s in splits):
+        raise TrainingDataError(
+            f"{where} has no test images, so no head can be evaluated on it; embed it again with a test "
+            "fraction (`--test 0.3` or datasets.<name>.split.test in params.yaml)"
+        )
+    raise TrainingDataError(
+        f"{where}: {len(classes) - len(left_out)} of {len(classes)} classes can be evaluated, and the protocol "
+        f"needs two with an image in every split: {left_out_text(left_out, 5)}; add images to these classes "
+        "or embed again with other split fractions (--val/--test, or datasets.<name>.split)"
     )
 
 
@@ -82,6 +116,20 @@ class SplitData:
     def classes(self) -> np.ndarray:
         return np.unique(np.concatenate([self.y_train, self.y_val, self.y_test]))
 
+    def evaluable(self) -> tuple[SplitData, dict[str, str]]:
+        """These splits without the rows of the classes the protocol leaves out, and those classes."""
+        parts = [(name, getattr(self, f"y_{name}")) for name in ("train", "val", "test")]
+        labels = np.concatenate([y for _, y in parts])
+        splits = np.concatenate([np.full(len(y), name, dtype=object) for name, y in parts])
+        left_out = evaluable_classes(labels, splits, self.source or "the embedding table")
+        if not left_out:
+            return self, left_out
+        kept = {}
+        for name, y in parts:
+            mask = ~np.isin(y, list(left_out))
+            kept[f"X_{name}"], kept[f"y_{name}"] = getattr(self, f"X_{name}")[mask], y[mask]
+        return SplitData(**kept, source=self.source), left_out
+
 
 @dataclass
 class HeadEvaluation:
@@ -102,6 +150,7 @@ class HeadEvaluation:
     few_shot: list[dict[str, Any]] = field(default_factory=list)
     test_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     randomized: bool = False  # whether the fit depends on the seed (then ``intervals`` is a seed spread)
+    left_out: dict[str, str] = field(default_factory=dict)  # classes not evaluated: the split each has no image in
     test_scores: np.ndarray | None = None  # the model's per-class scores of the test rows (``classes`` order)
 
     def few_shot_summary(self) -> list[dict[str, Any]]:
@@ -132,6 +181,7 @@ def evaluate_head(
     """Run the whole protocol for ``head`` (a registered head kind) with ``params``."""
     kind = get_head(head)
     fixed, grid = resolve_params(head, params)
+    data, left_out = data.evaluable()
     check_classes(data.y_train, f"the train split of {data.source}" if data.source else "the train split")
     selection = select(head, fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val, seed)
     best = selection.best
@@ -175,7 +225,7 @@ def evaluate_head(
     finally:
         bar.close()
     assert first is not None
-    return assemble(head, selection, per_seed, first, tested, few, classes, data.y_test)
+    return assemble(head, selection, per_seed, first, tested, few, classes, data.y_test, left_out)
 
 
 def few_shot_run(n: int | str, seed: int, y_test: np.ndarray, y_pred: np.ndarray, train_images: int) -> dict[str, Any]:
@@ -199,6 +249,7 @@ def assemble(
     few: list[dict[str, Any]],
     classes: np.ndarray,
     y_test: np.ndarray,
+    left_out: Mapping[str, str] | None = None,
 ) -> HeadEvaluation:
     """The evaluation from the protocol's parts: the seeds' test metrics (means, seed spread), the first seed's
     model, predictions and scores ``first``, its test intervals, the few-shot runs (in memory or streamed)."""
@@ -222,6 +273,7 @@ def assemble(
         test_intervals=tested,
         randomized=get_head(head).randomized,
         test_scores=scores,
+        left_out=dict(left_out or {}),
     )
 
 

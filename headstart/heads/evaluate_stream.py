@@ -9,6 +9,8 @@ For heads that can fit chunk by chunk (``logreg_stream``; ``knn`` with ``index: 
 3. Few-shot: the n-per-class subsets are drawn from the train labels exactly as in memory (the same rows for
    the same seed), gathered in one pass over train, and fitted in memory: they are small. ``all`` streams.
 
+The classes without a train, val or test image are left out as in memory: every chunk read drops their rows.
+
 What stays in memory is one chunk of embeddings, the labels, ids and splits of every row (short strings), and the
 test split's predictions and per-class scores (rows x classes float32), which the test metrics and intervals need.
 """
@@ -27,7 +29,7 @@ from headstart.data.splits import few_shot_indices
 from headstart.data.tables import read_columns, read_embedding_metadata
 from headstart.heads import parallel
 from headstart.heads._checks import check_classes
-from headstart.heads.evaluate import HeadEvaluation, assemble, few_shot_run, unlabelled
+from headstart.heads.evaluate import HeadEvaluation, assemble, evaluable_classes, few_shot_run, unlabelled
 from headstart.heads.intervals import test_intervals
 from headstart.heads.metrics import classification_metrics
 from headstart.heads.registry import HeadError, get_head, grid_points, resolve_params
@@ -39,7 +41,8 @@ __all__ = ["StreamedTable", "evaluate_head_stream"]
 
 
 class StreamedTable:
-    """An embedding table as chunk sources per split, with the ids, labels and splits of every row in memory."""
+    """An embedding table as chunk sources per split, with the ids, labels and splits of every row in memory;
+    the rows of the classes the protocol leaves out (``left_out``) are in none of them."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -49,12 +52,16 @@ class StreamedTable:
             raise unlabelled(f"the embedding table {path}")
         split = frame["split"].to_numpy()
         labels = frame["label"].to_numpy(dtype=object).astype(str)
-        self.ids = {name: frame["id"].to_numpy()[split == name] for name in ("train", "val", "test")}
-        self.labels = {name: labels[split == name] for name in ("train", "val", "test")}
+        self.left_out = evaluable_classes(labels, split, f"the embedding table {path}")
+        kept = ~np.isin(labels, list(self.left_out))
+        self.ids = {name: frame["id"].to_numpy()[(split == name) & kept] for name in ("train", "val", "test")}
+        self.labels = {name: labels[(split == name) & kept] for name in ("train", "val", "test")}
 
     def chunks(self, *splits: str) -> Any:
         """The rows of ``splits``, one split after the other (as the in-memory protocol stacks train and val)."""
         parts = [TableChunks(self.path, [name]) for name in splits]
+        if self.left_out:
+            parts = [_Without(part, list(self.left_out)) for part in parts]
         return parts[0] if len(parts) == 1 else _Stacked(parts)
 
     @property
@@ -90,6 +97,21 @@ class _Stacked:
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         part, j = self.where[i]
         return part.read(j)
+
+
+class _Without:
+    """A chunk source without the rows of some classes."""
+
+    def __init__(self, source: Any, classes: Sequence[str]) -> None:
+        self.source, self.classes = source, classes
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        X, y = self.source.read(i)
+        keep = ~np.isin(y, self.classes)
+        return (X, y) if keep.all() else (X[keep], y[keep])
 
 
 def _select(head: str, fixed: dict[str, Any], grid: dict[str, list[Any]], table: StreamedTable, seed: int) -> Selection:
@@ -180,5 +202,5 @@ def evaluate_head_stream(
     finally:
         bar.close()
     assert first is not None
-    evaluation = assemble(head, selection, per_seed, first, tested, few, table.classes, y_test)
+    evaluation = assemble(head, selection, per_seed, first, tested, few, table.classes, y_test, table.left_out)
     return evaluation, table

@@ -210,6 +210,10 @@ def render_markdown(
         subset = [r for r in rows if r.dataset == dataset]
         metric = selection_metric(subset)
         parts += [f"## {dataset}", "", f"Chosen by **{_TITLES[metric]}** on val.", "", markdown_table(subset), ""]
+        left_out = {k: v for r in subset for k, v in sorted(r.record.get("left_out", {}).items())}
+        if left_out:
+            named = ", ".join(f"class {label!r} (no {split} image)" for label, split in left_out.items())
+            parts += [f"Left out of the evaluation (no image in a split the protocol needs): {named}.", ""]
         best = best_row(subset)
         interval = best.interval(metric)
         shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""

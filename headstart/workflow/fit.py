@@ -5,6 +5,10 @@ model directory (:func:`headstart.heads.persist.save_head`: the head with its em
 ``metrics.json`` (test quality, no timings: a model directory is the same bytes for the same inputs) and
 ``predictions.csv`` (one row per test image). :func:`fit_stage` (the fit stage): one head on every layer of a
 dataset x backbone, with the stage's metrics, results, confusion plots and timings.
+
+A class without a train, val or test image is left out of the evaluation (:mod:`headstart.heads.evaluate`):
+both name it in their output (a warning, the stage's summary line) and the results record keeps it
+(``left_out``), which the report shows under its table.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from headstart._files import atomic_dir, atomic_path, write_json
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.tables import load_embeddings
-from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head
+from headstart.heads.evaluate import HeadEvaluation, SplitData, evaluate_head, left_out_text
 from headstart.heads.evaluate_stream import evaluate_head_stream
 from headstart.heads.persist import save_head
 from headstart.heads.registry import get_head
@@ -59,7 +63,10 @@ def fit_table(
         table = load_embeddings(table_path)
         data = SplitData.from_table(table, source=str(table_path))
         evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
-        test_ids, provenance = table.frame["id"].to_numpy()[table.frame["split"].to_numpy() == "test"], table.provenance
+        tested = (table.frame["split"].to_numpy() == "test") & ~np.isin(table.labels, list(evaluation.left_out))
+        test_ids, provenance = table.frame["id"].to_numpy()[tested], table.provenance
+    if evaluation.left_out:
+        log.warning("%s: left out of the evaluation: %s", table_path, left_out_text(evaluation.left_out))
     with atomic_dir(model_dir) as building:  # built beside model_dir and swapped in whole
         _write_model_dir(building, evaluation, head, name, test_ids, provenance)
     return evaluation, evaluation_record(evaluation, provenance)
@@ -129,9 +136,10 @@ def fit_stage(
             writer.writerow(["actual", "predicted"])
             writer.writerows(zip(evaluation.y_true, evaluation.y_pred, strict=True))
         m = evaluation.metrics
+        left_out = f"; left out of the evaluation: {left_out_text(evaluation.left_out)}" if evaluation.left_out else ""
         lines.append(
             f"{dataset} x {name} x {layer} x {h.name}: test accuracy {m['accuracy']:.4f}, "
-            f"macro-F1 {m['macro_f1']:.4f}, params {evaluation.params}"
+            f"macro-F1 {m['macro_f1']:.4f}, params {evaluation.params}{left_out}"
         )
     write_json(layout.head_metrics(dataset, name, h.name), metrics)
     write_json(layout.timings("heads", dataset, name, h.name), timings)

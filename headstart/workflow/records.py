@@ -86,6 +86,7 @@ def evaluation_record(evaluation: HeadEvaluation, provenance: Mapping[str, Any])
             "few_shot": evaluation.few_shot_summary(),
             "few_shot_runs": [{k: v for k, v in r.items() if k != "per_class"} for r in evaluation.few_shot],
             "provenance": dict(provenance),
+            **({"left_out": evaluation.left_out} if evaluation.left_out else {}),
         }
     )
 
