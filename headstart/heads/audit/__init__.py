@@ -22,6 +22,7 @@ _WHERE = {
     "confused_pairs": "confusion",
     "misclassified_with_neighbours": "confusion",
     "map_2d": "projection",
+    "map_rows": "projection",
 }
 __all__ = sorted(_WHERE)
 

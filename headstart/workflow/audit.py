@@ -1,0 +1,228 @@
+"""`headstart audit`, the audit stage and ``headstart.audit()``: what an embedding table says about its data.
+
+Writes into one folder: ``index.html`` (the page, thumbnails under ``thumbs/``), ``duplicates.parquet``,
+``label_issues.parquet``, ``outliers.parquet`` and ``summary.json`` (the counts, and the head's test score with
+and without the test images that have a near-copy in train or val). The findings are in
+:mod:`headstart.heads.audit`; their thresholds are documented there and in docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from headstart._files import write_json
+from headstart.data.tables import EmbeddingTable, load_embeddings, read_prepared_images
+from headstart.data.tables.findings import write_findings
+from headstart.data.thumbnails import perceptual_hash, row_images, thumbnail_png
+from headstart.errors import UserError
+from headstart.heads.audit.confusion import confused_pairs, misclassified_with_neighbours
+from headstart.heads.audit.duplicates import COSINE_DUPLICATE, HASH_BITS, find_duplicates, leaked_rows
+from headstart.heads.audit.labels import FOLDS, LabelScores, label_issues, no_label_issues, out_of_sample_scores
+from headstart.heads.audit.outliers import FENCE, K, flag_outliers, outlier_scores
+from headstart.heads.audit.projection import MAP_METHODS, MAX_POINTS, map_2d, map_rows
+from headstart.heads.evaluate import SplitData, evaluate_head
+from headstart.heads.neighbours import nearest
+from headstart.heads.registry import check_params
+from headstart.report.audit_page import write_audit_page
+
+__all__ = ["AuditError", "AuditOptions", "audit_path", "audit_table"]
+
+log = logging.getLogger(__name__)
+
+
+class AuditError(UserError, ValueError):
+    """An audit setting or input the audit cannot use; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How the audit runs; the defaults are the calibrated ones (docs/audit.md)."""
+
+    head: str = "logreg"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cosine: float = COSINE_DUPLICATE
+    hash_bits: int = HASH_BITS
+    folds: int = FOLDS
+    map_method: str = "umap"
+    max_points: int = MAX_POINTS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.map_method not in MAP_METHODS:
+            raise AuditError(f"map method {self.map_method!r} is not one of {', '.join(MAP_METHODS)}")
+        if not 0 < self.cosine <= 1:
+            raise AuditError(f"the duplicate cosine {self.cosine} is not in (0, 1]; 0.995 is the default")
+        if not 0 <= self.hash_bits < 64:
+            raise AuditError(f"hash bits {self.hash_bits} is not in 0..63; {HASH_BITS} is the default")
+        check_params(self.head, dict(self.params), "audit")
+
+
+def audit_path(
+    table_path: str | Path, out_dir: str | Path, *, prepared: str | Path | None = None,
+    options: AuditOptions = AuditOptions(),
+) -> dict[str, Any]:  # fmt: skip
+    """Audit the embedding table at ``table_path`` into ``out_dir``; ``prepared`` (the prepared table the
+    embeddings come from) supplies the pixels of images that have no file (built-in datasets)."""
+    table = load_embeddings(table_path)
+    stored = read_prepared_images(prepared, sorted(table.frame["id"])) if prepared is not None else None
+    return audit_table(table, out_dir, stored=stored, options=options, title=f"Audit of {table_path}")
+
+
+def _hashes(table: EmbeddingTable, stored: Mapping[str, bytes | None] | None) -> list[int | None] | None:
+    hashes = [perceptual_hash(image) if image is not None else None for image in row_images(table.frame, stored)]
+    return hashes if any(h is not None for h in hashes) else None
+
+
+def _score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    if not len(y_true):
+        return None
+    score = balanced_accuracy_score if metric == "balanced_accuracy" else accuracy_score
+    return round(float(score(y_true, y_pred)), 6)
+
+
+def _labels(table: EmbeddingTable, options: AuditOptions) -> tuple[dict[str, Any], LabelScores | None]:
+    """The head's test score with and without leaked rows is filled in later; here: the head and its scores."""
+    if not table.labelled or len(set(table.labels)) < 2:
+        return {}, None
+    data = SplitData.from_table(table, source="the audited table")
+    if not len(data.y_train):
+        raise AuditError("the table has no train split; an audit of labels needs train (and test) rows")
+    evaluation = evaluate_head(options.head, dict(options.params), data, seeds=1, few_shot=(), seed=options.seed)
+    metric = evaluation.selection.metric if evaluation.selection.metric == "balanced_accuracy" else "accuracy"
+    split = table.frame["split"].to_numpy()
+    scores = out_of_sample_scores(options.head, evaluation.params, table.X, table.labels, split,
+                                  folds=options.folds, seed=options.seed)  # fmt: skip
+    found = {"head": options.head, "metric": metric, "y_true": evaluation.y_true, "y_pred": evaluation.y_pred}
+    return found, scores
+
+
+def audit_table(
+    table: EmbeddingTable, out_dir: str | Path, *, stored: Mapping[str, bytes | None] | None = None,
+    options: AuditOptions = AuditOptions(), title: str = "Audit",
+) -> dict[str, Any]:  # fmt: skip
+    """Audit ``table`` into ``out_dir`` (see the module's docstring); return the summary."""
+    frame, X, out = table.frame, table.X, Path(out_dir)
+    if len(X) < 2:
+        raise AuditError("an audit needs at least two rows; the table has fewer")
+    split = frame["split"].to_numpy()
+    neighbours = nearest(X, X, min(K, len(X) - 1), exclude=list(range(len(X))))
+    duplicates = find_duplicates(frame, X, _hashes(table, stored), neighbours=neighbours,
+                                 cosine=options.cosine, max_bits=options.hash_bits)  # fmt: skip
+    outliers = flag_outliers(frame, outlier_scores(neighbours[1]))
+    head, scores = _labels(table, options)
+    issues = label_issues(frame, scores) if scores is not None else no_label_issues()
+    leaked = leaked_rows(frame, duplicates)
+    summary = _summary(frame, duplicates, issues, outliers, leaked, head, options)
+    row_of = {item_id: i for i, item_id in enumerate(frame["id"])}
+    confused = confused_pairs(scores) if scores is not None else []
+    wrong = misclassified_with_neighbours(X, split, scores) if scores is not None else []
+    summary["misclassified"] = len(wrong)
+    flagged = [row_of[i] for i in (*duplicates["id_a"], *duplicates["id_b"], *issues["id"], *outliers["id"])]
+    shown = map_rows(len(X), flagged, options.max_points, options.seed)
+    coords = map_2d(X[shown], options.map_method, options.seed)
+    meta = {"table": table.provenance, "options": _options(options)}
+    out.mkdir(parents=True, exist_ok=True)
+    write_findings(out / "duplicates.parquet", duplicates, "duplicates", meta)
+    write_findings(out / "label_issues.parquet", issues, "label_issues", meta)
+    write_findings(out / "outliers.parquet", outliers, "outliers", meta)
+    page = _Page(frame, out, stored)
+    data = {
+        "title": title,
+        "subtitle": _subtitle(table.provenance, summary),
+        "summary": {**summary, "rows": len(frame)},
+        "duplicates": [[page.row(row_of[a]), page.row(row_of[b]), s, h, f] for a, b, s, h, f in
+                       duplicates[["id_a", "id_b", "similarity", "hash_bits", "found_by"]].itertuples(index=False)],
+        "label_issues": [[page.row(row_of[i]), s, c] for i, s, c in
+                         issues[["id", "suggested", "score"]].itertuples(index=False)],
+        "outliers": [[page.row(row_of[i]), s] for i, s in outliers[["id", "score"]].itertuples(index=False)],
+        "confused": [{**p, "rows": [[page.row(r), str(scores.predicted[r])] for r in p["rows"]]} for p in confused],
+        "misclassified": [{**w, "row": page.row(w["row"]),
+                           "neighbours": [[page.row(r), s] for r, s in w["neighbours"]]} for w in wrong],
+        "map": {"rows": [page.row(r) for r in shown], "x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
+                "method": options.map_method, "seed": options.seed},
+    }  # fmt: skip
+    data["rows"] = page.write_thumbnails()
+    write_audit_page(out, data)
+    write_json(out / "summary.json", summary)
+    log.info("audit of %d rows: %s", len(frame), {k: summary[k] for k in ("duplicates", "label_issues", "outliers")})
+    return summary
+
+
+def _options(options: AuditOptions) -> dict[str, Any]:
+    return {"head": options.head, "params": dict(options.params), "cosine": options.cosine,
+            "hash_bits": options.hash_bits, "folds": options.folds, "outlier_neighbours": K,
+            "outlier_fence": FENCE, "map": options.map_method, "max_points": options.max_points,
+            "seed": options.seed}  # fmt: skip
+
+
+def _summary(frame, duplicates, issues, outliers, leaked, head, options) -> dict[str, Any]:
+    split = frame["split"].to_numpy()
+    cross = duplicates["split_a"] != duplicates["split_b"]
+    summary: dict[str, Any] = {
+        "classes": int(frame["label"].nunique()),
+        "duplicates": len(duplicates),
+        "cross_split": int(cross.sum()),
+        "label_issues": len(issues),
+        "outliers": len(outliers),
+        "leaked": len(leaked),
+        "test_rows": int((split == "test").sum()),
+        "thresholds": _options(options),
+        "head": head.get("head"),
+        "metric": head.get("metric"),
+        "score": None,
+        "score_without_leaked": None,
+    }
+    if head:
+        test_rows = np.flatnonzero(split == "test")
+        keep = ~np.isin(test_rows, leaked)
+        summary["score"] = _score(head["metric"], head["y_true"], head["y_pred"])
+        summary["score_without_leaked"] = _score(head["metric"], head["y_true"][keep], head["y_pred"][keep])
+    return summary
+
+
+def _subtitle(provenance: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    dataset = (provenance.get("dataset") or {}).get("name") or "a collection"
+    space = " ".join(dict.fromkeys(str(provenance[k]) for k in ("backbone", "node", "pooling") if provenance.get(k)))
+    head = f"; labels checked with {summary['head']}" if summary.get("head") else ""
+    return f"{dataset}, embedded with {space or 'an unknown backbone'}{head}"
+
+
+class _Page:
+    """The rows the page shows, numbered in the order first used, and their thumbnails (``thumbs/<n>.png``)."""
+
+    def __init__(self, frame: Any, out: Path, stored: Mapping[str, bytes | None] | None) -> None:
+        self.frame, self.out, self.stored, self.local = frame, out, stored, {}
+
+    def row(self, row: int) -> int:
+        return self.local.setdefault(int(row), len(self.local))
+
+    def write_thumbnails(self) -> dict[str, list[Any]]:
+        rows = list(self.local)
+        part = self.frame.iloc[rows]
+        folder = self.out / "thumbs"
+        folder.mkdir(exist_ok=True)
+        for stale in folder.glob("*.png"):
+            stale.unlink()
+        thumbs = []
+        for n, image in enumerate(row_images(part, self.stored)):
+            if image is None:
+                thumbs.append("")
+                continue
+            (folder / f"{n}.png").write_bytes(thumbnail_png(image))
+            thumbs.append(f"thumbs/{n}.png")
+        text = part["text"] if "text" in part.columns else [None] * len(part)
+        return {
+            "id": [str(v) for v in part["id"]],
+            "label": [None if v is None or v != v else str(v) for v in part["label"]],
+            "split": [None if v is None or v != v else str(v) for v in part["split"]],
+            "path": [v if isinstance(v, str) else None for v in part["path"]],
+            "text": [v if isinstance(v, str) else None for v in text],
+            "thumb": thumbs,
+        }
