@@ -89,6 +89,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "test": compact_metrics(evaluation),
         "timings": head_timings(evaluation),
         "model": str(Path(args.output) / "model.json"),
+        **({"left_out_of_evaluation": evaluation.left_out} if evaluation.left_out else {}),
     }
     print(json.dumps(payload, indent=2, default=str))
     return 0

@@ -244,7 +244,7 @@ def _note_unscored(frame: pd.DataFrame, name: str) -> None:
     whatever the split, and ``fit`` decides what it can evaluate."""
     unscored = unscored_classes(frame["label"].tolist(), frame["split"].tolist())
     if unscored:
-        shown = ", ".join(f"{label!r} (no {split} image)" for label, split in list(unscored.items())[:5])
+        shown = ", ".join(f"class {label!r} (no {split} image)" for label, split in list(unscored.items())[:5])
         more = f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""
         log.warning(
             "dataset %s: %d of %d classes cannot be evaluated: %s%s; fit will leave them out",

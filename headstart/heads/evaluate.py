@@ -71,11 +71,13 @@ def evaluable_classes(labels: Sequence[str], splits: Sequence[str], where: str) 
     left_out = unscored_classes(labels, splits)
     classes = set(np.asarray(labels).tolist())
     if len(classes) - len(left_out) >= 2:
+        if left_out:
+            log.warning("%s: left out of the evaluation: %s", where, left_out_text(left_out))
         return left_out
     if not any(s == "test" for s in splits):
         raise TrainingDataError(
-            f"{where} has no test images, so no head can be evaluated on it; embed it again with a test "
-            "fraction (`--test 0.3` or datasets.<name>.split.test in params.yaml)"
+            f"{where} has no test images, so no head can be evaluated on it; embed it again with a test fraction "
+            "(`--test 0.3`, datasets.<name>.split.test) and at least two images in each class"
         )
     raise TrainingDataError(
         f"{where}: {len(classes) - len(left_out)} of {len(classes)} classes can be evaluated, and the protocol "

@@ -6,8 +6,8 @@ model directory (:func:`headstart.heads.persist.save_head`: the head with its em
 ``predictions.csv`` (one row per test image). :func:`fit_stage` (the fit stage): one head on every layer of a
 dataset x backbone, with the stage's metrics, results, confusion plots and timings.
 
-A class without a train, val or test image is left out of the evaluation (:mod:`headstart.heads.evaluate`):
-both name it in their output (a warning, the stage's summary line) and the results record keeps it
+A class without a train, val or test image is left out of the evaluation (:mod:`headstart.heads.evaluate`,
+which logs a warning naming it): the stage's summary line names it too, and the results record keeps it
 (``left_out``), which the report shows under its table.
 """
 
@@ -65,8 +65,6 @@ def fit_table(
         evaluation = evaluate_head(head, params, data, seeds=seeds, few_shot=few_shot, seed=seed, progress=progress)
         tested = (table.frame["split"].to_numpy() == "test") & ~np.isin(table.labels, list(evaluation.left_out))
         test_ids, provenance = table.frame["id"].to_numpy()[tested], table.provenance
-    if evaluation.left_out:
-        log.warning("%s: left out of the evaluation: %s", table_path, left_out_text(evaluation.left_out))
     with atomic_dir(model_dir) as building:  # built beside model_dir and swapped in whole
         _write_model_dir(building, evaluation, head, name, test_ids, provenance)
     return evaluation, evaluation_record(evaluation, provenance)

@@ -49,7 +49,7 @@ def test_the_streamed_protocol_leaves_out_the_same_classes(tmp_path: Path, caplo
     path = _table(tmp_path / "t.parquet", SMALL)
     params = {"index": "ivfpq", "k": [1, 5]}
     memory = evaluate_head("knn", params, SplitData.from_table(load_embeddings(path)), seeds=1, few_shot=(1, "all"))
-    with caplog.at_level("WARNING", logger="headstart.workflow.fit"):
+    with caplog.at_level("WARNING", logger="headstart.heads.evaluate"):
         streamed, record = fit_table(path, "knn", params, tmp_path / "model", seeds=1, few_shot=(1, "all"))
     assert streamed.left_out == memory.left_out == record["left_out"] == LEFT_OUT
     assert np.array_equal(streamed.y_pred, memory.y_pred)
