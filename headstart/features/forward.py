@@ -22,9 +22,11 @@ import torch
 
 from headstart.features.runner import EmbedError
 
-__all__ = ["FORWARD_THREADS", "Forward", "autocast", "probe", "select_device", "to_device", "torch_threads"]
+__all__ = ["FORWARD_THREADS", "MAX_COPIES", "Forward", "autocast", "probe", "select_device", "to_device", "torch_threads"]
 
 FORWARD_THREADS = 1  # intra-op threads of every forward pass on a CPU: part of the arithmetic, never tuned
+MAX_COPIES = 4  # forward workers for an extractor that cannot be shared between threads (each holds a copy)
+_COPY_LOCK = threading.Lock()
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -92,11 +94,13 @@ class Forward:
 
     ``keys`` maps the extractor's ``(node, pooling)`` outputs to cache keys; ``finish`` turns a batch on the
     device into the model's input (the backbone's batch stage); ``rows``: the run's batch size, which every
-    batch is padded to. :attr:`parallel`: whether several threads may run passes at once; an extractor that
-    keeps state between its hooks (one without ``reentrant = True``) runs one pass at a time.
+    batch is padded to. An extractor that keeps per-pass state in its hooks (one without ``reentrant = True``)
+    is not shared between threads: given ``make`` (a function that builds another), each worker thread builds
+    its own, up to :data:`MAX_COPIES` of them (:attr:`workers` says how many may run at once); without it, one
+    pass runs at a time.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         extractor: torch.nn.Module,
         keys: Mapping[tuple[str, str], str],
@@ -104,25 +108,42 @@ class Forward:
         precision: str,
         rows: int,
         finish: Callable[[Any], Any] | None = None,
+        make: Callable[[], torch.nn.Module] | None = None,
     ) -> None:
-        self.extractor = extractor.eval().to(device).to(memory_format=torch.channels_last)
+        self.extractor = self._ready(extractor, device)
         self.keys, self.device, self.precision, self.rows, self.finish = dict(keys), device, precision, rows, finish
-        self.parallel = bool(getattr(extractor, "reentrant", False))
-        self._lock = contextlib.nullcontext() if self.parallel else threading.Lock()
+        shared = bool(getattr(extractor, "reentrant", False))
+        self.make = None if shared else make
+        self.workers = None if shared else (MAX_COPIES if make is not None else 1)  # None: any number
+        self._own = threading.local()
+        self._spare = [self.extractor]  # the given one goes to the first worker that asks
+
+    @staticmethod
+    def _ready(extractor: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        return extractor.eval().to(device).to(memory_format=torch.channels_last)
 
     def enter_worker(self) -> None:
-        """Call first in every thread that runs passes: fixes this thread's intra-op threads (CPU)."""
+        """Call first in every thread that runs passes: fixes this thread's intra-op threads (CPU) and, for an
+        extractor that cannot be shared, gives the thread its own."""
         if self.device.type == "cpu":
             torch.set_num_threads(FORWARD_THREADS)
+        if self.workers is None or hasattr(self._own, "extractor"):
+            return
+        with _COPY_LOCK:
+            spare = self._spare.pop() if self._spare else None
+        if spare is None and self.make is not None:
+            spare = self._ready(self.make(), self.device)
+        self._own.extractor = spare  # None: the shared one (one worker only)
 
     def __call__(self, inputs: Any) -> tuple[dict[str, np.ndarray], float]:
         start = time.perf_counter()
         n = _rows(inputs)
-        with self._lock, torch.inference_mode():
+        extractor = getattr(self._own, "extractor", None) or self.extractor
+        with torch.inference_mode():
             batch = to_device(pad_rows(inputs, self.rows), self.device)
             batch = self.finish(batch) if self.finish is not None else batch
             with autocast(self.device, self.precision):
-                outputs = self.extractor(batch)
+                outputs = extractor(batch)
             arrays = {self.keys[k]: v[:n].float().cpu().numpy() for k, v in outputs.items()}
         return arrays, time.perf_counter() - start
 

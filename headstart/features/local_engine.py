@@ -63,9 +63,11 @@ class LocalRunner:
         options = job.options
         loader, plan = backbone.feed(items, device, batch_size, options.num_workers, options.max_image_pixels,
                                      job.reduce_to)
-        forward = Forward(job.extractor, job.keys, device, job.precision, batch_size, backbone.batch_stage())
+        nodes, poolings = (tuple(dict.fromkeys(k[i] for k in job.keys)) for i in (0, 1))
+        forward = Forward(job.extractor, job.keys, device, job.precision, batch_size, backbone.batch_stage(),
+                          make=lambda: backbone.extractor(nodes, poolings))
         log.debug("embedding %d images: batch %d", len(items), batch_size)
-        workers = max(1, plan().forward) if forward.parallel else 1  # an extractor with state runs one pass at once
+        workers = min(max(1, plan().forward), forward.workers or plan().forward)
         threads = torch_threads()
         pool = ThreadPoolExecutor(workers, "headstart-forward", initializer=forward.enter_worker)
         try:
@@ -97,7 +99,8 @@ def _loop(  # noqa: PLR0913
         stats.computed += len(batch.ids)
         stats.failed += len(batch.failures)
         progress.update(len(batch.ids) + len(batch.failures))
-        postfix = f"forward {stats.forward_seconds / max(1e-9, time.perf_counter() - start) / stats.forward_workers:.0%}"
+        busy = stats.forward_seconds / max(1e-9, time.perf_counter() - start) / stats.forward_workers
+        postfix = f"forward {busy:.0%}"
         progress.set_postfix_str(postfix + (f", failed {stats.failed}" if stats.failed else ""))
 
     for batch in _timed(iter(loader), stats):

@@ -5,9 +5,10 @@ prepared table's ``image`` column, reading only the row groups that hold them) a
 on CPUs with the local engine's own code (:class:`~headstart.features.reader.ImageDataset` and its collate);
 an actor pool (``map_batches`` with a callable class, one actor per GPU with ``num_gpus=1``, CPU actors
 otherwise) runs the same truncated backbone through the same forward pass as the local engine
-(:class:`~headstart.features.forward.Forward`: one intra-op thread per pass on a CPU, batches padded). The driver appends what comes back to the per-image cache,
-batch by batch, so everything stays as it is locally: a killed run (driver or worker) resumes where it
-stopped, broken images end in the failures table, and the tables are assembled from the cache in id order.
+(:class:`~headstart.features.forward.Forward`: one intra-op thread per pass on a CPU, batches padded). The
+driver appends what comes back to the per-image cache, batch by batch, so everything stays as it is locally:
+a killed run (driver or worker) resumes where it stopped, broken images end in the failures table, and the
+tables are assembled from the cache in id order.
 
 Every work item is one batch of the local engine's size, padded as the local engine pads it, so the vectors
 are the same bits as the local engine's.

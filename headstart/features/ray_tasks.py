@@ -100,6 +100,7 @@ class Embedder:
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
+        self.forward.enter_worker()  # Ray may call from another thread than the constructor's
         out: dict[str, list] = {"ids": [], "failures": [], "vectors": [], "layers": [], "node": [], "seconds": []}
         for ids, pixels, dtype, shape in zip(rows["ids"], rows["pixels"], rows["dtype"], rows["shape"], strict=True):
             ids = json.loads(ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import filecmp
 import os
 import re
@@ -11,14 +12,17 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from headstart.data import load_embeddings, prepare_dataset, read_failures
 from headstart.features.engine import EmbedOptions, embed
+from headstart.features.forward import MAX_COPIES, Forward
 from headstart.features.registry import BackboneSpec
 from headstart.features.runner import EmbedError
 from tests.conftest import REPO, broken_files, digit_images, write_folder
@@ -278,3 +282,30 @@ def test_a_partly_cached_run_gives_the_bits_of_a_fresh_one(tmp_path: Path) -> No
     mixed = embed(prepared, SMALL, tmp_path / "mixed", options=_options(tmp_path / "c2"))
     assert mixed.from_cache == 15 and mixed.stats.computed == 30
     assert filecmp.cmp(fresh.tables["features.6"], mixed.tables["features.6"], shallow=False)
+
+
+class _Stateful(torch.nn.Module):
+    """Keeps each pass's input on itself between two steps, as an extractor with hooks does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+        self.seen = x
+        time.sleep(0.005)  # another thread's pass would overwrite `seen` here
+        return {("n", "avg"): self.conv(self.seen).mean((2, 3))}
+
+
+def test_an_extractor_that_keeps_state_gets_a_copy_per_forward_worker() -> None:
+    base = _Stateful().eval()
+    batches = [torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(8)]
+    forward = Forward(base, {("n", "avg"): "k"}, torch.device("cpu"), "fp32", 8, make=lambda: copy.deepcopy(base))
+    assert forward.workers == MAX_COPIES
+    with ThreadPoolExecutor(2, initializer=forward.enter_worker) as pool:
+        together = list(pool.map(forward, batches))
+    alone = Forward(base, {("n", "avg"): "k"}, torch.device("cpu"), "fp32", 8)
+    assert alone.workers == 1
+    for (arrays, _), batch in zip(together, batches):
+        assert np.array_equal(arrays["k"], alone(batch)[0]["k"]) and arrays["k"].shape == (5, 4)
