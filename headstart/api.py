@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from headstart._files import atomic_dir
+from headstart.data.prepare import prepare_dataset
 from headstart.data.tables import EmbeddingTable, EmbeddingWriter, load_embeddings
 from headstart.features.defaults import (
     DEFAULT_BACKBONE,
@@ -33,9 +35,18 @@ from headstart.features.defaults import (
     PRETRAINED,
     backbone_spec,
 )
+from headstart.features.engine import embed as embed_prepared
+from headstart.features.spec import EmbedOptions
+from headstart.heads.evaluate import SplitData, evaluate_head
+from headstart.heads.metrics import class_scores
+from headstart.heads.persist import HeadBundle, load_head, save_head
+from headstart.heads.registry import check_params, get_head
 from headstart.workflow.encode import Encoder
+from headstart.workflow.audit import AuditOptions, audit_table
+from headstart.workflow.predict import classify_images, list_images, predict_table, spec_from_provenance
+from headstart.workflow.ray_check import check_engine
 
-__all__ = ["Embeddings", "Encoder", "Head", "embed", "fit"]
+__all__ = ["Embeddings", "Encoder", "Head", "audit", "embed", "fit"]
 
 
 @dataclass
@@ -45,7 +56,6 @@ class Embeddings:
     ``frame`` has ``id, label, split, path`` (then ``text`` for texts, and a manifest's own columns), the provenance in
     ``frame.attrs["headstart"]``; ``X`` is C-contiguous float32. ``failures`` lists the images that could not be read (``id, path, error``).
     """
-
     frame: pd.DataFrame
     X: np.ndarray
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -128,11 +138,6 @@ def embed(
     (``cache_dir``; ``None`` for a throw-away one) are not embedded again. ``options`` are
     :class:`~headstart.features.EmbedOptions` fields (``batch_size``, ``num_workers``, ``device``, ``on_error``).
     """
-    from headstart.data.prepare import prepare_dataset
-    from headstart.features.engine import embed as embed_prepared
-    from headstart.features.spec import EmbedOptions
-    from headstart.workflow.ray_check import check_engine
-
     spec = backbone_spec(backbone, weights=weights, layers=(layer,), pooling=pooling, image_size=image_size,
                          precision=precision)  # fmt: skip
     settings = EmbedOptions(cache_dir=cache_dir, **options)
@@ -166,7 +171,6 @@ class Head:
     >>> head.predict_proba(emb.X).shape == (len(emb), len(head.classes_))   # doctest: +SKIP
     True
     """
-
     kind: str
     estimator: Any
     params: dict[str, Any]
@@ -180,9 +184,7 @@ class Head:
         """The class labels, in the order of :meth:`predict_proba`'s columns (the estimator's ``classes_``)."""
         return np.asarray(self.estimator.classes_).astype(str)
 
-    def _bundle(self) -> Any:
-        from headstart.heads.persist import HeadBundle
-
+    def _bundle(self) -> HeadBundle:
         return HeadBundle(self.estimator, self.kind, self.kind, self.params, self.classes, self.provenance, Path("."))
 
     def _embeddings(self, X: Any, options: Mapping[str, Any]) -> np.ndarray:
@@ -193,9 +195,6 @@ class Head:
             if X.ndim != 2 or X.shape[1] != self.provenance.get("dim", X.shape[1]):
                 raise ValueError(f"X has shape {X.shape}; this head takes (n, {self.provenance.get('dim')}) embeddings")
             return np.ascontiguousarray(X, dtype=np.float32)
-        from headstart.features.spec import EmbedOptions
-        from headstart.workflow.predict import list_images, spec_from_provenance
-
         items = [X] if isinstance(X, (str, Path)) else list(X)
         if self.provenance.get("modality") != "text":  # folders of images are listed, as `headstart predict` does
             items = [p for i in items for p in (list_images([i]) if _is_dir(i) else [i])]
@@ -208,8 +207,6 @@ class Head:
         """``(n_samples, n_classes)`` float64 class probabilities, columns ordered by :attr:`classes_`, each row
         summing to 1 (heads without probabilities: the softmax of their decision function; heads that compute in
         float32 are renormalised in float64, which keeps every row's argmax)."""
-        from headstart.heads.metrics import class_scores
-
         scores = np.asarray(class_scores(self.estimator, self._embeddings(X, options)), dtype=np.float64)
         return scores / scores.sum(axis=1, keepdims=True)
 
@@ -223,20 +220,13 @@ class Head:
         """What ``headstart predict`` writes: one row per image (``path, predicted, probability, top<k>``, and an
         ``error`` for an unreadable image), for image files, folders, a text head's .txt files, or an
         :class:`Embeddings`."""
-        from headstart.features.spec import EmbedOptions
-        from headstart.workflow.predict import classify_images, predict_table
-
         if isinstance(inputs, Embeddings):
             return predict_table(self._bundle(), inputs.table, "the given Embeddings", top=top)
         items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         return classify_images(self._bundle(), items, options=EmbedOptions(**options), top=top)
 
     def save(self, model_dir: str | Path) -> Path:
-        """Write the head where ``headstart predict MODEL_DIR`` and :meth:`load` read it; the folder is swapped in
-        whole."""
-        from headstart._files import atomic_dir
-        from headstart.heads.persist import save_head
-
+        """Write the head where ``headstart predict`` and :meth:`load` read it; the folder is swapped in whole."""
         with atomic_dir(model_dir) as building:
             save_head(building, self.estimator, head=self.kind, name=self.kind, params=self.params,
                       classes=self.classes, provenance=self.provenance)  # fmt: skip
@@ -246,8 +236,6 @@ class Head:
     def load(cls, model_dir: str | Path) -> Head:
         """A head written by :meth:`save`, ``headstart fit`` or the fit stage (with its test metrics, when the
         folder holds ``metrics.json``); loading runs no code from the files."""
-        from headstart.heads.persist import load_head
-
         bundle = load_head(model_dir)
         metrics_file = Path(model_dir) / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
@@ -268,9 +256,6 @@ def fit(
 
     >>> head = fit(emb, "knn", k=[5, 10, 20])   # doctest: +SKIP
     """
-    from headstart.heads.evaluate import SplitData, evaluate_head
-    from headstart.heads.registry import check_params, get_head
-
     emb = embeddings if isinstance(embeddings, Embeddings) else Embeddings.load(embeddings)
     get_head(head)
     check_params(head, params, "fit()")
@@ -285,6 +270,21 @@ def fit(
         metrics=dict(evaluation.metrics),
         evaluation=evaluation,
     )
+
+
+def audit(
+    embeddings: Embeddings | str | Path, out_dir: str | Path = "audit", *, head: str = "logreg", **options: Any
+) -> dict[str, Any]:
+    """Audit an embedding table as ``headstart audit`` does: near-duplicates and train/test leakage, likely label
+    errors (``head`` cross-validated on train+val), outliers, confused classes and a 2-D map, written to
+    ``out_dir`` (``index.html``, ``duplicates.parquet``, ``label_issues.parquet``, ``outliers.parquet``,
+    ``summary.json``); returns the summary. ``options`` are :class:`~headstart.workflow.audit.AuditOptions`
+    fields (``params``, ``cosine``, ``hash_bits``, ``map_method``, ``max_points``, ``seed``).
+
+    >>> headstart.audit(emb, "audit/")["score_without_leaked"]     # doctest: +SKIP
+    """
+    emb = embeddings if isinstance(embeddings, Embeddings) else Embeddings.load(embeddings)
+    return audit_table(emb.table, out_dir, options=AuditOptions(head=head, **options), title="Audit")
 
 
 def _is_dir(item: Any) -> bool:
