@@ -4,6 +4,7 @@
     headstart fit emb.parquet --head logreg -o models/logreg
     headstart predict models/logreg path/to/images/ -o predictions.csv
     headstart neighbours emb.parquet --query photo.jpg -k 10
+    headstart audit emb.parquet -o audit/      (then open audit/index.html)
     headstart backbones | headstart backbones mobilenet_v2 | headstart datasets | headstart heads
     headstart init [DIR] --data photos/       (then `dvc repro`)
     headstart cache info | headstart cache prune --keep-fingerprints-in-use | headstart cache clear
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from headstart._terminal import run_main, setup_logging
+from headstart.cli.audit import add_audit_parser
 from headstart.cli.commands import cmd_cache, cmd_embed, cmd_fit, cmd_init, cmd_neighbours, cmd_predict
 from headstart.cli.listings import cmd_backbones, cmd_datasets, cmd_heads
 from headstart.features.defaults import (
@@ -100,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", help="domain shift, e.g. invert, rotate:30, blur:1.5 (chain with +)")
     p.add_argument("--limit", help="keep a stratified subset of this many images")
     p.add_argument("--root", help="directory of a built-in dataset's files (mnist, fashion-mnist)")
-    p.add_argument("--text-column", help="SOURCE is a text table (.csv/.parquet) whose texts are in this column")
+    p.add_argument(
+        "--text-column",
+        help="SOURCE is a text table (.csv/.parquet) whose texts are in this column (default: text, for a table "
+        "with a text column and no path column)",
+    )
     p.add_argument(
         "--unlabelled",
         action="store_true",
@@ -152,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="neighbours.csv or neighbours.json (default: CSV on stdout)")
     _embed_run_options(p)
     p.set_defaults(run=cmd_neighbours)
+    add_audit_parser(sub)
 
     p = sub.add_parser("backbones", help="list backbones and whether their weights are on this machine")
     p.add_argument("name", nargs="?", help="show one backbone's graph nodes and default layer")
