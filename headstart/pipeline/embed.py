@@ -12,6 +12,7 @@ from headstart.data.tables import read_prepared
 from headstart.features.engine import embed
 from headstart.features.spec import EmbedOptions
 from headstart.workflow import layout
+from headstart.workflow.ray_check import check_engine
 from headstart.workflow.records import write_embed_records
 from headstart.workflow.settings import EmbedSettings, read_settings
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     settings = read_settings(EmbedSettings, layout.settings_file(args.dataset, args.backbone))
     options = settings.embed.options(read_settings(EmbedOptions, layout.embed_run_settings()))
+    check_engine(options)
     spec, name = settings.spec, args.backbone
     prepared = read_prepared(layout.prepared(args.dataset))
     meta = prepared.attrs["headstart"]
