@@ -70,7 +70,7 @@ def evaluable_classes(labels: Sequence[str], splits: Sequence[str], where: str) 
     table where fewer than two classes can be evaluated."""
     left_out = unscored_classes(labels, splits)
     classes = set(np.asarray(labels).tolist())
-    if len(classes) - len(left_out) >= 2:
+    if len(classes) - len(left_out) >= 2 or not left_out:  # one class in all: check_classes says so
         if left_out:
             log.warning("%s: left out of the evaluation: %s", where, left_out_text(left_out))
         return left_out
