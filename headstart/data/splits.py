@@ -1,8 +1,8 @@
 """Seeded, stratified splits that stay put when images are added, and few-shot subsets.
 
 Each image's place is decided by a hash of ``(seed, id)``: within each class the images are ordered by that
-hash and cut at the val/test fractions. The same seed and images give the same split on every machine; adding
-an image to a class moves at most the images of that class at the cut points, and no image of another class.
+hash and cut at the val/test fractions. The same seed and images give the same split on every machine; without
+groups, adding an image to a class moves at most the images of that class at the cut points, and none of another.
 
 Every image gets a split, however small its class. A class's counts are the rounded fractions, except that a
 class keeps at least one image in each split whose fraction is above zero as long as it has images to spare,
