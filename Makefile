@@ -23,7 +23,7 @@ repro: $(BIN)/headstart
 
 # the tests also cover the optional extras (Ray, timm, Hugging Face, open_clip, sentence-transformers, readers)
 $(VENV)/.extras: $(BIN)/headstart
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[pipeline,test,ray,providers,readers]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[pipeline,test,ray,providers,readers,audit]'
 	touch $@
 
 # two worker processes, each test file on one worker (its module fixtures, e.g. one DVC repository, stay whole):

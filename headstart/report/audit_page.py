@@ -72,7 +72,7 @@ def render_audit_page(data: dict[str, Any]) -> str:
     subtitle = html.escape(str(data.get("subtitle", "")))
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=False)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{style}</style></head>\n<body>"
         f"<header><h1>{title}</h1><p>{subtitle}</p></header>"

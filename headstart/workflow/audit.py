@@ -23,7 +23,7 @@ from headstart.data.tables.findings import write_findings
 from headstart.data.thumbnails import perceptual_hash, row_images, thumbnail_png
 from headstart.errors import UserError
 from headstart.heads.audit.confusion import confused_pairs, misclassified_with_neighbours
-from headstart.heads.audit.duplicates import COSINE_DUPLICATE, HASH_BITS, find_duplicates, leaked_rows
+from headstart.heads.audit.duplicates import COSINE_DUPLICATE, HASH_BITS, HASH_COSINE, find_duplicates, leaked_rows
 from headstart.heads.audit.labels import FOLDS, LabelScores, label_issues, no_label_issues, out_of_sample_scores
 from headstart.heads.audit.outliers import FENCE, K, flag_outliers, outlier_scores
 from headstart.heads.audit.projection import MAP_METHODS, MAX_POINTS, map_2d, map_rows
@@ -49,6 +49,7 @@ class AuditOptions:
     params: Mapping[str, Any] = field(default_factory=dict)
     cosine: float = COSINE_DUPLICATE
     hash_bits: int = HASH_BITS
+    hash_cosine: float = HASH_COSINE
     folds: int = FOLDS
     map_method: str = "umap"
     max_points: int = MAX_POINTS
@@ -113,8 +114,10 @@ def audit_table(
         raise AuditError("an audit needs at least two rows; the table has fewer")
     split = frame["split"].to_numpy()
     neighbours = nearest(X, X, min(K, len(X) - 1), exclude=list(range(len(X))))
-    duplicates = find_duplicates(frame, X, _hashes(table, stored), neighbours=neighbours,
-                                 cosine=options.cosine, max_bits=options.hash_bits)  # fmt: skip
+    duplicates = find_duplicates(
+        frame, X, _hashes(table, stored), neighbours=neighbours, cosine=options.cosine,
+        max_bits=options.hash_bits, hash_cosine=options.hash_cosine,
+    )  # fmt: skip
     outliers = flag_outliers(frame, outlier_scores(neighbours[1]))
     head, scores = _labels(table, options)
     issues = label_issues(frame, scores) if scores is not None else no_label_issues()
@@ -157,7 +160,8 @@ def audit_table(
 
 def _options(options: AuditOptions) -> dict[str, Any]:
     return {"head": options.head, "params": dict(options.params), "cosine": options.cosine,
-            "hash_bits": options.hash_bits, "folds": options.folds, "outlier_neighbours": K,
+            "hash_bits": options.hash_bits, "hash_cosine": options.hash_cosine, "folds": options.folds,
+            "outlier_neighbours": K,
             "outlier_fence": FENCE, "map": options.map_method, "max_points": options.max_points,
             "seed": options.seed}  # fmt: skip
 

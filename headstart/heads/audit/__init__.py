@@ -12,6 +12,7 @@ from headstart._lazy import lazy_exports
 _WHERE = {
     "COSINE_DUPLICATE": "duplicates",
     "HASH_BITS": "duplicates",
+    "HASH_COSINE": "duplicates",
     "find_duplicates": "duplicates",
     "leaked_rows": "duplicates",
     "LabelScores": "labels",

@@ -4,9 +4,13 @@
   digits with MobileNetV2 ``features.13`` a re-saved copy has a cosine of 0.981-0.99 to its original, but
   images of the same digit by different writers reach 0.989, so the embeddings alone flag only the pairs that
   are practically the same point; they are what finds near-copies of texts and of images re-drawn or re-shot.
-* The pixels: a 64-bit perceptual (DCT) hash per image, pairs within :data:`HASH_BITS` bits (faiss'
-  binary index, exact). Re-saved, resized and re-compressed copies stay within 2 bits of their original; on the
-  unplanted digits one natural pair is that close (benchmarks/audit.py measures both).
+* The pixels and the embeddings together: a 64-bit perceptual (DCT) hash per image, pairs within
+  :data:`HASH_BITS` bits (faiss' binary index, exact) whose cosine is also at least :data:`HASH_COSINE`.
+  Calibrated on the digits at 64 px with MobileNetV2 ``features.13`` (benchmarks/audit.py): 25 test images
+  resized to 3/4 and back and re-encoded as JPEG land 0-4 bits and cosine 0.976-0.991 from their originals;
+  of the natural pairs, 94 are within 4 bits, 8 of them also at cosine >= 0.975 (digits by different writers
+  that are near-identical at 8x8 pixels). The hash alone is too coarse on such small images, the cosine alone
+  cannot tell a copy from a look-alike; together they flag every planted copy and few natural pairs.
 
 Exact copies share an id (ids are content hashes) and are one row already, so they never pair up here.
 """
@@ -21,10 +25,13 @@ import pandas as pd
 
 from headstart.heads.neighbours import nearest
 
-__all__ = ["COSINE_DUPLICATE", "HASH_BITS", "PAIR_COLUMNS", "find_duplicates", "hash_pairs", "leaked_rows"]
+__all__ = [
+    "COSINE_DUPLICATE", "HASH_BITS", "HASH_COSINE", "PAIR_COLUMNS", "find_duplicates", "hash_pairs", "leaked_rows",
+]  # fmt: skip
 
 COSINE_DUPLICATE = 0.995
-HASH_BITS = 2
+HASH_BITS = 4
+HASH_COSINE = 0.975
 PAIR_COLUMNS = ["id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity", "hash_bits", "found_by"]
 
 
@@ -65,23 +72,27 @@ def find_duplicates(
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     cosine: float = COSINE_DUPLICATE,
     max_bits: int = HASH_BITS,
+    hash_cosine: float = HASH_COSINE,
     k: int = 10,
 ) -> pd.DataFrame:
     """One row per flagged pair (``PAIR_COLUMNS``), the most similar first.
 
-    ``neighbours`` is ``(indices, similarities)`` of every row's nearest other rows (computed here when absent);
+    A pair is flagged when its cosine is at least ``cosine``, or its hashes are within ``max_bits`` bits and its
+    cosine is at least ``hash_cosine``. ``neighbours`` is ``(indices, similarities)`` of every row's nearest
+    other rows (computed here when absent);
     ``found_by`` says which signal flagged the pair: ``pixels``, ``embedding`` or ``both``; ``hash_bits`` is -1
     for a pair without two hashes (texts).
     """
     if neighbours is None:
         neighbours = nearest(X, X, min(k, max(len(X) - 1, 1)), exclude=list(range(len(X))))
     by_embedding = embedding_pairs(*neighbours, cosine)
+    unit = _unit(X)
     by_pixels = hash_pairs(hashes, max_bits) if hashes is not None else {}
+    by_pixels = {(i, j): bits for (i, j), bits in by_pixels.items() if float(unit[i] @ unit[j]) >= hash_cosine}
     pairs = sorted(by_embedding | set(by_pixels))
     if not pairs:
         return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in PAIR_COLUMNS})
     a, b = (np.array(side, dtype=np.int64) for side in zip(*pairs))
-    unit = _unit(X)
     similarity = np.einsum("ij,ij->i", unit[a], unit[b])
     column = {c: frame[c].to_numpy(dtype=object) for c in ("id", "path", "split")}
     out = pd.DataFrame(
