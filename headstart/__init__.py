@@ -20,6 +20,7 @@ _WHERE = {
     "Embeddings": "api",
     "Encoder": "api",
     "Head": "api",
+    "audit": "api",
     "embed": "api",
     "fit": "api",
     "load_embeddings": "data.tables",
