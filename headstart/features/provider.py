@@ -81,7 +81,7 @@ def _builtin(prefix: str, module: str, requires: str, extra: str, description: s
         prefix,
         f"{where}:load",
         f"{where}:list_models",
-        trainable=prefix == "timm",  # fine-tuning replaces a classifier child, which only timm's models have
+        trainable=True,  # timm's classifier is replaced; the others' blocks are named by the provider
         description=description,
         requires=requires,
         extra=extra,

@@ -36,7 +36,8 @@ CHECKPOINT_FORMAT = "headstart-checkpoint-v1"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A fine-tuned network. ``state_dict`` fits ``torchvision.models.get_model(arch, num_classes=...)``;
+    """A fine-tuned network. ``state_dict`` fits ``torchvision.models.get_model(arch, num_classes=...)`` (for a
+    ``provider:model`` backbone: the provider's model built with ``base_weights``, its ``weights:`` setting);
     ``head`` holds the new classifier (``weight``, ``bias``, ``mean``, ``scale``, ``classes``)."""
 
     arch: str
@@ -61,6 +62,17 @@ class Checkpoint:
             "history": self.history,
             "best_epoch": self.best_epoch,
             "test_accuracy": self.test_accuracy,
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the fine-tuned weights came from: the base weights and their sha256, the blocks that trained,
+        the epochs run and the one kept."""
+        return {
+            "base_weights": self.base_weights,
+            "base_weights_sha256": self.config.get("base_weights_sha256"),
+            "unfrozen": list(self.config.get("unfrozen", [])),
+            "epochs": max(len(self.history) - 1, 0),
+            "best_epoch": self.best_epoch,
         }
 
     @classmethod

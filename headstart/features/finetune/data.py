@@ -22,7 +22,7 @@ from headstart.data.images import DEFAULT_MAX_PIXELS
 from headstart.errors import SettingsError
 from headstart.features.reader import Batch, ImageDataset, Item, collate
 
-__all__ = ["SPLITS", "TrainingImages", "augmentation", "labelled_batches", "make_loaders"]
+__all__ = ["SPLITS", "TextLoader", "TrainingImages", "augmentation", "labelled_batches", "make_loaders"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,36 @@ def _items(frame: pd.DataFrame) -> list[Item]:
     return [Item(str(n), none(p), none(b)) for n, (p, b) in enumerate(zip(frame["path"], image, strict=True))]
 
 
+class _Texts:
+    """One split's text items and their labels (what :func:`labelled_batches` reads)."""
+
+    def __init__(self, frame: pd.DataFrame, labels: Mapping[str, int]) -> None:
+        self.items = _items(frame)
+        self.targets = [labels[label] for label in frame["label"]]
+        self.warned = False
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class TextLoader:
+    """The batches of one split's texts as the text backbone forms them for embedding (texts of one token
+    length together); train's are shuffled, seeded by ``(seed, epoch)``."""
+
+    def __init__(self, batches: Callable[..., Any], frame: pd.DataFrame, labels: Mapping[str, int],
+                 batch_size: int, seed: int | None) -> None:  # fmt: skip
+        self.dataset = _Texts(frame, labels)
+        self.batches = batches(self.dataset.items, batch_size, seed=seed)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Any:
+        self.batches.epoch = self.dataset.epoch
+        return iter(self.batches)
+
+
 def make_loaders(
     prepared: pd.DataFrame,
     classes: list[str],
@@ -94,15 +124,20 @@ def make_loaders(
     num_workers: int,
     augment: bool,
     seed: int,
-) -> dict[str, DataLoader]:
-    """One loader per split of the images whose label the probe knows; train is shuffled with a seeded
-    generator and augmented (if ``augment``)."""
+    text_batches: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """One loader per split of the items whose label the probe knows; train is shuffled with a seeded
+    generator and augmented (if ``augment``). Texts (``text_batches``: the text backbone's batching) are
+    batched by token length, never augmented."""
     labels = {c: i for i, c in enumerate(classes)}
     frame = prepared[prepared["label"].isin(labels)]
-    loaders = {}
+    loaders: dict[str, Any] = {}
     for split in SPLITS:
         part = frame[frame["split"] == split]
         train = split == "train"
+        if text_batches is not None:
+            loaders[split] = TextLoader(text_batches, part, labels, batch_size, seed if train else None)
+            continue
         dataset = TrainingImages(part, labels, transform, augmentation() if train and augment else None, seed=seed)
         loaders[split] = DataLoader(
             dataset,
@@ -114,19 +149,20 @@ def make_loaders(
         )
     if not len(loaders["train"].dataset) or not len(loaders["val"].dataset):
         raise SettingsError(
-            "fine-tuning needs train and val images; give the dataset a val split (datasets.<name>.split.val)"
+            "fine-tuning needs train and val items; give the dataset a val split (datasets.<name>.split.val, "
+            "--val)"
         )
     return loaders
 
 
-def labelled_batches(loader: DataLoader) -> Any:
-    """``(pixels, labels)`` per batch; unreadable images are left out (logged on the first pass)."""
-    dataset: TrainingImages = loader.dataset
+def labelled_batches(loader: Any) -> Any:
+    """``(inputs, labels)`` per batch; unreadable items are left out (logged on the first pass)."""
+    dataset = loader.dataset
     for batch in loader:
         batch: Batch
         if batch.failures and not dataset.warned:
             item = dataset.items[int(batch.failures[0][0])]
-            log.warning("fine-tuning leaves out unreadable images, e.g. %s: %s", item.path, batch.failures[0][1])
+            log.warning("fine-tuning leaves out unreadable items, e.g. %s: %s", item.path, batch.failures[0][1])
             dataset.warned = True
         if batch.pixels is None:
             continue

@@ -22,7 +22,7 @@ from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
 from headstart.features.forward import autocast
 
-__all__ = ["TrainingRun", "evaluate", "make_optimizer", "train"]
+__all__ = ["TrainingRun", "evaluate", "make_optimizer", "to_device", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,14 @@ def class_weights(train_targets: Sequence[int], n_classes: int) -> torch.Tensor:
     return torch.tensor(len(train_targets) / (n_classes * np.maximum(counts, 1.0)), dtype=torch.float32)
 
 
+def to_device(x: Any, device: torch.device) -> Any:
+    """A batch on ``device``: images channels-last, tokenised texts (a dict of tensors) as they are."""
+    if isinstance(x, dict):
+        return {k: v.to(device) for k, v in x.items()}
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
 def evaluate(
     net: nn.Module, loader: Any, device: torch.device, precision: str, metric: str = "accuracy"
 ) -> tuple[float, float]:
@@ -89,8 +97,7 @@ def evaluate(
     loss, total = 0.0, 0
     with torch.inference_mode(), autocast(device, precision):
         for x, y in labelled_batches(loader):
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            logits = net(x).float().cpu()
+            logits = net(to_device(x, device)).float().cpu()
             truth.append(y.numpy())
             predicted.append(logits.argmax(1).numpy())
             loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
@@ -142,8 +149,7 @@ def train(
         total, seen = 0.0, 0
         try:
             for x, y in labelled_batches(loaders["train"]):
-                x = x.to(device).contiguous(memory_format=torch.channels_last)
-                y = y.to(device)
+                x, y = to_device(x, device), y.to(device)
                 with autocast(device, precision):
                     loss = criterion(net(x), y)
                 optimizer.zero_grad(set_to_none=True)

@@ -14,7 +14,16 @@ from headstart.errors import SettingsError
 from headstart.features.spec import BackboneError
 from headstart.features.truncate import classifier_name
 
-__all__ = ["FinetuneNet", "LinearInit", "blocks", "build_net", "head_name", "set_train_mode"]
+__all__ = [
+    "FinetuneNet",
+    "LinearInit",
+    "blocks",
+    "build_net",
+    "build_provider_net",
+    "head_name",
+    "named_parts",
+    "set_train_mode",
+]
 
 
 @dataclass(frozen=True)
@@ -73,23 +82,39 @@ def blocks(model: nn.Module, head: str | None = None) -> list[tuple[str, nn.Modu
 
 
 class FinetuneNet(nn.Module):
-    """Backbone body (classifier replaced by identity) + fixed standardisation + new linear head."""
+    """Backbone body + fixed standardisation + new linear head. The body is the model with its classifier
+    replaced by identity, or (``head_name`` ``None``) a provider's extractor whose output ``key`` is the
+    default layer's embedding."""
 
-    def __init__(self, body: nn.Module, head_name: str, head: nn.Linear, standardize: nn.Module) -> None:
+    def __init__(
+        self,
+        body: nn.Module,
+        head_name: str | None,
+        head: nn.Linear,
+        standardize: nn.Module,
+        key: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.body = body
         self.head_name = head_name
-        self.original_head = getattr(body, head_name)
-        setattr(self.body, head_name, nn.Identity())
+        self.key = key
+        self.original_head = getattr(body, head_name) if head_name else None
+        if head_name:
+            setattr(self.body, head_name, nn.Identity())
         self.standardize = standardize
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.body(x)
+        if self.key is not None:
+            features = features[self.key]
         return self.head(self.standardize(features.flatten(1).float()))
 
     def restored_state_dict(self) -> dict[str, torch.Tensor]:
-        """The full architecture's state dict, with its original classifier back in place."""
+        """The full architecture's state dict, with its original classifier back in place (a provider's: its
+        model's state dict, as the provider builds it)."""
+        if self.head_name is None:
+            return {k: v.detach().cpu().clone() for k, v in self.body.model.state_dict().items()}
         setattr(self.body, self.head_name, self.original_head)
         try:
             return {k: v.detach().cpu().clone() for k, v in self.body.state_dict().items()}
@@ -98,6 +123,8 @@ class FinetuneNet(nn.Module):
 
     def original_classes(self) -> int:
         """How many classes the original classifier has (the checkpoint rebuilds the architecture with it)."""
+        if self.original_head is None:
+            return 0
         out = getattr(self.original_head, "out_features", None)
         if out:
             return int(out)
@@ -113,6 +140,35 @@ class FinetuneNet(nn.Module):
         }
 
 
+def named_parts(model: nn.Module, names: Sequence[str]) -> list[tuple[str, nn.Module]]:
+    """The modules (or single parameters, as a one-entry ``ParameterList``) of ``model`` with these names."""
+    modules, params = dict(model.named_modules()), dict(model.named_parameters())
+    out: list[tuple[str, nn.Module]] = []
+    for name in names:
+        if name in modules:
+            out.append((name, modules[name]))
+        elif name in params:
+            out.append((name, nn.ParameterList([params[name]])))
+        else:
+            raise BackboneError(f"{type(model).__name__} has no module or parameter '{name}' to fine-tune")
+    return out
+
+
+def _unfrozen(every: list[tuple[str, nn.Module]], unfreeze: int | str, arch: str) -> list[tuple[str, nn.Module]]:
+    n = len(every) if unfreeze == "all" else int(unfreeze)
+    if n < 0 or n > len(every):
+        raise SettingsError(f"must be between 0 and {len(every)} (or all) for {arch}, got {n}", "unfreeze")
+    return every[len(every) - n :]
+
+
+def _freeze_but(model: nn.Module, trainable: Sequence[tuple[str, nn.Module]]) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _, block in trainable:
+        for p in block.parameters():
+            p.requires_grad_(True)
+
+
 def build_net(
     model: nn.Module, init: LinearInit, unfreeze: int | str, arch: str
 ) -> tuple[FinetuneNet, list[tuple[str, nn.Module]], int]:
@@ -122,15 +178,38 @@ def build_net(
     """
     name = head_name(model)
     every = blocks(model, name)
-    n = len(every) if unfreeze == "all" else int(unfreeze)
-    if n < 0 or n > len(every):
-        raise SettingsError(f"must be between 0 and {len(every)} (or all) for {arch}, got {n}", "unfreeze")
-    trainable = every[len(every) - n :]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for _, block in trainable:
-        for p in block.parameters():
-            p.requires_grad_(True)
+    trainable = _unfrozen(every, unfreeze, arch)
+    _freeze_but(model, trainable)
+    return FinetuneNet(model, name, *_probe_head(init)), trainable, len(every)
+
+
+def build_provider_net(  # noqa: PLR0913
+    extractor: nn.Module,
+    key: tuple[str, str],
+    block_names: Sequence[str],
+    tail_names: Sequence[str],
+    init: LinearInit,
+    unfreeze: int | str,
+    arch: str,
+) -> tuple[FinetuneNet, list[tuple[str, nn.Module]], int]:
+    """A provider's model (``extractor.model``, which gives the default layer's embedding under ``key``) with
+    all but its last ``unfreeze`` blocks frozen; what follows the last block (``tail_names``: final norm,
+    projection) trains with them. ``"all"`` trains every parameter, the embeddings included."""
+    model = extractor.model
+    if unfreeze == "all":
+        trainable = [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
+        trainable += named_parts(model, [n for n, _ in model.named_parameters(recurse=False)])
+        n_blocks = len(block_names)
+    else:
+        trainable = _unfrozen(named_parts(model, block_names), unfreeze, arch)
+        n_blocks = len(block_names)
+        if trainable:
+            trainable += named_parts(model, tail_names)
+    _freeze_but(model, trainable)
+    return FinetuneNet(extractor, None, *_probe_head(init), key=key), trainable, n_blocks
+
+
+def _probe_head(init: LinearInit) -> tuple[nn.Linear, nn.Module]:
     head = nn.Linear(init.weight.shape[1], init.weight.shape[0])
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(init.weight))
@@ -140,7 +219,7 @@ def build_net(
         init.mean if init.mean is not None else np.zeros(d, np.float32),
         init.scale if init.scale is not None else np.ones(d, np.float32),
     )
-    return FinetuneNet(model, name, head, standardize), trainable, len(every)
+    return head, standardize
 
 
 def set_train_mode(net: FinetuneNet, trainable: Sequence[tuple[str, nn.Module]], update_bn: bool) -> None:

@@ -15,7 +15,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
 from headstart.features.finetune.data import make_loaders
 from headstart.features.finetune.loop import evaluate, train
-from headstart.features.finetune.surgery import LinearInit, build_net
+from headstart.features.finetune.surgery import FinetuneNet, LinearInit, build_net, build_provider_net
 from headstart.features.forward import select_device
 from headstart.features.reader import auto_workers
 from headstart.features.registry import load_backbone
@@ -67,8 +67,9 @@ def finetune(
     best epoch as a checkpoint at ``out`` (see :mod:`headstart.features.finetune.checkpoint`)."""
     backbone = load_backbone(spec)
     device = select_device(settings.device)
-    net, trainable, n_blocks = build_net(copy.deepcopy(backbone.model), init, settings.unfreeze, spec.arch)
+    net, trainable, n_blocks = _network(backbone, init, settings.unfreeze)
     net = net.to(device).to(memory_format=torch.channels_last)
+    texts = backbone.text_batches if getattr(backbone, "modality", "image") == "text" else None
     batches = -(-len(prepared) // settings.batch_size)
     workers = auto_workers(device, batches) if settings.num_workers == "auto" else int(settings.num_workers)
     loaders = make_loaders(
@@ -79,6 +80,7 @@ def finetune(
         num_workers=workers,
         augment=settings.augment,
         seed=settings.seed,
+        text_batches=texts,
     )
     probe_test, _ = evaluate(net, loaders["test"], device, spec.precision)
     log.info(
@@ -97,9 +99,11 @@ def finetune(
     test, _ = evaluate(net, loaders["test"], device, spec.precision)
     unfrozen = [name for name, _ in trainable]
     net = net.cpu()
+    provider = bool(getattr(backbone, "block_names", ()))
     checkpoint = Checkpoint(
         arch=spec.arch,
-        base_weights=backbone.weights.name,  # what `weights:` resolved to, for torchvision and provider backbones alike
+        # what the base is rebuilt from: torchvision's resolved weights name, a provider's `weights:` setting
+        base_weights=str(spec.weights) if provider else backbone.weights.name,
         num_classes=net.original_classes(),
         state_dict=net.restored_state_dict(),
         head=net.head_state(init.classes),
@@ -108,7 +112,9 @@ def finetune(
             "image_size": spec.image_size,
             "resize_size": spec.resize_size,
             "precision": spec.precision,
+            "pooling": spec.poolings[0],
             "unfrozen": unfrozen,
+            "base_weights_sha256": backbone.weights_sha256,
         },
         history=run.history,
         best_epoch=run.best_epoch,
@@ -128,3 +134,15 @@ def finetune(
         unfrozen=unfrozen,
         history=run.history,
     )
+
+
+def _network(backbone: Any, init: LinearInit, unfreeze: int | str) -> tuple[FinetuneNet, list, int]:
+    """The probe on the backbone's default layer: a provider's blocks by its own names (``block_names``), or
+    else a classifier model's blocks with the classifier taken off."""
+    spec = backbone.spec
+    if not getattr(backbone, "block_names", ()):
+        return build_net(copy.deepcopy(backbone.model), init, unfreeze, spec.arch)
+    pooling = spec.poolings[0]
+    extractor = backbone.extractor(("default",), (pooling,))
+    key = (backbone.resolve_layers(("default",))[0], pooling)
+    return build_provider_net(extractor, key, backbone.block_names, backbone.tail_names, init, unfreeze, spec.arch)

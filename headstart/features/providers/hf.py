@@ -24,7 +24,16 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
-from headstart.features.providers.base import ProviderBackbone, pinned_file, require, seeded, split_name, weights_mode
+from headstart.features.providers.base import (
+    ProviderBackbone,
+    from_checkpoint,
+    pinned_file,
+    require,
+    seeded,
+    split_name,
+    tail_after,
+    weights_mode,
+)
 from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 
@@ -37,6 +46,9 @@ _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 
 
 def load(spec: BackboneSpec) -> ProviderBackbone:
     transformers = require("transformers", "hf", spec.arch)
+    tuned = from_checkpoint(spec, load)
+    if tuned is not None:
+        return tuned
     _, name = split_name(spec.arch)
     repo, _, revision = name.partition("@")
     mode, path = weights_mode(spec.weights)
@@ -90,6 +102,8 @@ def load(spec: BackboneSpec) -> ProviderBackbone:
         prefix_tokens=prefix,
         run_default=_embed_projected if not tokens else _embed_tokens,
         library={"transformers": transformers.__version__},
+        block_names=tuple(layers),
+        tail_names=tail_after(model, layers[-1].rsplit(".", 1)[0]) if layers else (),
     )
 
 

@@ -16,11 +16,13 @@ import torch
 from headstart.features.providers.base import (
     WEIGHT_FILES,
     ProviderBackbone,
+    from_checkpoint,
     hub_file,
     pinned_file,
     require,
     seeded,
     split_name,
+    tail_after,
     weights_mode,
 )
 from headstart.features.registry import BackboneError, BackboneSpec
@@ -31,6 +33,9 @@ __all__ = ["list_models", "load", "weights_present"]
 
 def load(spec: BackboneSpec) -> ProviderBackbone:
     open_clip = require("open_clip", "open_clip", spec.arch)
+    tuned = from_checkpoint(spec, load)
+    if tuned is not None:
+        return tuned
     _, name = split_name(spec.arch)
     arch, _, tag = name.partition("/")
     if arch not in open_clip.list_models():
@@ -93,7 +98,15 @@ def load(spec: BackboneSpec) -> ProviderBackbone:
         prefix_tokens=1,
         run_default=_embed,
         library={"open_clip": open_clip.__version__},
+        block_names=tuple(layers),
+        tail_names=_tail(visual) if layers else (),
     )
+
+
+def _tail(visual: Any) -> tuple[str, ...]:
+    """After the blocks: the final norm and pooling modules, then the ``proj`` matrix (a bare parameter)."""
+    after = tail_after(visual, "transformer.resblocks")
+    return after + (("proj",) if isinstance(getattr(visual, "proj", None), torch.nn.Parameter) else ())
 
 
 def _embed(visual: Any, x: torch.Tensor) -> torch.Tensor:

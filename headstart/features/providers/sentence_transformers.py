@@ -16,6 +16,7 @@ init of the model's config.
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,15 @@ from torch import nn
 
 from headstart._versions import installed_version
 from headstart.features.balance import Plan
-from headstart.features.providers.base import ProviderBackbone, require, seeded, split_name, weights_mode
+from headstart.features.providers.base import (
+    ProviderBackbone,
+    from_checkpoint,
+    require,
+    seeded,
+    split_name,
+    tail_after,
+    weights_mode,
+)
 from headstart.features.providers.text_weights import locate_model, model_files
 from headstart.features.reader import Batch
 from headstart.features.registry import BackboneSpec
@@ -125,40 +134,66 @@ class TextBackbone(ProviderBackbone):
         plan = Plan(0, 1, "texts tokenised in line")
         return _TextBatches(self, items, batch_size), lambda: plan
 
+    def text_batches(self, items: list[Any], batch_size: int, seed: int | None = None) -> _TextBatches:
+        """Batches of texts of one padded length, as :meth:`feed` makes them; with a ``seed`` (training),
+        shuffled within each length and across batches, anew for each value of the result's ``epoch``."""
+        return _TextBatches(self, items, batch_size, seed)
+
 
 class _TextBatches:
-    """Decode every text, then yield batches of texts with the same padded length (shortest first)."""
+    """Decode every text, then yield batches of texts with the same padded length (shortest first; with a
+    ``seed``, the texts of each length and then the batches are shuffled, differently each ``epoch``)."""
 
-    def __init__(self, backbone: TextBackbone, items: list[Any], batch_size: int) -> None:
-        self.backbone, self.items, self.batch_size = backbone, items, batch_size
+    def __init__(self, backbone: TextBackbone, items: list[Any], batch_size: int, seed: int | None = None) -> None:
+        self.backbone, self.items, self.batch_size, self.seed = backbone, items, batch_size, seed
+        self.epoch = 0
+        self._decoded: tuple[dict[str, str], list[tuple[str, str]], dict[str, int], float] | None = None
+
+    def _decode(self) -> tuple[dict[str, str], list[tuple[str, str]], dict[str, int], float]:
+        if self._decoded is None:
+            start = time.perf_counter()
+            texts, failures = {}, []
+            for item in self.items:
+                try:
+                    texts[item.id] = decode_text(item)
+                except (UnicodeDecodeError, ValueError, OSError) as err:
+                    failures.append((item.id, f"cannot read the text: {err}"))
+            limit = self.backbone.preprocessing["max_seq_length"]
+            ids = list(texts)
+            tokens = self.backbone.model.tokenizer([texts[i] for i in ids], truncation=True, max_length=limit)
+            padded = {i: -(-len(n) // BUCKET) * BUCKET for i, n in zip(ids, tokens["input_ids"])}
+            self._decoded = texts, failures, padded, time.perf_counter() - start
+        return self._decoded
+
+    def groups(self) -> list[list[str]]:
+        """The ids of each batch, in the order they are yielded."""
+        padded = self._decode()[2]
+        order = sorted(padded, key=lambda i: (padded[i], i))
+        rng = None if self.seed is None else random.Random(self.seed * 1_000_003 + self.epoch)
+        buckets: dict[int, list[str]] = {}
+        for item_id in order:
+            buckets.setdefault(padded[item_id], []).append(item_id)
+        groups = []
+        for members in buckets.values():
+            if rng is not None:
+                rng.shuffle(members)
+            groups += [members[k : k + self.batch_size] for k in range(0, len(members), self.batch_size)]
+        if rng is not None:
+            rng.shuffle(groups)
+        return groups
+
+    def __len__(self) -> int:
+        return len(self.groups())
 
     def __iter__(self) -> Iterator[Batch]:
-        start = time.perf_counter()
-        texts, failures = {}, []
-        for item in self.items:
-            try:
-                texts[item.id] = decode_text(item)
-            except (UnicodeDecodeError, ValueError, OSError) as err:
-                failures.append((item.id, f"cannot read the text: {err}"))
-        tokenizer = self.backbone.model.tokenizer
-        limit = self.backbone.preprocessing["max_seq_length"]
-        ids = list(texts)
-        lengths = [len(t) for t in tokenizer([texts[i] for i in ids], truncation=True, max_length=limit)["input_ids"]]
-        padded = {i: -(-n // BUCKET) * BUCKET for i, n in zip(ids, lengths)}
-        order = sorted(ids, key=lambda i: (padded[i], i))
-        seconds = time.perf_counter() - start
+        texts, failures, padded, seconds = self._decode()
         if failures:
             yield Batch(ids=[], pixels=None, failures=failures, decode_seconds=seconds)
-        batch: list[str] = []
-        for item_id in order + [None]:  # type: ignore[list-item]
-            if batch and (item_id is None or len(batch) == self.batch_size or padded[item_id] != padded[batch[0]]):
-                t0 = time.perf_counter()
-                features = self.backbone._tokenize([texts[i] for i in batch])
-                features = _pad(features, padded[batch[0]], tokenizer.pad_token_id or 0)
-                yield Batch(ids=batch, pixels=features, failures=[], decode_seconds=time.perf_counter() - t0)
-                batch = []
-            if item_id is not None:
-                batch.append(item_id)
+        pad_id = self.backbone.model.tokenizer.pad_token_id or 0
+        for batch in self.groups():
+            t0 = time.perf_counter()
+            features = _pad(self.backbone._tokenize([texts[i] for i in batch]), padded[batch[0]], pad_id)
+            yield Batch(ids=batch, pixels=features, failures=[], decode_seconds=time.perf_counter() - t0)
 
 
 def _pad(features: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -173,6 +208,9 @@ def _pad(features: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[st
 
 def load(spec: BackboneSpec) -> TextBackbone:
     st = require("sentence_transformers", "text", spec.arch)
+    tuned = from_checkpoint(spec, load)
+    if tuned is not None:
+        return tuned
     _, name = split_name(spec.arch)
     mode, path = weights_mode(spec.weights)
     directory, revision = (path, None) if mode == "path" else locate_model(name, need_weights=mode != "none")
@@ -219,6 +257,9 @@ def load(spec: BackboneSpec) -> TextBackbone:
         default_applied=applied,
         modality="text",
         library={"sentence_transformers": st.__version__, "transformers": installed_version("transformers")},
+        block_names=tuple(layers),
+        # the encoder's pooler feeds nothing a sentence embedding uses (its pooling reads the token states)
+        tail_names=tail_after(model, layers[-1].rsplit(".", 1)[0], skip=("pooler",)) if layers else (),
     )
 
 
