@@ -8,6 +8,7 @@ and without the test images that have a near-copy in train or val). The findings
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ from headstart.heads.neighbours import nearest
 from headstart.heads.registry import check_params
 from headstart.report.audit_page import write_audit_page
 
-__all__ = ["AuditError", "AuditOptions", "audit_path", "audit_table"]
+__all__ = [
+    "AuditError", "AuditOptions", "audit_dir", "audit_metrics", "audit_path", "audit_stage", "audit_table", "best_fit",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -230,3 +233,43 @@ class _Page:
             "text": [v if isinstance(v, str) else None for v in text],
             "thumb": thumbs,
         }
+
+
+def audit_dir(dataset: str, backbone: str) -> Path:
+    return Path("audit") / dataset / backbone
+
+
+def audit_metrics(dataset: str, backbone: str) -> Path:
+    return Path("metrics/audit") / dataset / f"{backbone}.json"
+
+
+def best_fit(dataset: str, backbone: str) -> tuple[str, str, dict[str, Any]]:
+    """``(layer, head kind, params)`` with the best val score among the fit stages' results of a dataset x backbone
+    (the report's rule: test scores never choose; the first among equals, in head and layer order)."""
+    from headstart.workflow import layout
+
+    folder = layout.results(dataset, backbone, "x").parent
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        result = json.loads(path.read_text())
+        for layer, record in sorted(result["layers"].items()):
+            if record.get("val_score") is not None:
+                found.append((-float(record["val_score"]), path.stem, layer, result["kind"], record["params"]))
+    if not found:
+        raise AuditError(f"no head results with a val score in {folder}; run `dvc repro` (the fit stages write them)")
+    _, _, layer, kind, params = min(found, key=lambda f: f[:3])
+    return layer, kind, params
+
+
+def audit_stage(dataset: str, backbone: str) -> dict[str, Any]:
+    """The audit stage: the best layer's table audited with the best head's chosen parameters."""
+    from headstart.workflow import layout
+
+    layer, kind, params = best_fit(dataset, backbone)
+    fixed = {k: v for k, v in params.items() if k != "select_by"}
+    options = AuditOptions(head=kind, params=fixed)
+    table = layout.layer_tables(dataset, backbone)[layer]
+    summary = audit_path(table, audit_dir(dataset, backbone), prepared=layout.prepared(dataset), options=options)
+    keys = ("duplicates", "cross_split", "label_issues", "outliers", "leaked", "score", "score_without_leaked")
+    write_json(audit_metrics(dataset, backbone), {"layer": layer, "head": kind, **{k: summary[k] for k in keys}})
+    return summary

@@ -43,6 +43,8 @@ STAGE_CODE = {
     "robustness": ["headstart/data", "headstart/features", "headstart/heads", "headstart/workflow/robustness.py",
                    "headstart/workflow/predict.py", "headstart/pipeline/robustness.py"],
     "report": ["headstart/report", "headstart/workflow/report.py", "headstart/pipeline/report.py"],
+    "audit": ["headstart/data", "headstart/heads", "headstart/report", "headstart/workflow/audit.py",
+              "headstart/pipeline/audit.py"],
 }  # fmt: skip
 STAGE_CODE["embed_finetuned"] = STAGE_CODE["embed"]
 STAGE_CODE["fit_finetuned"] = STAGE_CODE["fit"]
