@@ -5,6 +5,8 @@
 >>> head = headstart.fit(emb, "logreg")                         # doctest: +SKIP
 >>> head.predict(["new/cat.jpg"])                               # doctest: +SKIP
 >>> head.predict_proba(emb.X).shape                             # doctest: +SKIP
+>>> tuned = headstart.finetune("photos/", "mobilenet_v2", "ft/")  # doctest: +SKIP
+>>> headstart.Encoder(tuned).encode(["new/cat.jpg"])            # doctest: +SKIP
 >>> headstart.Encoder("mobilenet_v2", layer="features.13").encode(["new/cat.jpg"])  # doctest: +SKIP
 >>> frame, X, labels = headstart.load_embeddings("embeddings/digits/mobilenet_v2/features.13.parquet")  # doctest: +SKIP
 """
@@ -22,6 +24,7 @@ _WHERE = {
     "Head": "api",
     "audit": "api",
     "embed": "api",
+    "finetune": "workflow.finetune",
     "fit": "api",
     "load_embeddings": "data.tables",
 }

@@ -19,6 +19,7 @@ import argparse
 from headstart._terminal import run_main, setup_logging
 from headstart.cli.audit import add_audit_parser
 from headstart.cli.commands import cmd_cache, cmd_embed, cmd_fit, cmd_init, cmd_neighbours, cmd_predict
+from headstart.cli.finetune import add_finetune_parser
 from headstart.cli.listings import cmd_backbones, cmd_datasets, cmd_heads
 from headstart.features.defaults import (
     DEFAULT_BACKBONE,
@@ -136,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--few-shot", default="", help="comma-separated labels per class, e.g. 1,5,10,all (default: none)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_fit)
+
+    add_finetune_parser(sub)
 
     p = sub.add_parser("predict", help="classify new images (or an embedding table) with a fitted head")
     p.add_argument("model", help="MODEL_DIR written by `headstart fit` or models/<dataset>/<backbone>/<head>/<layer>")

@@ -8,7 +8,7 @@ clipped at norm 5, light augmentation, early stopping on val accuracy (ties: val
 BatchNorm statistics stay frozen unless ``update_bn``. The best epoch is saved as a checkpoint; point a
 backbone's ``weights:`` at it to embed with the fine-tuned network.
 
-``surgery`` (blocks, freezing, the probe as a head), ``data`` (the engine's image dataset with labels and
+``backbone`` (the fine-tuned backbone as one value, torch-free), ``surgery`` (blocks, freezing, the probe as a head), ``data`` (the engine's image dataset with labels and
 seeded augmentation), ``loop`` (training and early stopping), ``checkpoint`` (the one module that writes and
 reads the checkpoint format), ``tune`` (ties them together). Importing this package does not import torch.
 """
@@ -23,6 +23,7 @@ _WHERE = {
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "FinetuneSettings": "tune",
+    "FinetunedBackbone": "backbone",
     "LinearInit": "surgery",
     "blocks": "surgery",
     "FinetuneResult": "tune",

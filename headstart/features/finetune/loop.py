@@ -22,7 +22,7 @@ from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
 from headstart.features.forward import autocast
 
-__all__ = ["TrainingRun", "evaluate", "make_optimizer", "to_device", "train"]
+__all__ = ["TrainingRun", "evaluate", "make_optimizer", "predict", "to_device", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,8 @@ def to_device(x: Any, device: torch.device) -> Any:
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
-def evaluate(
-    net: nn.Module, loader: Any, device: torch.device, precision: str, metric: str = "accuracy"
-) -> tuple[float, float]:
-    """The score by ``metric`` (higher is better; ``log_loss`` is negated) and the mean cross-entropy."""
+def predict(net: nn.Module, loader: Any, device: torch.device, precision: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """The true and predicted class codes of the loader's items (in its order) and the mean cross-entropy."""
     net.eval()
     truth, predicted = [], []
     loss, total = 0.0, 0
@@ -102,10 +100,18 @@ def evaluate(
             predicted.append(logits.argmax(1).numpy())
             loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             total += len(y)
-    mean_loss = loss / max(total, 1)
     if not total:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0
+    return np.concatenate(truth), np.concatenate(predicted), loss / total
+
+
+def evaluate(
+    net: nn.Module, loader: Any, device: torch.device, precision: str, metric: str = "accuracy"
+) -> tuple[float, float]:
+    """The score by ``metric`` (higher is better; ``log_loss`` is negated) and the mean cross-entropy."""
+    y_true, y_pred, mean_loss = predict(net, loader, device, precision)
+    if not len(y_true):
         return 0.0, mean_loss
-    y_true, y_pred = np.concatenate(truth), np.concatenate(predicted)
     if metric == "balanced_accuracy":
         return float(balanced_accuracy_score(y_true, y_pred)), mean_loss
     if metric == "macro_f1":

@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
 from headstart.features.finetune.data import make_loaders
-from headstart.features.finetune.loop import evaluate, train
+from headstart.features.finetune.loop import predict, train
 from headstart.features.finetune.surgery import FinetuneNet, LinearInit, build_net, build_provider_net
 from headstart.features.forward import select_device
 from headstart.features.reader import auto_workers
@@ -38,6 +39,10 @@ class FinetuneResult:
     train_seconds: float
     unfrozen: list[str]
     history: list[dict[str, float]] = field(default_factory=list)
+    # the test items' labels and the predictions of the probe (before) and of the fine-tuned network (after)
+    test_labels: list[str] = field(default_factory=list, repr=False)
+    probe_predicted: list[str] = field(default_factory=list, repr=False)
+    test_predicted: list[str] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """What the run decided (the same for the same inputs); the time it took is in :attr:`train_seconds`."""
@@ -82,7 +87,7 @@ def finetune(
         seed=settings.seed,
         text_batches=texts,
     )
-    probe_test, _ = evaluate(net, loaders["test"], device, spec.precision)
+    truth, probe_codes, _ = predict(net, loaders["test"], device, spec.precision)
     log.info(
         "fine-tuning %s: %d of %d blocks unfrozen (%s...)",
         spec.arch,
@@ -96,7 +101,9 @@ def finetune(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
         run = train(net, trainable, loaders, settings, device, spec.precision, progress)
-    test, _ = evaluate(net, loaders["test"], device, spec.precision)
+    _, tuned_codes, _ = predict(net, loaders["test"], device, spec.precision)
+    test, probe_test = (float(np.mean(truth == codes)) if len(truth) else 0.0 for codes in (tuned_codes, probe_codes))
+    names = np.asarray(init.classes, dtype=object)
     unfrozen = [name for name, _ in trainable]
     net = net.cpu()
     provider = bool(getattr(backbone, "block_names", ()))
@@ -133,6 +140,9 @@ def finetune(
         train_seconds=run.seconds,
         unfrozen=unfrozen,
         history=run.history,
+        test_labels=list(names[truth]),
+        probe_predicted=list(names[probe_codes]),
+        test_predicted=list(names[tuned_codes]),
     )
 
 
