@@ -31,7 +31,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import is_jpeg, reduce_target
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
-from headstart.features.registry import Backbone
+from headstart.features.registry import Backbone, fit_backbone
 from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
 from headstart.features.runner import EmbedError, Job, Runner, RunStats
 from headstart.features.spec import BackboneSpec, EmbedOptions
@@ -99,15 +99,17 @@ def embed(
         raise ValueError("give exactly one of out_dir and single_file")
     if prepared.empty:
         raise EmbedError("nothing to embed: the dataset has no images")
+    # A backbone fitted on the train split (tfidf) is fitted first; its fit's digest is then part of the spec.
+    spec = fit_backbone(spec, prepared, Path(options.cache_dir or tempfile.gettempdir()) / "fitted")
     # The decode mode enters the fingerprint only when it can change a pixel: when there is a JPEG to reduce.
     scaled = options.decode == "jpeg-scaled" and _has_jpeg(prepared)
-    key = resolved_key(spec, "jpeg-scaled" if scaled else "full")
+    key = resolved_key(spec, "jpeg-scaled" if scaled else "full", options)
     with tempfile.TemporaryDirectory(prefix="headstart-cache-") as scratch:
         cache_root = Path(options.cache_dir) if options.cache_dir is not None else Path(scratch)
         loaded = None
         resolved = recall(cache_root, key) if options.cache_dir is not None else None
         if resolved is None:
-            loaded = load_resolved(spec, options.device, scaled)
+            loaded = load_resolved(spec, options, scaled)
             resolved = loaded[0]
             remember(cache_root, key, resolved)
         keys = {(node, mode): layer_key(node, mode) for node in resolved.nodes for mode in spec.poolings}
@@ -115,7 +117,7 @@ def embed(
         paths, failures_path = _outputs(labels, out_dir, single_file)
         cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)  # a first look
         if todo and loaded is None:
-            loaded = load_resolved(spec, options.device, scaled)  # something to compute: now the model is needed
+            loaded = load_resolved(spec, options, scaled)  # something to compute: now the model is needed
             if loaded[0] != resolved:
                 log.info("the backbone resolved differently from %s/_resolved; using what it is now", cache_root)
                 resolved = loaded[0]
@@ -132,7 +134,7 @@ def embed(
             stats = RunStats()
             engine: dict[str, Any] = {"engine": options.engine}
             if todo:
-                loaded = loaded or load_resolved(spec, options.device, scaled)
+                loaded = loaded or load_resolved(spec, options, scaled)
                 name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
                 stats, engine = _run(_job(prepared, todo, loaded, keys, spec, options, name), cache, progress)
                 cache.scan()

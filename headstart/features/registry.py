@@ -34,6 +34,7 @@ __all__ = [
     "BackboneSpec",
     "Provider",
     "backbone_entry",
+    "fit_backbone",
     "list_backbones",
     "list_providers",
     "load_backbone",
@@ -148,13 +149,15 @@ Builder = Callable[[BackboneSpec], Backbone]
 class BackboneEntry:
     """A registered backbone: how to build it and what it is. ``build`` may be ``"module:function"``, imported
     on first use, so registering costs nothing. ``trainable``: fine-tuning can unfreeze its blocks;
-    ``has_weights``: it takes a ``weights`` setting (the ``pixels`` baseline has none)."""
+    ``has_weights``: it takes a ``weights`` setting (the ``pixels`` baseline has none); ``fit``: ``(spec,
+    prepared, directory) -> spec``, run before embedding, for a backbone fitted on the train split (``tfidf``)."""
 
     name: str
     build: Builder | str
     trainable: bool = True
     has_weights: bool = True
     description: str = ""
+    fit: Callable[..., BackboneSpec] | str | None = None
 
     def builder(self) -> Builder:
         return resolve(self.build)
@@ -172,6 +175,7 @@ def register_backbone(
     trainable: bool = True,
     has_weights: bool = True,
     description: str = "",
+    fit: Callable[..., BackboneSpec] | str | None = None,
 ) -> Any:
     """Register a builder ``spec -> Backbone`` under ``name`` (like ``torchvision.models.register_model``).
 
@@ -181,7 +185,7 @@ def register_backbone(
     def wrap(builder: Builder | str) -> Builder | str:
         if name in _ENTRIES or ":" in name:
             raise BackboneError(f"backbone '{name}' is registered twice, or its name has a ':' (a provider prefix)")
-        _ENTRIES[name] = BackboneEntry(name, builder, trainable, has_weights, description)
+        _ENTRIES[name] = BackboneEntry(name, builder, trainable, has_weights, description, fit)
         return builder
 
     return wrap if build is None else wrap(build)
@@ -265,3 +269,18 @@ register_backbone(
     has_weights=False,
     description="the raw image, resized and flattened (the honest baseline)",
 )
+register_backbone(
+    "tfidf",
+    "headstart.features.tfidf:build_tfidf",
+    trainable=False,
+    has_weights=False,
+    description="TF-IDF of word and character n-grams fitted on the train split, SVD to 256-d (the text baseline)",
+    fit="headstart.features.tfidf:fit_spec",
+)
+
+
+def fit_backbone(spec: BackboneSpec, prepared: Any, directory: Any) -> BackboneSpec:
+    """``spec`` ready to embed ``prepared``: a backbone fitted on the train split (``tfidf``) is fitted now, its
+    fit saved in ``directory`` and named by the spec's ``weights``; any other spec as it is."""
+    entry = _ENTRIES.get(spec.arch)
+    return resolve(entry.fit)(spec, prepared, directory) if entry is not None and entry.fit is not None else spec

@@ -47,7 +47,7 @@ def test_every_torchvision_classifier_is_listed() -> None:
 
 def test_unknown_backbone_lists_the_known_ones() -> None:
     with pytest.raises(
-        BackboneError, match="unknown backbone 'mobilenet_v9'; known: pixels, provider:model .*mobilenet_v2"
+        BackboneError, match="unknown backbone 'mobilenet_v9'; known: pixels, tfidf, provider:model .*mobilenet_v2"
     ):
         load_backbone(BackboneSpec("mobilenet_v9"))
     with pytest.raises(
