@@ -1,9 +1,10 @@
 """Provenance and fingerprints: the key under which embeddings are cached and checked.
 
 The *base* fingerprint covers everything that changes the output of the network for a given image (backbone,
-weights and their sha256, preprocessing, precision, library versions); the *layer* fingerprint adds the node
-and the pooling. Decoding processes and forward workers are left out: they do not change the embeddings (see
-:mod:`headstart.features.forward`); nor do device and batch size enter it.
+weights and their sha256, preprocessing, precision, the device type and the batch size every batch is padded to,
+library versions); the *layer* fingerprint adds the node and the pooling. Decoding processes, forward workers,
+the engine (local or Ray) and the cache directory are left out: they do not change the embeddings (see
+:mod:`headstart.features.forward`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Loading a backbone (torch, torchvision, the weights, graph tracing, a probe forw
 yields the base fingerprint, the provenance, the resolved layer nodes and each output's width. Those are kept
 in ``<cache_dir>/_resolved/<key>.json``, under a key made only of cheap facts: the spec, the decode mode, the
 installed versions of torch, torchvision and Pillow (from their package metadata, without importing them), a
-checkpoint file's size and modification time, and the engine version. A change to any of those, and nothing
+checkpoint file's size and modification time, the device and batch size settings, and the engine version. A change to any of those, and nothing
 else, invalidates a record (so bump :data:`~headstart.features.fingerprint.ENGINE_VERSION` when headstart's
 code changes what a backbone resolves to). A record only ever serves a run whose images are all in the cache
 under its fingerprint: anything to compute loads the model.
@@ -24,8 +24,9 @@ from headstart._versions import installed_versions
 from headstart.data.images import DECODE_MARGIN
 from headstart.features.fingerprint import ENGINE_VERSION, LIBRARIES, base_fingerprint
 from headstart.features.registry import backbone_entry, load_backbone
+from headstart.features.spec import EmbedOptions
 
-__all__ = ["Resolved", "load_resolved", "recall", "remember", "resolved_key"]
+__all__ = ["Resolved", "arithmetic", "load_resolved", "recall", "remember", "resolved_key"]
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ class Resolved:
         )
 
 
-def resolved_key(spec: Any, decode: str) -> str | None:
-    """The record's key for ``spec`` decoded with ``decode``; ``None`` for backbones that a provider or the
-    user registered (what they resolve to depends on libraries and code that the key does not name)."""
+def resolved_key(spec: Any, decode: str, options: EmbedOptions) -> str | None:
+    """The record's key for ``spec`` decoded with ``decode`` and run with ``options``' device and batch size;
+    ``None`` for backbones that a provider or the user registered (what they resolve to depends on libraries and
+    code that the key does not name)."""
     if ":" in spec.arch or not str(backbone_entry(spec.arch).build).startswith("headstart."):
         return None
     weights: Any = spec.weights
@@ -79,11 +81,17 @@ def resolved_key(spec: Any, decode: str) -> str | None:
         "spec": [spec.arch, weights, list(spec.layers), list(spec.poolings), spec.image_size, spec.resize_size],
         "precision": spec.precision,
         "decode": decode,
+        "arithmetic": [options.device, options.batch_size],
         "versions": installed_versions(LIBRARIES),
         "engine": ENGINE_VERSION,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def arithmetic(device_type: str, batch_size: int) -> dict[str, Any]:
+    """The run settings that change a vector's bits, as the provenance records them."""
+    return {"device_type": device_type, "batch_size": batch_size}
 
 
 def recall(cache_root: str | Path, key: str | None) -> Resolved | None:
@@ -114,18 +122,24 @@ def remember(cache_root: str | Path, key: str | None, resolved: Resolved) -> Non
         log.info("could not write %s (%s); the next run will load the backbone again", folder, err)
 
 
-def load_resolved(spec: Any, device_name: str, scaled: bool) -> tuple[Resolved, Any, Any, Any]:
+def load_resolved(spec: Any, options: EmbedOptions, scaled: bool) -> tuple[Resolved, Any, Any, Any]:
     """Load the backbone of ``spec``: what it resolves to, the backbone, its extractor and the device.
 
-    ``scaled``: JPEGs will be decoded reduced, which goes into the provenance and so the fingerprint.
+    ``scaled``: JPEGs will be decoded reduced. That, the device type and the batch size every batch is padded to
+    (:mod:`headstart.features.forward`) change the arithmetic, so they go into the provenance and the fingerprint;
+    the decoding processes, forward workers and engine do not.
     """
     from headstart.features import forward  # torch, imported only by a run that loads a model (see the module)
 
     backbone = load_backbone(spec)
     nodes = backbone.resolve_layers(spec.layers)
     versions = installed_versions(LIBRARIES)
-    base = {**backbone.provenance(), **({"decode": "jpeg-scaled", "decode_margin": DECODE_MARGIN} if scaled else {})}
-    device = forward.select_device(device_name)
+    device = forward.select_device(options.device)
+    base = {
+        **backbone.provenance(),
+        **({"decode": "jpeg-scaled", "decode_margin": DECODE_MARGIN} if scaled else {}),
+        **arithmetic(device.type, options.batch_size_for(device)),
+    }
     extractor = backbone.extractor(nodes, spec.poolings).eval()
     dims, applied = forward.probe(extractor, backbone.example_input(), device, spec.precision)
     resolved = Resolved(

@@ -6,15 +6,16 @@ stage depends on its own file and reads only that file: the file is the plain fo
 :func:`read_settings` builds the type back (the checks of :mod:`headstart.workflow._build`).
 
 - ``settings/<dataset>/<backbone>.json`` (:class:`EmbedSettings`): the backbone as that dataset embeds with it
-  (its overrides applied) and the embed keys that change what the embed stage writes.
+  (its overrides applied) and the embed keys that change what the embed stage writes (the batch size and the
+  device among them: they change the forward pass's arithmetic).
 - ``settings/heads/<head>.json`` (:class:`FitSettings`): the head, the evaluation protocol and the seed; a head's
   fit stages depend on its file only.
 - ``settings/transfer-<name>.json`` (:class:`TransferSettings`): the transfer with the heads it names.
 - ``settings/prepare-<dataset>.json``, ``settings/finetune.json``, ``settings/robustness.json``,
   ``settings/report.json``: what those stages read (the report's and robustness' hold the names they iterate).
-- ``settings/embed.json`` (:class:`~headstart.features.spec.EmbedOptions`): how the embed engine runs (batch
-  size, workers, device, engine, cache). The embed and robustness stages read it and no stage depends on it: it
-  changes how they run, not what they write.
+- ``settings/embed.json`` (:class:`~headstart.features.spec.EmbedOptions`): how the embed engine runs (decoding
+  workers, engine, cache). The embed and robustness stages read it and no stage depends on it: it changes how
+  they run, not what they write (the keys that do change it come from the stage's own file).
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class EmbedOutput:
-    """The embed keys that change what the embed stage writes (batch size, workers, device, engine do not)."""
+    """The embed keys that change what the embed stage writes: the batch size and the device change the forward
+    pass's arithmetic (:mod:`headstart.features.forward`); decoding workers, engine and cache do not."""
 
+    batch_size: int | Literal["auto"] = "auto"
+    device: str = "auto"
     on_error: Literal["skip", "raise"] = "skip"
     max_image_pixels: int = EmbedOptions.max_image_pixels
     rows_per_shard: int | Literal["auto"] = "auto"

@@ -52,6 +52,7 @@ def _by_name(table_path: Path) -> dict[str, np.ndarray]:
 def test_full_decoding_gives_todays_embeddings_and_fingerprint(photo_folders: tuple[Path, Path], tmp_path: Path) -> None:
     from headstart.features.fingerprint import base_fingerprint, library_versions
     from headstart.features.registry import load_backbone
+    from headstart.features.resolved import arithmetic
 
     jpegs, pngs = photo_folders
     full = embed(prepare_dataset(str(jpegs)), SMALL, tmp_path / "full", options=_options(tmp_path / "c", decode="full"))
@@ -60,7 +61,7 @@ def test_full_decoding_gives_todays_embeddings_and_fingerprint(photo_folders: tu
     assert sorted(a) == sorted(b) and len(a) == 18
     for name in a:  # every pixel decoded in full, exactly as before the setting existed
         assert np.array_equal(a[name], b[name]), name
-    todays = base_fingerprint(load_backbone(SMALL).provenance(), library_versions())
+    todays = base_fingerprint({**load_backbone(SMALL).provenance(), **arithmetic("cpu", 8)}, library_versions())
     provenance = full.provenance["features.6"]
     assert provenance["base_fingerprint"] == todays
     assert "decode" not in provenance

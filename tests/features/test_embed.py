@@ -284,6 +284,40 @@ def test_a_partly_cached_run_gives_the_bits_of_a_fresh_one(tmp_path: Path) -> No
     assert filecmp.cmp(fresh.tables["features.6"], mixed.tables["features.6"], shallow=False)
 
 
+def test_the_batch_size_is_part_of_the_fingerprint(tmp_path: Path) -> None:
+    """Every batch is padded to the batch size, which can change the bits: a batch-32 run over a cache filled at
+    batch 8 computes every image again and writes what a fresh batch-32 run writes."""
+    folder = tmp_path / "images"
+    write_folder(folder, digit_images(n_per_class=12, classes=(0, 1, 2), size=40))
+    prepared = prepare_dataset(str(folder))
+    at = lambda size, cache: EmbedOptions(batch_size=size, num_workers=0, cache_dir=tmp_path / cache)  # noqa: E731
+    fresh = embed(prepared, SMALL, tmp_path / "fresh", options=at(32, "c1"))
+    small = embed(prepared, SMALL, tmp_path / "eight", options=at(8, "c2"))
+    mixed = embed(prepared, SMALL, tmp_path / "mixed", options=at(32, "c2"))
+    assert mixed.from_cache == 0 and mixed.stats.computed == len(prepared)
+    assert filecmp.cmp(fresh.tables["features.6"], mixed.tables["features.6"], shallow=False)
+    prov, prov8 = mixed.provenance["features.6"], small.provenance["features.6"]
+    assert (prov["batch_size"], prov8["batch_size"], prov["device_type"]) == (32, 8, "cpu")
+    assert prov["fingerprint"] != prov8["fingerprint"]
+    again = embed(prepared, SMALL, tmp_path / "again", options=at(8, "c2"))  # both stay in the cache
+    assert again.from_cache == len(prepared)
+    assert filecmp.cmp(small.tables["features.6"], again.tables["features.6"], shallow=False)
+
+
+def test_a_partly_cached_text_run_gives_the_bits_of_a_fresh_one(tmp_path: Path) -> None:
+    """Texts are batched by padded token length, so the cache changes which texts share a batch: not the bits."""
+    pytest.importorskip("sentence_transformers", reason="not installed (pip install 'headstart[text]')")
+    from tests.features.provider_models import synthetic_texts, tiny_sentence_transformer
+
+    spec = BackboneSpec(f"sentence-transformers:{tiny_sentence_transformer(tmp_path / 'st', hidden=64)}", "none")
+    prepared = prepare_dataset(str(synthetic_texts(tmp_path / "t.csv", per_class=30)), name="t", text_column="text")
+    fresh = embed(prepared, spec, single_file=tmp_path / "fresh.parquet", options=_options(tmp_path / "c1"))
+    embed(prepared.iloc[::3], spec, single_file=tmp_path / "some.parquet", options=_options(tmp_path / "c2"))
+    mixed = embed(prepared, spec, single_file=tmp_path / "mixed.parquet", options=_options(tmp_path / "c2"))
+    assert mixed.from_cache == 30 and mixed.stats.computed == 60
+    assert filecmp.cmp(tmp_path / "fresh.parquet", tmp_path / "mixed.parquet", shallow=False)
+
+
 class _Stateful(torch.nn.Module):
     """Keeps each pass's input on itself between two steps, as an extractor with hooks does."""
 

@@ -106,7 +106,8 @@ def test_only_the_settings_stage_lists_params() -> None:
 def test_embed_settings_do_not_depend_on_run_only_settings() -> None:
     params = _stage("settings")["params"]
     assert "embed.decode" in params and "embed.on_error" in params
-    assert "embed" not in params and "embed.batch_size" not in params and "embed.num_workers" not in params
+    assert "embed.batch_size" in params and "embed.device" in params  # they change the arithmetic
+    assert "embed" not in params and "embed.num_workers" not in params and "embed.engine" not in params
     import dataclasses
 
     from headstart.workflow.settings import EmbedOutput
