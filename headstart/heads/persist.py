@@ -129,7 +129,7 @@ def save_head(
         data = sio.dumps(estimator)
     except TypeError as err:  # skops's UnsupportedTypeException
         raise UnsafeModelError(f"cannot save the {name} head's {type(estimator).__name__} safely: {err}") from err
-    refused = sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
+    refused = _untrusted(sio.get_untrusted_types(data=data))
     if refused:
         raise UnsafeModelError(
             f"cannot save the {name} head: {', '.join(refused)} not among the trusted types "
@@ -156,7 +156,6 @@ def load_head(model: str | Path) -> HeadBundle:
     """Load a head saved by :func:`save_head` (give the model directory or its ``model.json``); loading runs no
     code from the files."""
     import skops.io as sio
-    from skops.io.exceptions import UntrustedTypesFoundException
 
     path = Path(model)
     folder = path.parent if path.is_file() or path.suffix == ".json" else path
@@ -171,14 +170,17 @@ def load_head(model: str | Path) -> HeadBundle:
         bundle = json.loads(path.read_text())
         if not isinstance(bundle, dict) or bundle.get("format") != HEAD_FORMAT:
             raise ValueError(f"format {bundle.get('format') if isinstance(bundle, dict) else None!r}")
-        estimator = sio.load(folder / ESTIMATOR_FILE, trusted=sorted(TRUSTED_TYPES))
-    except UntrustedTypesFoundException as err:  # found before any object is built
-        refused = sorted(set(sio.get_untrusted_types(file=folder / ESTIMATOR_FILE)) - TRUSTED_TYPES)
-        raise UnsafeModelError(
-            f"{folder / ESTIMATOR_FILE} names {', '.join(refused)}, not among the trusted types; "
-            "if it is yours, call headstart.heads.persist.trust_type(cls) before loading"
-        ) from err
+        data = (folder / ESTIMATOR_FILE).read_bytes()
+        refused = _untrusted(sio.get_untrusted_types(data=data))
+        if refused:
+            raise UnsafeModelError(
+                f"{folder / ESTIMATOR_FILE} names {', '.join(refused)}, not among the trusted types; "
+                "if it is yours, call headstart.heads.persist.trust_type(cls) before loading"
+            )
+        estimator = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
+        if isinstance(err, UnsafeModelError):
+            raise
         raise ProvenanceMismatch(
             f"{path} is not a readable headstart head ({HEAD_FORMAT}: {err}); fit it again with `headstart fit`"
         ) from err
@@ -191,6 +193,10 @@ def load_head(model: str | Path) -> HeadBundle:
         provenance=bundle["provenance"],
         path=path,
     )
+
+
+def _untrusted(types: list[str]) -> list[str]:
+    return sorted(set(types) - TRUSTED_TYPES)
 
 
 def _same_bytes(data: bytes) -> bytes:
