@@ -46,7 +46,7 @@ def test_a_model_dir_that_does_not_fit_leaves_the_previous_model_dir(tmp_path: P
     assert fitted.returncode == 0, fitted.stderr
     before = snapshot(model)
 
-    # knn keeps its training vectors: the big table's model.skops is far over the limit
+    # knn keeps its training vectors: the big table's model.npz is far over the limit
     result = run(["fit", big, "--head", "knn", "-o", model], tmp_path, fsize=20_000)
 
     line = one_line_error(result)

@@ -27,7 +27,7 @@ def test_a_fit_killed_at_any_point_leaves_the_old_model_dir_whole(kill_at: int, 
     killed = run(["fit", new, "--head", "knn", "-o", model], tmp_path, kill_at=kill_at)
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert snapshot(model) == before  # old model.json, model.skops, metrics.json and predictions.csv together
+    assert snapshot(model) == before  # old model.json, model.npz, metrics.json and predictions.csv together
     assert load_head(model).estimator.n_features_in_ == 16
     assert temporaries(tmp_path / "models")  # the killed run's half-built folder ...
 
