@@ -6,6 +6,13 @@ their ``__getstate__`` dict. On loading, a class must be on an explicit list of 
 estimators), or loading stops with an error; objects are rebuilt with ``cls.__new__`` and ``__setstate__``,
 never by calling anything the file names. The archive has fixed timestamps, so the same model gives the same
 bytes.
+
+Why not ``skops.io``, the library made for this: importing it walks every scikit-learn module to build its
+trusted-type list, and through scikit-learn's array-API shim imports torch. That is 3.3-3.8 s more in every
+process that saves or loads a head (``python -X importtime -c "import skops.io"``; ``benchmarks/persist_import.py``
+compares it side by side), paid by each of the pipeline's fit stages and by every ``headstart predict``, and it
+would put torch into the heads layer, which never imports it. Its archives also name entries after Python
+object ids and stamp them with the time, so the same head would need rewriting to give the same bytes.
 """
 
 from __future__ import annotations
