@@ -39,6 +39,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+PAGE_ROWS = 2000  # per finding on the page (the most likely first); the Parquet tables hold every one
+
 
 class AuditError(UserError, ValueError):
     """An audit setting or input the audit cannot use; the message names it and the fix."""
@@ -130,7 +132,9 @@ def audit_table(
     confused = confused_pairs(scores) if scores is not None else []
     wrong = misclassified_with_neighbours(X, split, scores) if scores is not None else []
     summary["misclassified"] = len(wrong)
-    flagged = [row_of[i] for i in (*duplicates["id_a"], *duplicates["id_b"], *issues["id"], *outliers["id"])]
+    top = (*duplicates["id_a"][:PAGE_ROWS], *duplicates["id_b"][:PAGE_ROWS], *issues["id"][:PAGE_ROWS],
+           *outliers["id"][:PAGE_ROWS])  # fmt: skip
+    flagged = [row_of[i] for i in top]
     shown = map_rows(len(X), flagged, options.max_points, options.seed)
     coords = map_2d(X[shown], options.map_method, options.seed)
     meta = {"table": table.provenance, "options": _options(options)}
@@ -139,6 +143,7 @@ def audit_table(
     write_findings(out / "label_issues.parquet", issues, "label_issues", meta)
     write_findings(out / "outliers.parquet", outliers, "outliers", meta)
     page = _Page(frame, out, stored)
+    duplicates, issues, outliers = duplicates[:PAGE_ROWS], issues[:PAGE_ROWS], outliers[:PAGE_ROWS]
     data = {
         "title": title,
         "subtitle": _subtitle(table.provenance, summary),

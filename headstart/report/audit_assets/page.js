@@ -33,8 +33,12 @@
   function where(r) { return el("td", { class: "id" }, R.path[r] || R.id[r]); }
 
   // A sortable table: columns [{name, key(row) -> sortable value, cell(row) -> td, numeric}]
-  function table(host, columns, rows, initial) {
+  function table(host, columns, rows, initial, total) {
     if (!rows.length) { host.append(el("p", { class: "empty" }, "Nothing flagged.")); return; }
+    if (total > rows.length) {
+      host.append(el("p", { class: "about" }, "The " + rows.length.toLocaleString() + " most likely of " +
+        total.toLocaleString() + " on this page; the Parquet table beside it holds them all."));
+    }
     const head = el("tr");
     const body = el("tbody");
     const more = el("button", { class: "more" }, "");
@@ -105,7 +109,7 @@
       cell: (d) => tdNode(tag(R.split[d[0]]), " ", tag(R.split[d[1]])) },
     { name: "where", cell: (d) => el("td", { class: "id" }, (R.path[d[0]] || R.id[d[0]]) + "\n" +
       (R.path[d[1]] || R.id[d[1]])) },
-  ], D.duplicates, 1);
+  ], D.duplicates, 1, D.summary.duplicates);
 
   // label issues
   table(document.getElementById("labels-table"), [
@@ -115,7 +119,7 @@
     { name: "score", key: (d) => d[2], numeric: true, cell: (d) => td(fmt(d[2], 3), "num") },
     { name: "split", key: (d) => R.split[d[0]], cell: (d) => tdNode(tag(R.split[d[0]])) },
     { name: "where", cell: (d) => where(d[0]) },
-  ], D.label_issues, 3);
+  ], D.label_issues, 3, D.summary.label_issues);
 
   // outliers
   table(document.getElementById("outliers-table"), [
@@ -124,7 +128,7 @@
     { name: "score", key: (d) => d[1], numeric: true, cell: (d) => td(fmt(d[1], 4), "num") },
     { name: "split", key: (d) => R.split[d[0]], cell: (d) => tdNode(tag(R.split[d[0]])) },
     { name: "where", cell: (d) => where(d[0]) },
-  ], D.outliers, 2);
+  ], D.outliers, 2, D.summary.outliers);
 
   // confused pairs
   table(document.getElementById("confused-table"), [
