@@ -20,9 +20,9 @@ from headstart.data.imbalance import IMBALANCE_RATIO
 from headstart.errors import SettingsError
 from headstart.features.finetune.data import labelled_batches
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
-from headstart.features.forward import autocast
+from headstart.features.forward import autocast, to_device
 
-__all__ = ["TrainingRun", "evaluate", "make_optimizer", "predict", "to_device", "train"]
+__all__ = ["TrainingRun", "evaluate", "make_optimizer", "predict", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ def class_weights(train_targets: Sequence[int], n_classes: int) -> torch.Tensor:
     """``n / (n_classes x count)`` per class, as scikit-learn's ``class_weight='balanced'``."""
     counts = np.bincount(np.asarray(train_targets, dtype=np.int64), minlength=n_classes).astype(np.float64)
     return torch.tensor(len(train_targets) / (n_classes * np.maximum(counts, 1.0)), dtype=torch.float32)
-
-
-def to_device(x: Any, device: torch.device) -> Any:
-    """A batch on ``device``: images channels-last, tokenised texts (a dict of tensors) as they are."""
-    if isinstance(x, dict):
-        return {k: v.to(device) for k, v in x.items()}
-    x = x.to(device)
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
 def predict(net: nn.Module, loader: Any, device: torch.device, precision: str) -> tuple[np.ndarray, np.ndarray, float]:
