@@ -10,8 +10,8 @@ driver appends what comes back to the per-image cache, batch by batch, so everyt
 a killed run (driver or worker) resumes where it stopped, broken images end in the failures table, and the
 tables are assembled from the cache in id order.
 
-Every work item is one batch of the local engine's size, padded as the local engine pads it, so the vectors
-are the same bits as the local engine's.
+Every work item is one batch of the local engine's size, padded as the local engine pads it, on the device type
+the run's fingerprint names, so the vectors are the same bits as the local engine's.
 
 Example
 -------
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from headstart._progress import Progress
 from headstart.features.ray_tasks import UNIT_IMAGES, Embedder, decode_batches, work_items
@@ -71,7 +71,14 @@ def connect(address: str = "auto") -> bool:
                 f"no Ray cluster at ray.address={address}; start one (`ray start --head`) or use `auto`"
             ) from None
         log.info("no running Ray cluster found; starting a local one")
-        ray.init(address="local", **kwargs)
+        # Ray says at warning level that it turned on token authentication, its default, for the cluster it starts
+        notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = notice.level
+        notice.setLevel(logging.ERROR)
+        try:
+            ray.init(address="local", **kwargs)
+        finally:
+            notice.setLevel(level)
     return True
 
 
@@ -93,7 +100,8 @@ def run_on_ray(
     extractor: Any,
     keys: Mapping[tuple[str, str], str],
     precision: str,
-    batch_size: Callable[[Any], int],
+    device: str,
+    batch_size: int,
     max_pixels: int,
     sink: Sink,
     reduce_to: int | None = None,
@@ -106,10 +114,12 @@ def run_on_ray(
 ) -> RayRun:
     """Embed ``todo`` (sorted ids of ``prepared``) on Ray; every batch's vectors go to ``sink`` on the driver.
 
-    ``batch_size(device)`` is the local engine's rule, so each work item is one of its batches. ``finish`` (the
-    backbone's batch stage) turns what ``transform`` decodes into the model's input, in the actors. On CPU
-    clusters ``actors: auto`` is one for every two CPUs (each runs one pass at a time, on one thread, beside a
-    decoding task); on GPU clusters, one per GPU.
+    ``device`` (``cpu`` or ``cuda``) and ``batch_size`` are the run's (both are in the fingerprint), so each work
+    item is one of the local engine's batches, computed on that type of device. ``finish`` (the backbone's batch
+    stage) turns what ``transform`` decodes into the model's input, in the actors. On CPU ``actors: auto`` is one
+    for every two CPUs (each runs one pass at a time, on one thread, beside a decoding task); on CUDA, one per GPU.
+    Ray does not restart a lost actor (``max_restarts=0``: Ray Data keeps the actors' constructor arguments in the
+    object store, which a restart cannot count on); the run stops, and the next one resumes from the cache.
     """
     import ray
     import ray.data
@@ -117,8 +127,10 @@ def run_on_ray(
     started = connect(address)
     try:
         cluster = cluster_info()
-        gpus = int(cluster["gpus"])
-        size = batch_size(torch.device("cuda" if gpus else "cpu"))
+        gpus = int(cluster["gpus"]) if device == "cuda" else 0
+        if device == "cuda" and not gpus:
+            raise EmbedError("embed.device asks for CUDA but the Ray cluster has no GPU; use `device: cpu`")
+        size = batch_size
         auto = gpus or max(int(cluster["nodes"]), int(cluster["cpus"]) // 2)
         pool = auto if actors == "auto" else int(actors)
         # one CPU for each actor and each decoding task where nodes have two or more; half of one on smaller nodes
@@ -141,21 +153,13 @@ def run_on_ray(
             fn_kwargs={"transform": transform, "max_pixels": max_pixels, "reduce_to": reduce_to},
             batch_size=1,
             num_cpus=cpus,
-            # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes); as the model
-            # actors ask for no memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the
-            # next batches while the actors run the network
-            memory=2**29 + 2 * 4 * 3 * crop * crop * UNIT_IMAGES,
+            # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes), and the quarter
+            # more that Ray Data's memory check wants above what a task used; as the model actors ask for no
+            # memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the next batches while
+            # the actors run the network
+            memory=5 * (2**29 + 2 * 4 * 3 * crop * crop * UNIT_IMAGES) // 4,
         )
-        ds = ds.map_batches(
-            Embedder,
-            fn_constructor_kwargs={
-                "extractor": extractor, "keys": dict(keys), "precision": precision, "rows": size, "finish": finish
-            },
-            batch_size=1,
-            concurrency=pool,
-            num_gpus=1 if gpus else 0,
-            num_cpus=cpus,
-        )
+        ds = _embed_batches(ds, extractor, keys, precision, size, finish, device, pool, gpus, cpus)
         stats = RunStats()
         per_node: Counter[str] = Counter()
         start = time.perf_counter()
@@ -185,6 +189,30 @@ def run_on_ray(
             ray.shutdown()
 
 
+def _embed_batches(  # noqa: PLR0913
+    ds: Any, extractor: Any, keys: Mapping, precision: str, size: int, finish: Any, device: str, pool: int,
+    gpus: int, cpus: float,
+) -> Any:
+    """The actor pool's step: every batch through :class:`~headstart.features.ray_tasks.Embedder`, on actors that
+    Ray does not restart (see :func:`run_on_ray`)."""
+    import ray.data
+
+    with warnings.catch_warnings():  # Ray 2.60 takes max_restarts only through the deprecated **ray_remote_args
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return ds.map_batches(
+            Embedder,
+            fn_constructor_kwargs={
+                "extractor": extractor, "keys": dict(keys), "precision": precision, "rows": size, "finish": finish,
+                "device": device,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=pool),
+            num_gpus=1 if gpus else 0,
+            num_cpus=cpus,
+            max_restarts=0,
+        )
+
+
 class RayRunner:
     """Runs a :class:`~headstart.features.runner.Job` on a Ray cluster (see the module's docstring)."""
 
@@ -200,7 +228,8 @@ class RayRunner:
             extractor=job.extractor.to("cpu"),
             keys=job.keys,
             precision=job.precision,
-            batch_size=options.batch_size_for,
+            device=job.device.type,
+            batch_size=options.batch_size_for(job.device),
             max_pixels=options.max_image_pixels,
             sink=sink,
             strict=job.strict,

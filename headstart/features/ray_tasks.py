@@ -90,12 +90,14 @@ def _fetch(item: Item) -> Item:
 
 class Embedder:
     """Actor: the truncated backbone, run on each batch by the local engine's forward pass (one thread on a CPU,
-    padded to ``rows``)."""
+    padded to ``rows``, on ``device``: ``cpu`` or ``cuda``)."""
 
-    def __init__(self, extractor: Any, keys: Mapping, precision: str, rows: int, finish: Any = None) -> None:
+    def __init__(  # noqa: PLR0913
+        self, extractor: Any, keys: Mapping, precision: str, rows: int, finish: Any = None, device: str = "cpu"
+    ) -> None:
         import ray
 
-        self.forward = Forward(extractor, keys, select_device("auto"), precision, rows, finish)
+        self.forward = Forward(extractor, keys, select_device(device), precision, rows, finish)
         self.forward.enter_worker()
         self.node = ray.get_runtime_context().get_node_id()
 

@@ -4,6 +4,7 @@ driver is killed. Skipped where ray is not installed (CI installs it)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,3 +128,21 @@ def test_a_killed_driver_resumes_to_the_uninterrupted_table(ray_cluster: object,
     assert whole.stats.computed == 60
     for name in ("features.6.parquet", "flatten.parquet", "failures.parquet"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_a_normal_ray_run_logs_no_warning_or_error(ray_cluster: object, tmp_path: Path) -> None:
+    """`headstart embed --engine ray` on clean images: Ray's deprecations, its object-store caution about restartable
+    actors and its memory advice are the engine's to avoid, not the user's to read."""
+    folder = tmp_path / "images"
+    write_folder(folder, digit_images(n_per_class=10, classes=(0, 1, 2), size=32))
+    address = ray_cluster.gcs_address  # type: ignore[attr-defined]
+    command = [
+        sys.executable, "-m", "headstart.cli", "embed", str(folder), "-o", str(tmp_path / "e.parquet"), "--engine",
+        "ray", "--address", address, "--backbone", "mobilenet_v2", "--image-size", "32", "--no-cache",
+    ]  # fmt: skip
+    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # Python's and Ray's loggers (WARNING, ERROR), Python warnings (...Warning:), Ray's C++ log ([... W pid tid])
+    alarm = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|\w*(Warning|Error):|^\[[^]]* [WEF] \d+ \d+\]", re.MULTILINE)
+    assert not alarm.search(done.stderr), done.stderr
+    assert "30 images: 0 from the cache, 30 embedded now, 0 failed" in done.stdout + done.stderr
