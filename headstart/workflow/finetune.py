@@ -152,14 +152,14 @@ def finetune_prepared(
     init = LinearInit(weight, bias, classes, mean, scale)
     result = finetune_network(spec, prepared, init, out / "model.pt", settings, progress=progress)
     metric = selection_metric(settings.select_by, [classes.index(y) for y in data.y_train if y in classes])
+    test = test_scores(result.test_labels, result.test_predicted)
     report = FinetuneReport(
-        backbone=FinetunedBackbone(spec.arch, out / "model.pt"),
+        backbone=FinetunedBackbone(spec.arch, out / "model.pt", test),
         result=result,
         probe={"choice": str(choice), **test_scores(result.test_labels, result.probe_predicted)},
-        test=test_scores(result.test_labels, result.test_predicted),
+        test=test,
         select_by=metric,
     )
-    report = dataclasses.replace(report, backbone=FinetunedBackbone(spec.arch, out / "model.pt", report.test))
     write_json(out / "finetune.json", report.payload())
     return report
 

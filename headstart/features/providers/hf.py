@@ -26,14 +26,13 @@ from torchvision.transforms import v2 as T
 
 from headstart.features.providers.base import (
     ProviderBackbone,
-    from_checkpoint,
     pinned_file,
     require,
     seeded,
     split_name,
-    tail_after,
     weights_mode,
 )
+from headstart.features.providers.finetuning import from_checkpoint, tail_after
 from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 

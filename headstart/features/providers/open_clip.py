@@ -16,15 +16,14 @@ import torch
 from headstart.features.providers.base import (
     WEIGHT_FILES,
     ProviderBackbone,
-    from_checkpoint,
     hub_file,
     pinned_file,
     require,
     seeded,
     split_name,
-    tail_after,
     weights_mode,
 )
+from headstart.features.providers.finetuning import from_checkpoint, tail_after
 from headstart.features.registry import BackboneError, BackboneSpec
 from headstart.features.weights import ResolvedWeights, WeightsError
 

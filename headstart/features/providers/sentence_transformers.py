@@ -30,13 +30,12 @@ from headstart._versions import installed_version
 from headstart.features.balance import Plan
 from headstart.features.providers.base import (
     ProviderBackbone,
-    from_checkpoint,
     require,
     seeded,
     split_name,
-    tail_after,
     weights_mode,
 )
+from headstart.features.providers.finetuning import from_checkpoint, tail_after
 from headstart.features.providers.text_weights import locate_model, model_files
 from headstart.features.reader import Batch
 from headstart.features.registry import BackboneSpec
