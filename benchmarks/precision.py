@@ -1,10 +1,19 @@
-"""What does bf16 buy on this CPU, and what does it cost in accuracy?
+"""What does bf16 buy on this CPU, and what does it cost in accuracy? A table to decide ``precision: bf16`` by.
 
-A benchmark, not a test: forward-only images/s in fp32 and bf16 (autocast) for mobilenet_v2 and resnet18 (random
-weights) on small images, and logistic-regression test accuracy on digits from fp32 and from bf16 embeddings.
-Run from the repository root: ``python benchmarks/precision.py`` (``--images 160`` for a quick run).
+A benchmark, not a test. Three studies, each fp32 against bf16 (``torch.autocast``, as the engine runs it):
 
-Goal: bf16 accuracy within 0.5 points of fp32 (same C).
+- speed: forward-only images/s for mobilenet_v2 and resnet18 (random weights) on small images;
+- photographs: top-1 agreement of the full ImageNet classifier (the backbone's own weights and head) on real
+  photographs, the ones ``benchmarks/photos.py`` uses (KDE Plasma's camera wallpapers and scikit-image's photos;
+  ``--photos DIR`` for others), and the cosine of the default node's embeddings;
+- heads: logistic-regression test accuracy on the default pipeline's datasets (digits and digits inverted, 64 px)
+  from fp32 and from bf16 embeddings.
+
+Run from the repository root: ``python benchmarks/precision.py`` (``--images 160`` for a quick run; ``--skip-speed``
+for the equality studies alone).
+
+Goals: top-1 agreement 100% on the photographs (a change is listed with the classifier's top two probabilities);
+bf16 head accuracy within 0.5 points of fp32 (same C) on every default dataset.
 """
 
 from __future__ import annotations
@@ -15,12 +24,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from _engine import channels_last_extractor, engine_batch, forward_throughput, load_batch, mobilenet_spec
 from _images import folder_files, small_folder
 from _report import REPO, cpu_flags, header, load_average, note, quiet, section, table, verdict
+from photos import PLASMA_DIR, photo_name, real_photos
 
 BATCH = engine_batch()
 GOAL_BF16_POINTS = 0.5
+DATASETS = {"digits": None, "digits_inverted": "invert"}  # the default pipeline's datasets and their shifts
+PHOTO_BACKBONES = ("mobilenet_v2", "resnet18")
 
 
 def run_bf16_speed(files: Sequence[Path], images: int) -> list[dict[str, Any]]:
@@ -75,44 +89,80 @@ def report_bf16_speed(rows: list[dict[str, Any]]) -> None:
     )
 
 
-def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
-    """Embed digits in fp32 and bf16 and compare logistic-regression test accuracy per layer."""
-    from headstart.data import load_embeddings, prepare_dataset
-    from headstart.features.engine import EmbedOptions, embed
-    from headstart.heads.evaluate import SplitData, evaluate_head
+def run_photos(files: Sequence[Path], archs: Sequence[str]) -> list[dict[str, Any]]:
+    """Top-1 of each backbone's ImageNet classifier and its embedding's cosine, fp32 against bf16, per photograph."""
+    import torch
 
-    prepared = prepare_dataset("digits", name="digits")
+    from headstart.data.images import decode_image
+    from headstart.errors import UserError
+    from headstart.features.forward import autocast
+    from headstart.features.registry import BackboneSpec, load_backbone
+
+    rows = []
+    for arch in archs:
+        try:
+            backbone = load_backbone(BackboneSpec(arch, "IMAGENET1K_V1"))
+        except UserError as err:  # weights neither here nor downloadable: say so, go on
+            note(f"{arch}: skipped ({type(err).__name__}: {err})")
+            continue
+        model = backbone.model.eval()
+        embed_ = backbone.extractor(backbone.resolve_layers(("default",)), ("avg",)).eval()
+        same, cosines, changed = 0, [], []
+        with torch.inference_mode():
+            for path in files:
+                x = backbone.transform(decode_image(path)).unsqueeze(0)
+                logits, vectors = [], []
+                for precision in ("fp32", "bf16"):
+                    with autocast(torch.device("cpu"), precision):
+                        logits.append(model(x).float()[0])
+                        vectors.append(next(iter(embed_(x).values())).float())
+                cosines.append(float(torch.nn.functional.cosine_similarity(vectors[0], vectors[1])))
+                if logits[0].argmax() == logits[1].argmax():
+                    same += 1
+                else:
+                    top2 = torch.softmax(logits[0], 0).topk(2).values
+                    changed.append(f"{photo_name(path)} (p {top2[0]:.2f} vs {top2[1]:.2f})")
+        rows.append({"arch": arch, "n": len(files), "top1": same / max(1, len(files)), "changed": changed,
+                     "mean": float(np.mean(cosines)), "min": float(np.min(cosines))})  # fmt: skip
+    return rows
+
+
+def report_photos(rows: list[dict[str, Any]]) -> None:
+    section("bf16 against fp32: the ImageNet classifier on real photographs (IMAGENET1K_V1, 224 px)")
+    print(
+        table(
+            ["backbone", "photos", "top-1 agreement", "goal", "", "mean cosine", "min cosine (default node)"],
+            [
+                (r["arch"], r["n"], f"{r['top1']:.0%}", "100%", verdict(r["top1"] == 1.0), f"{r['mean']:.4f}",
+                 f"{r['min']:.4f}")
+                for r in rows
+            ],
+        )  # fmt: skip
+    )
+    for r in rows:
+        if r["changed"]:
+            note(f"{r['arch']}: top-1 changed on " + ", ".join(r["changed"]) + " (p: fp32's top two).")
+
+
+def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
+    """Embed the default datasets in fp32 and bf16 and compare logistic-regression test accuracy per layer."""
+    from headstart.data import prepare_dataset
+    from headstart.heads.evaluate import evaluate_head
+
     layers = ("features.13", "default")
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     splits: dict[str, dict[str, Any]] = {}
-    for precision in ("fp32", "bf16"):
-        spec = mobilenet_spec(precision, image_size=64, layers=layers)
-        with tempfile.TemporaryDirectory(dir=scratch, prefix=f"digits-{precision}-") as tmp:
-            result = embed(
-                prepared,
-                spec,
-                Path(tmp),
-                dataset={"name": "digits"},
-                options=EmbedOptions(batch_size=BATCH, cache_dir=None),
-            )
-            for layer, path in result.tables.items():
-                data = SplitData.from_table(load_embeddings(path))
-                splits.setdefault(layer, {})[precision] = data
-                evaluation = evaluate_head("logreg", {}, data, seeds=1, few_shot=())
-                scores.setdefault(layer, {})[precision] = {
-                    "accuracy": evaluation.metrics["accuracy"],
-                    "C": evaluation.params["C"],
-                    "test": len(data.y_test),
-                    "ips": result.stats.images_per_second,
-                }
+    for dataset, shift in DATASETS.items():
+        prepared = prepare_dataset("digits", name=dataset, shift=shift)
+        _embed_both(prepared, dataset, layers, scratch, scores, splits)
     rows = []
-    for layer, by_precision in scores.items():
+    for label, by_precision in scores.items():
         fp32, bf16 = by_precision["fp32"], by_precision["bf16"]
         # the same head on both: bf16 embeddings at the C the fp32 run chose, which isolates the precision
-        same_c = evaluate_head("logreg", {"C": fp32["C"]}, splits[layer]["bf16"], seeds=1, few_shot=())
+        same_c = evaluate_head("logreg", {"C": fp32["C"]}, splits[label]["bf16"], seeds=1, few_shot=())
         rows.append(
             {
-                "layer": layer,
+                "layer": label,
                 "fp32": fp32["accuracy"],
                 "bf16": bf16["accuracy"],
                 "points": 100 * (bf16["accuracy"] - fp32["accuracy"]),
@@ -126,12 +176,43 @@ def run_accuracy(scratch: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _embed_both(  # noqa: PLR0913
+    prepared: Any, dataset: str, layers: tuple[str, ...], scratch: Path, scores: dict, splits: dict
+) -> None:
+    """Embed ``prepared`` in fp32 and in bf16; the logreg scores and the splits go into ``scores`` and ``splits``
+    under ``<dataset> <layer>``."""
+    from headstart.data import load_embeddings
+    from headstart.features.engine import EmbedOptions, embed
+    from headstart.heads.evaluate import SplitData, evaluate_head
+
+    for precision in ("fp32", "bf16"):
+        spec = mobilenet_spec(precision, image_size=64, layers=layers)
+        with tempfile.TemporaryDirectory(dir=scratch, prefix=f"digits-{precision}-") as tmp:
+            result = embed(
+                prepared,
+                spec,
+                Path(tmp),
+                dataset={"name": dataset},
+                options=EmbedOptions(batch_size=BATCH, cache_dir=None),
+            )
+            for layer, path in result.tables.items():
+                data = SplitData.from_table(load_embeddings(path))
+                splits.setdefault(f"{dataset} {layer}", {})[precision] = data
+                evaluation = evaluate_head("logreg", {}, data, seeds=1, few_shot=())
+                scores.setdefault(f"{dataset} {layer}", {})[precision] = {
+                    "accuracy": evaluation.metrics["accuracy"],
+                    "C": evaluation.params["C"],
+                    "test": len(data.y_test),
+                    "ips": result.stats.images_per_second,
+                }
+
+
 def report_accuracy(rows: list[dict[str, Any]]) -> None:
-    section("bf16 against fp32: logistic regression on digits embeddings (mobilenet_v2 IMAGENET1K_V1, 64 px)")
+    section("bf16 against fp32: logistic regression on the default datasets (mobilenet_v2 IMAGENET1K_V1, 64 px)")
     print(
         table(
             [
-                "layer",
+                "dataset, layer",
                 "fp32 test acc.",
                 "bf16, same C",
                 "change (points)",
@@ -171,12 +252,18 @@ def report_accuracy(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=640, help="images per speed figure (default 640)")
+    parser.add_argument("--skip-speed", action="store_true", help="the equality studies only")
+    parser.add_argument("--photos", type=Path, help="a folder of real photographs (default: Plasma's, scikit-image's)")
+    parser.add_argument("--plasma", type=Path, default=PLASMA_DIR, help=f"Plasma's wallpapers (default {PLASMA_DIR})")
+    parser.add_argument("--backbones", nargs="+", default=PHOTO_BACKBONES, help="classifiers for the photo study")
     parser.add_argument("--data-dir", type=Path, default=REPO / ".headstart" / "bench")
     args = parser.parse_args()
     quiet()
-    header("bf16 against fp32", [("engine batch", BATCH)])
-    files = folder_files(small_folder(args.data_dir, max(BATCH, 64), 256))
-    report_bf16_speed(run_bf16_speed(files, args.images))
+    header("bf16 against fp32", [("engine batch", BATCH), ("CPU's bf16 instructions", cpu_flags())])
+    if not args.skip_speed:
+        files = folder_files(small_folder(args.data_dir, max(BATCH, 64), 256))
+        report_bf16_speed(run_bf16_speed(files, args.images))
+    report_photos(run_photos(real_photos(args.photos, args.plasma), args.backbones))
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.data_dir, prefix="scratch-") as tmp:
         report_accuracy(run_accuracy(Path(tmp)))
