@@ -118,7 +118,8 @@ def test_an_encoder_gives_the_tables_vectors_for_images_in_memory(photos: Path) 
 
     kw = {"weights": None, "layer": "features.6", "image_size": 32, "num_workers": 0}
     emb = headstart.embed("photos/", batch_size=8, **kw)
-    enc = headstart.Encoder("mobilenet_v2", batch_size=4, cache_dir=None, **kw)  # other batches, no cache
+    # the batch size is part of the arithmetic (every batch is padded to it), so it is the table's; no cache
+    enc = headstart.Encoder("mobilenet_v2", batch_size=8, cache_dir=None, **kw)
     paths = emb.frame["path"].tolist()[::-1]
     rows = [int(np.flatnonzero(emb.frame["path"].to_numpy() == p)[0]) for p in paths]
     from_paths = enc.encode(paths)
