@@ -83,7 +83,7 @@ def report_settings() -> Path:
 
 
 def embed_run_settings() -> Path:
-    """How the embed engine runs (batch size, workers, device, engine, cache): read, and depended on by none."""
+    """How the embed engine runs (decoding workers, engine, cache): read, and depended on by none."""
     return SETTINGS_DIR / "embed.json"
 
 
