@@ -37,6 +37,7 @@ SMALL_PARAMS = {
     # every embed key dvc.yaml lists (DVC refuses a listed key that is missing)
     "embed": {
         "batch_size": 64,
+        "device": "auto",
         "num_workers": 0,
         "on_error": "skip",
         "max_image_pixels": 89_478_485,

@@ -23,7 +23,10 @@ PARAMS = {
     "datasets": {"digits": {"source": "digits", "limit": 100}},
     "backbones": {"pixels": {"arch": "pixels", "image_size": 8}},
     "heads": {"knn": {"k": 5}, "ncm": {}},
-    "embed": {"on_error": "skip", "max_image_pixels": 89_478_485, "rows_per_shard": "auto", "decode": "jpeg-scaled"},
+    "embed": {
+        "batch_size": "auto", "device": "auto", "on_error": "skip", "max_image_pixels": 89_478_485,
+        "rows_per_shard": "auto", "decode": "jpeg-scaled",
+    },  # fmt: skip
     "evaluate": {"seeds": 1, "few_shot": ["all"]},
     "finetune": {"datasets": [], "backbones": []},
     "robustness": {"shifts": ["jpeg:30"]},
