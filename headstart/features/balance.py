@@ -5,7 +5,10 @@ only how fast the vectors come, never their bits: forward workers run whole batc
 core, and the question left is who decodes. Which answer is fastest depends on the images (8x8 digits decode
 in microseconds, 12 MP photos in tens of milliseconds) and on the model, so :class:`BalancedLoader` decodes the
 first batches in line, times decoding and a forward pass, and picks the number of decoding processes that the
-measurements say is fastest (:func:`choose`). An explicit ``num_workers`` is never second-guessed.
+measurements say is fastest (:func:`choose`). While it measures, the other cores wait, so slow decoders stop
+after the first batch when its figures already give every core a decoding process: that batch's forward pass ran
+cold, which can only overstate the forward pass, and a faster forward pass only wants more decoding processes.
+An explicit ``num_workers`` is never second-guessed.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class BalancedLoader:
         self.plan = Plan(0, self.cores, "measuring" if measure else "too few images to measure", measuring=measure)
 
     def __iter__(self) -> Iterator[Any]:
-        decode, forward, images = 0.0, 0.0, 0
+        decode, forward, images, batches = 0.0, 0.0, 0, 0
         for index in range(self.probe):
             lo = index * self.batch_size
             samples = [self.dataset[i] for i in range(lo, min(len(self.dataset), lo + self.batch_size))]
@@ -99,9 +102,15 @@ class BalancedLoader:
             handed = time.perf_counter()
             yield batch
             consumed = time.perf_counter() - handed
+            batches = index + 1
+            if index == 0 and self.plan.measuring:  # cold: enough only when it already gives every core a process
+                cold = (batch.decode_seconds / max(1, len(samples)), consumed / max(1, len(samples)))
+                if choose(*cold, self.cores)[0] == self.cores:
+                    decode, forward, images = batch.decode_seconds, consumed, len(samples)
+                    break
             if index > 0:
                 decode, forward, images = decode + batch.decode_seconds, forward + consumed, images + len(samples)
-        start = self.probe * self.batch_size
+        start = batches * self.batch_size
         if start >= len(self.dataset):
             return
         per_decode, per_forward = decode / max(1, images), forward / max(1, images)
@@ -109,8 +118,8 @@ class BalancedLoader:
         self.plan = Plan(
             workers,
             self.cores,
-            f"measured: decoding {1000 * per_decode:.1f} ms/image, forward {1000 * per_forward:.1f} ms/image on "
-            f"one thread; predicted {rate:.0f} images/s",
+            f"measured{' on the first batch' if batches == 1 else ''}: decoding {1000 * per_decode:.1f} ms/image, "
+            f"forward {1000 * per_forward:.1f} ms/image on one thread; predicted {rate:.0f} images/s",
         )
         log.debug("balance: %s", self.plan.describe())
         rest = Subset(self.dataset, range(start, len(self.dataset)))

@@ -91,6 +91,22 @@ def test_the_loader_measures_then_picks(decode: float, expected: int) -> None:
     assert "measured" in loader.plan.describe()
 
 
+def test_slow_decoders_are_measured_on_one_batch() -> None:
+    """The other cores wait while the balancer measures: when the first (cold) batch already gives every core a
+    decoding process, no second batch is decoded in line."""
+    rests: list[int] = []
+
+    def make_loader(rest: Any, workers: int) -> list[list[int]]:
+        rests.append(len(rest))
+        return [[rest[i][0] for i in range(lo, min(len(rest), lo + 4))] for lo in range(0, len(rest), 4)]
+
+    loader = BalancedLoader(_Slow(24, 0.03), 4, 2, _collate, make_loader)
+    assert _consume(loader, 0.005) == list(range(24))  # every image once, in order
+    assert rests == [20] and loader.plan.workers == 2 and "on the first batch" in loader.plan.describe()
+    fast = BalancedLoader(_Slow(24, 0.0005), 4, 2, _collate, make_loader)
+    assert _consume(fast, 0.005) == list(range(24)) and rests[-1] == 16  # in-line decoding: measured on two
+
+
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
 def test_an_explicit_num_workers_is_honoured() -> None:
     dataset = ImageDataset([Item(str(i), None, None) for i in range(40)], lambda x: x, 1000)
