@@ -144,3 +144,18 @@ def test_every_builtin_provider_is_trainable_and_a_baseline_is_not() -> None:
     for prefix in ("timm", "hf", "open_clip", "sentence-transformers"):
         assert backbone_entry(f"{prefix}:some-model").trainable, prefix
     assert not backbone_entry("pixels").trainable
+
+
+@pytest.mark.parametrize("arch", ["hf:facebook/dinov2-small", "open_clip:ViT-B-32/x", "sentence-transformers:m"])
+def test_params_may_fine_tune_a_provider_backbone_but_not_tfidf(arch: str) -> None:
+    from headstart.workflow.config import ConfigError, parse_config
+
+    params = {
+        "datasets": {"d": {"source": "digits"}},
+        "backbones": {"b": {"arch": arch}, "t": {"arch": "tfidf"}},
+        "heads": {"logreg": {}},
+        "finetune": {"datasets": ["d"], "backbones": ["b"]},
+    }
+    assert list(parse_config(params).finetune.backbones) == ["b"]
+    with pytest.raises(ConfigError, match="'t' \\(arch tfidf\\), which has nothing to fine-tune"):
+        parse_config({**params, "finetune": {"datasets": ["d"], "backbones": ["t"]}})
