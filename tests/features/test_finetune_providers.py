@@ -159,3 +159,24 @@ def test_params_may_fine_tune_a_provider_backbone_but_not_tfidf(arch: str) -> No
     assert list(parse_config(params).finetune.backbones) == ["b"]
     with pytest.raises(ConfigError, match="'t' \\(arch tfidf\\), which has nothing to fine-tune"):
         parse_config({**params, "finetune": {"datasets": ["d"], "backbones": ["t"]}})
+
+
+def test_a_plain_hugging_face_text_encoder_fine_tunes_with_mean_pooling(tmp_path: Path) -> None:
+    """A transformers model directory without sentence-transformers' files: mean pooling, its own max length."""
+    pytest.importorskip("sentence_transformers", reason="not installed (pip install 'headstart[text]')")
+    import shutil
+
+    model = tiny_sentence_transformer(tmp_path / "bert")
+    for name in ("modules.json", "sentence_bert_config.json"):
+        (model / name).unlink()
+    shutil.rmtree(model / "1_Pooling")
+    spec = BackboneSpec(f"sentence-transformers:{model}", "pretrained", ("default",), "avg")
+    backbone = load_backbone(spec)
+    assert backbone.default_applied == "mean_tokens" and backbone.preprocessing["max_seq_length"] == 64
+    prepared = prepare_dataset(str(synthetic_texts(tmp_path / "t.csv", per_class=20)), val=0.25, test=0.25,
+                               text_column="text")  # fmt: skip
+    # random weights on 15 val texts: training need not beat the probe, so this checks the blocks and the round trip
+    result, path, table = _tune(spec, prepared, tmp_path)
+    assert result.unfrozen == ["0.model.encoder.layer.1"] and result.epochs == 2
+    tuned = load_backbone(BackboneSpec(spec.arch, str(path), spec.layers, spec.pooling))
+    assert tuned.provenance()["finetuned"]["unfrozen"] == result.unfrozen and tuned.weights_sha256 == result.sha256
