@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+from headstart.features.finetune.backbone import FinetunedBackbone
 from headstart.features.registry import backbone_entry
 from headstart.features.spec import DEFAULT_CACHE_DIR, BackboneSpec
 
@@ -54,7 +55,7 @@ def default_weights(arch: str, weights: str | None = PRETRAINED) -> str | None:
 
 
 def backbone_spec(
-    arch: str = DEFAULT_BACKBONE,
+    arch: str | FinetunedBackbone = DEFAULT_BACKBONE,
     *,
     weights: str | None = PRETRAINED,
     layers: str | tuple[str, ...] | list[str] = (DEFAULT_LAYER,),
@@ -63,7 +64,10 @@ def backbone_spec(
     resize_size: int | None = None,
     precision: str = DEFAULT_PRECISION,
 ) -> BackboneSpec:
-    """The spec of ``arch`` with the defaults above; ``layers`` and ``pooling`` take one name or several."""
+    """The spec of ``arch`` with the defaults above; ``layers`` and ``pooling`` take one name or several.
+    ``arch`` may be ``headstart.finetune``'s result: its base architecture with its checkpoint as the weights."""
+    if isinstance(arch, FinetunedBackbone):
+        arch, weights = arch.arch, arch.weights
     layers = (layers,) if isinstance(layers, str) else tuple(layers)
     poolings = (pooling,) if isinstance(pooling, str) else tuple(pooling)
     return BackboneSpec(
