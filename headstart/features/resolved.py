@@ -5,9 +5,10 @@ yields the base fingerprint, the provenance, the resolved layer nodes and each o
 in ``<cache_dir>/_resolved/<key>.json``, under a key made only of cheap facts: the spec, the decode mode, the
 installed versions of torch, torchvision and Pillow (from their package metadata, without importing them), a
 checkpoint file's size and modification time, the device and batch size settings, and the engine version. A
-change to any of those, and nothing else, invalidates a record (so bump :data:`~headstart.features.fingerprint.ENGINE_VERSION` when headstart's
-code changes what a backbone resolves to). A record only ever serves a run whose images are all in the cache
-under its fingerprint: anything to compute loads the model.
+change to any of those, and nothing else, invalidates a record (so bump
+:data:`~headstart.features.fingerprint.ENGINE_VERSION` when headstart's code changes what a backbone resolves
+to). A record only ever serves a run whose images are all in the cache under its fingerprint: anything to
+compute loads the model.
 """
 
 from __future__ import annotations
