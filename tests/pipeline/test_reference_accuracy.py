@@ -48,12 +48,13 @@ def test_the_recorded_figures_clear_the_bar_and_the_docs_quote_them() -> None:
 def test_the_default_stages_reproduce_the_recorded_figure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mobilenet_weights: Path
 ) -> None:
-    from headstart.pipeline import embed, prepare
+    from headstart.pipeline import embed, prepare, settings
 
     params = REPO / "params.yaml"
-    monkeypatch.chdir(tmp_path)  # the stages write data/, embeddings/ and their cache under the working directory
-    assert prepare.main(["digits", "--params", str(params)]) == 0
-    assert embed.main(["digits", "mobilenet_v2", "--params", str(params)]) == 0
+    monkeypatch.chdir(tmp_path)  # the stages write settings/, data/, embeddings/ and the cache under it
+    assert settings.main(["--params", str(params)]) == 0  # the one stage that reads params.yaml
+    assert prepare.main(["digits"]) == 0
+    assert embed.main(["digits", "mobilenet_v2"]) == 0
     logreg = yaml.safe_load(params.read_text())["heads"]["logreg"]
     for layer, accuracy in _recorded().items():
         data = SplitData.from_table(load_embeddings(tmp_path / "embeddings" / "digits" / "mobilenet_v2" / f"{layer}.parquet"))

@@ -79,7 +79,7 @@ def repo(tmp_path: Path) -> Path:
 def test_an_edit_to_a_head_reruns_the_fit_stages_and_neither_prepare_nor_embed(repo: Path) -> None:
     knn = repo / "headstart/heads/knn.py"
     knn.write_text(knn.read_text() + "\n# an edit\n")
-    assert _stale(repo) == {"fit@digits-pixels-knn", "fit@digits-pixels-ncm", "robustness@digits"}
+    assert _stale(repo) == {"fit@digits-pixels-knn", "fit@digits-pixels-ncm", "robustness@digits", "audit@digits-pixels"}
 
 
 def test_a_head_parameter_reruns_that_heads_fit_stages_only(repo: Path) -> None:
