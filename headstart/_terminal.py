@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from headstart._progress import Progress
+from headstart.errors import UserError
 
 __all__ = ["run_main", "setup_logging", "tqdm_progress"]
 
@@ -38,7 +40,6 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
 
     ``-v`` (or ``HEADSTART_DEBUG=1``) shows the traceback of a user error too.
     """
-    import os
 
     args = sys.argv[1:] if argv is None else argv
     verbose = bool(os.environ.get("HEADSTART_DEBUG")) or any(a in ("-v", "--verbose") for a in args)
@@ -59,6 +60,5 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
 
 
 def _is_user_error(err: BaseException) -> bool:
-    from headstart.errors import UserError
 
     return isinstance(err, (UserError, FileNotFoundError, NotADirectoryError))
