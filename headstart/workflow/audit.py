@@ -30,6 +30,7 @@ from headstart.heads.audit.outliers import FENCE, K, flag_outliers, outlier_scor
 from headstart.heads.audit.projection import MAP_METHODS, MAX_POINTS, map_2d, map_rows
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.neighbours import nearest
+from headstart.heads.parallel import single_threaded
 from headstart.heads.registry import check_params
 from headstart.report.audit_page import write_audit_page
 
@@ -109,6 +110,7 @@ def _labels(table: EmbeddingTable, options: AuditOptions) -> tuple[dict[str, Any
     return found, scores
 
 
+@single_threaded  # BLAS, OpenMP (faiss, scikit-learn) on one thread: the findings do not depend on the cores
 def audit_table(
     table: EmbeddingTable, out_dir: str | Path, *, stored: Mapping[str, bytes | None] | None = None,
     options: AuditOptions = AuditOptions(), title: str = "Audit",

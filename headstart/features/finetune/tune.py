@@ -17,7 +17,7 @@ from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
 from headstart.features.finetune.data import make_loaders
 from headstart.features.finetune.loop import predict, train
 from headstart.features.finetune.surgery import FinetuneNet, LinearInit, build_net, build_provider_net
-from headstart.features.forward import select_device
+from headstart.features.forward import FORWARD_THREADS, select_device
 from headstart.features.reader import auto_workers
 from headstart.features.registry import load_backbone
 from headstart.features.spec import BackboneSpec, FinetuneSettings
@@ -69,9 +69,30 @@ def finetune(
     progress: ProgressFactory = null_progress,
 ) -> FinetuneResult:
     """Fine-tune ``spec``'s backbone on ``prepared`` (train; early stopping on val; scored on test) and save the
-    best epoch as a checkpoint at ``out`` (see :mod:`headstart.features.finetune.checkpoint`)."""
-    backbone = load_backbone(spec)
+    best epoch as a checkpoint at ``out`` (see :mod:`headstart.features.finetune.checkpoint`).
+
+    On a CPU every pass, forward and backward, runs on the engine's fixed number of intra-op threads, so the
+    checkpoint's bits do not depend on how many cores the machine has or gives this process."""
     device = select_device(settings.device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(FORWARD_THREADS)
+    try:
+        return _finetune(spec, prepared, init, out, settings, progress, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _finetune(
+    spec: BackboneSpec,
+    prepared: pd.DataFrame,
+    init: LinearInit,
+    out: str | Path,
+    settings: FinetuneSettings,
+    progress: ProgressFactory,
+    device: torch.device,
+) -> FinetuneResult:
+    backbone = load_backbone(spec)
     net, trainable, n_blocks = _network(backbone, init, settings.unfreeze)
     net = net.to(device).to(memory_format=torch.channels_last)
     texts = backbone.text_batches if getattr(backbone, "modality", "image") == "text" else None

@@ -41,8 +41,10 @@ def map_2d(X: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
     if len(X) < 3:
         coords = np.zeros((len(X), 2)) + np.arange(len(X))[:, None]
     elif method == "umap" and len(X) > 15:
+        import numba
         import umap  # the audit extra
 
+        numba.set_num_threads(1)  # its parallel loops on one thread: the same map on any number of cores
         reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
         coords = reducer.fit_transform(X)
     else:
