@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.imbalance import IMBALANCE_RATIO
 from headstart.errors import SettingsError
 from headstart.features.finetune.data import labelled_batches
+from headstart.features.finetune.resume import Resume, load_trainable, trainable_state
 from headstart.features.finetune.surgery import FinetuneNet, set_train_mode
 from headstart.features.forward import autocast, to_device
 
@@ -121,8 +122,10 @@ def train(
     device: torch.device,
     precision: str,
     progress: ProgressFactory = null_progress,
+    resume: Resume | None = None,
 ) -> TrainingRun:
-    """Train ``net`` for up to ``settings.epochs``; on return it holds the best epoch's weights."""
+    """Train ``net`` for up to ``settings.epochs``; on return it holds the best epoch's weights. With ``resume``,
+    each epoch's end is saved there, and a saved state of the same run is continued from."""
     optimizer, groups = make_optimizer(net, trainable, settings)
     per_epoch = len(loaders["train"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(settings.epochs * per_epoch, per_epoch))
@@ -132,12 +135,17 @@ def train(
     weight = class_weights(targets, n_classes).to(device) if settings.class_weight == "balanced" else None
     criterion = nn.CrossEntropyLoss(weight=weight)
     log.info("fine-tuning: class_weight %s, early stopping on val %s", settings.class_weight, metric)
-    best_val, best_val_loss = evaluate(net, loaders["val"], device, precision, metric)
-    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    run = TrainingRun(0, best_val, best_val_loss, 0, 0.0)
-    run.history.append({"epoch": 0, "loss": float("nan"), f"val_{metric}": best_val, "val_loss": best_val_loss})
-    waited, start = 0, time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    saved = resume.load() if resume is not None else None
+    if saved is None:
+        best_val, best_val_loss = evaluate(net, loaders["val"], device, precision, metric)
+        best_state = trainable_state(net.head, trainable)
+        run = TrainingRun(0, best_val, best_val_loss, 0, 0.0)
+        run.history.append({"epoch": 0, "loss": float("nan"), f"val_{metric}": best_val, "val_loss": best_val_loss})
+        waited, stopped = 0, False
+    else:
+        run, best_state, waited, stopped = _restore(saved, net, trainable, optimizer, scheduler, loaders, device)
+    start = time.perf_counter() - run.seconds
+    for epoch in range(run.epochs + 1, 0 if stopped else settings.epochs + 1):
         run.epochs = epoch
         loaders["train"].dataset.epoch = epoch
         set_train_mode(net, trainable, settings.update_bn)
@@ -168,12 +176,54 @@ def train(
         # best = highest val score; among equals (a small val split saturates), the lowest val loss
         if (val, -val_loss) > (run.best_val, -run.best_val_loss):
             run.best_val, run.best_val_loss, run.best_epoch, waited = val, val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = trainable_state(net.head, trainable)
         else:
             waited += 1
-            if waited >= settings.patience:
-                log.info("early stop: val %s has not improved for %d epochs", metric, waited)
-                break
+        stopped = waited >= settings.patience
+        run.seconds = time.perf_counter() - start
+        if resume is not None:
+            resume.save(_state(run, net, trainable, best_state, waited, stopped, optimizer, scheduler, loaders, device))
+        if stopped:
+            log.info("early stop: val %s has not improved for %d epochs", metric, waited)
+            break
     run.seconds = time.perf_counter() - start
-    net.load_state_dict(best_state)
+    load_trainable(net.head, trainable, best_state)
     return run
+
+
+def _generators(loaders: dict[str, Any]) -> dict[str, torch.Generator]:
+    return {split: g for split, loader in loaders.items() if (g := getattr(loader, "generator", None)) is not None}
+
+
+def _state(  # noqa: PLR0913
+    run: TrainingRun, net: FinetuneNet, trainable: Sequence[tuple[str, nn.Module]], best: dict[str, Any],
+    waited: int, stopped: bool, optimizer: Any, scheduler: Any, loaders: dict[str, Any], device: torch.device,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "epoch": run.epochs,
+        "run": {**asdict(run), "history": run.history},
+        "waited": waited,
+        "stopped": stopped,
+        "current": trainable_state(net.head, trainable),
+        "best": best,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "loaders": {split: g.get_state() for split, g in _generators(loaders).items()},
+    }
+
+
+def _restore(  # noqa: PLR0913
+    saved: dict[str, Any], net: FinetuneNet, trainable: Sequence[tuple[str, nn.Module]], optimizer: Any,
+    scheduler: Any, loaders: dict[str, Any], device: torch.device,
+) -> tuple[TrainingRun, dict[str, Any], int, bool]:  # fmt: skip
+    load_trainable(net.head, trainable, saved["current"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    if device.type == "cuda" and saved["cuda_rng"]:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    for split, generator in _generators(loaders).items():
+        generator.set_state(saved["loaders"][split])
+    return TrainingRun(**saved["run"]), saved["best"], int(saved["waited"]), bool(saved["stopped"])

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from headstart.errors import SettingsError
+from headstart.features.finetune.prefix import STATES, FrozenPrefix
 from headstart.features.spec import BackboneError
 from headstart.features.truncate import classifier_name
 
@@ -103,9 +104,11 @@ class FinetuneNet(nn.Module):
             setattr(self.body, head_name, nn.Identity())
         self.standardize = standardize
         self.head = head
+        self.prefix: FrozenPrefix | None = None  # set when the frozen blocks' output is kept (text batches carry it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.body(x)
+        use_prefix = self.prefix is not None and isinstance(x, dict) and STATES in x
+        features = self.prefix.forward(self.body, x) if use_prefix else self.body(x)  # type: ignore[union-attr]
         if self.key is not None:
             features = features[self.key]
         return self.head(self.standardize(features.flatten(1).float()))

@@ -16,6 +16,8 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.features.finetune.checkpoint import Checkpoint, save_checkpoint
 from headstart.features.finetune.data import make_loaders
 from headstart.features.finetune.loop import predict, train
+from headstart.features.finetune.prefix import frozen_prefix
+from headstart.features.finetune.resume import Resume, fingerprint
 from headstart.features.finetune.surgery import FinetuneNet, LinearInit, build_net, build_provider_net
 from headstart.features.forward import FORWARD_THREADS, select_device
 from headstart.features.reader import auto_workers
@@ -67,18 +69,20 @@ def finetune(
     out: str | Path,
     settings: FinetuneSettings = FinetuneSettings(),
     progress: ProgressFactory = null_progress,
+    keep_prefix: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``spec``'s backbone on ``prepared`` (train; early stopping on val; scored on test) and save the
     best epoch as a checkpoint at ``out`` (see :mod:`headstart.features.finetune.checkpoint`).
 
     On a CPU every pass, forward and backward, runs on the engine's fixed number of intra-op threads, so the
-    checkpoint's bits do not depend on how many cores the machine has or gives this process."""
+    checkpoint's bits do not depend on how many cores the machine has or gives this process. A text encoder's
+    frozen blocks run once (``keep_prefix``, see :mod:`headstart.features.finetune.prefix`)."""
     device = select_device(settings.device)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(FORWARD_THREADS)
     try:
-        return _finetune(spec, prepared, init, out, settings, progress, device)
+        return _finetune(spec, prepared, init, out, settings, progress, device, keep_prefix)
     finally:
         torch.set_num_threads(threads)
 
@@ -91,6 +95,7 @@ def _finetune(
     settings: FinetuneSettings,
     progress: ProgressFactory,
     device: torch.device,
+    keep_prefix: bool,
 ) -> FinetuneResult:
     backbone = load_backbone(spec)
     net, trainable, n_blocks = _network(backbone, init, settings.unfreeze)
@@ -108,6 +113,13 @@ def _finetune(
         seed=settings.seed,
         text_batches=texts,
     )
+    prefix = frozen_prefix(net.body.model, backbone.block_names, int(settings.unfreeze)) if (
+        texts is not None and keep_prefix and settings.unfreeze != "all") else None  # fmt: skip
+    if prefix is not None and prefix.compute(net.body, loaders, device, spec.precision):
+        loaders, net.prefix = prefix.loaders(loaders), prefix
+    out = Path(out)
+    resume = Resume(out, fingerprint(spec, backbone.weights_sha256, settings, init, prepared, device=str(device),
+                                     keep_prefix=net.prefix is not None))  # fmt: skip
     truth, probe_codes, _ = predict(net, loaders["test"], device, spec.precision)
     log.info(
         "fine-tuning %s: %d of %d blocks unfrozen (%s...)",
@@ -121,11 +133,12 @@ def _finetune(
     devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
-        run = train(net, trainable, loaders, settings, device, spec.precision, progress)
+        run = train(net, trainable, loaders, settings, device, spec.precision, progress, resume)
     _, tuned_codes, _ = predict(net, loaders["test"], device, spec.precision)
     test, probe_test = (float(np.mean(truth == codes)) if len(truth) else 0.0 for codes in (tuned_codes, probe_codes))
     names = np.asarray(init.classes, dtype=object)
     unfrozen = [name for name, _ in trainable]
+    net.prefix = None
     net = net.cpu()
     provider = bool(getattr(backbone, "block_names", ()))
     checkpoint = Checkpoint(
@@ -148,8 +161,8 @@ def _finetune(
         best_epoch=run.best_epoch,
         test_accuracy=test,
     )
-    out = Path(out)
     sha256 = save_checkpoint(checkpoint, out)
+    resume.clear()
     return FinetuneResult(
         checkpoint=out,
         sha256=sha256,
