@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,9 @@ class Checkpoint:
             "state_dict": self.state_dict,
             "head": self.head,
             "config": self.config,
-            "history": self.history,
+            # through JSON: equal histories pickle to the same bytes whatever objects they share (a resumed run's
+            # history comes back from its resume state with shared keys)
+            "history": json.loads(json.dumps(self.history)),
             "best_epoch": self.best_epoch,
             "test_accuracy": self.test_accuracy,
         }
