@@ -273,18 +273,23 @@ def fit(
 
 
 def audit(
-    embeddings: Embeddings | str | Path, out_dir: str | Path = "audit", *, head: str = "logreg", **options: Any
-) -> dict[str, Any]:
+    embeddings: Embeddings | str | Path, out_dir: str | Path = "audit", *, head: str = "logreg",
+    prepared: str | Path | pd.DataFrame | None = None, **options: Any,
+) -> dict[str, Any]:  # fmt: skip
     """Audit an embedding table as ``headstart audit`` does: near-duplicates and train/test leakage, likely label
     errors (``head`` cross-validated on train+val), outliers, confused classes and a 2-D map, written to
     ``out_dir`` (``index.html``, ``duplicates.parquet``, ``label_issues.parquet``, ``outliers.parquet``,
-    ``summary.json``); returns the summary. ``options`` are :class:`~headstart.workflow.audit.AuditOptions`
-    fields (``params``, ``cosine``, ``hash_bits``, ``map_method``, ``max_points``, ``seed``).
+    ``summary.json``; the folder is replaced whole); returns the summary. ``prepared`` is the prepared table the
+    embeddings come from (its path, or the frame ``prepare_dataset`` returns): the pixels of images without a file
+    (built-in datasets), for thumbnails and pixel duplicates. ``options`` are
+    :class:`~headstart.workflow.audit.AuditOptions` fields (``params``, ``cosine``, ``hash_bits``,
+    ``pixel_correlation``, ``map_method``, ``max_points``, ``seed``).
 
-    >>> headstart.audit(emb, "audit/")["score_without_leaked"]     # doctest: +SKIP
+    >>> headstart.audit(emb, "audit/", prepared=prepare_dataset("digits"))["score_without_leaked"]  # doctest: +SKIP
     """
     emb = embeddings if isinstance(embeddings, Embeddings) else Embeddings.load(embeddings)
-    return audit_table(emb.table, out_dir, options=AuditOptions(head=head, **options), title="Audit")
+    settings = AuditOptions(head=head, **options)
+    return audit_table(emb.table, out_dir, prepared=prepared, options=settings, title="Audit")
 
 
 def _is_dir(item: Any) -> bool:

@@ -1,6 +1,7 @@
 """`headstart audit`, the audit stage and ``headstart.audit()``: what an embedding table says about its data.
 
-Writes into one folder: ``index.html`` (the page, thumbnails under ``thumbs/``), ``duplicates.parquet``,
+Writes one folder, built beside its place and swapped in whole (an audit that fails or is killed leaves the
+previous folder as it was): ``index.html`` (the page, thumbnails under ``thumbs/``), ``duplicates.parquet``,
 ``label_issues.parquet``, ``outliers.parquet`` and ``summary.json`` (the counts, and the head's test score with
 and without the test images that have a near-copy in train or val). The findings are in
 :mod:`headstart.heads.audit`; their thresholds are documented there and in docs/audit.md.
@@ -16,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from headstart._files import write_json
+from headstart._files import atomic_dir, write_json
 from headstart.data.tables import EmbeddingTable, load_embeddings, read_prepared_images
 from headstart.data.tables.findings import write_findings
-from headstart.data.thumbnails import perceptual_hash, row_images, thumbnail_png
+from headstart.data.thumbnails import row_images, thumbnail_png
 from headstart.errors import UserError
 from headstart.heads.audit.confusion import confused_pairs, misclassified_with_neighbours
-from headstart.heads.audit.duplicates import COSINE_DUPLICATE, HASH_BITS, HASH_COSINE, find_duplicates, leaked_rows
+from headstart.heads.audit.duplicates import (
+    COSINE_DUPLICATE, HASH_BITS, PIXEL_CORRELATION, find_duplicates, leaked_rows,
+)  # fmt: skip
 from headstart.heads.audit.labels import FOLDS, LabelScores, label_issues, no_label_issues, out_of_sample_scores
 from headstart.heads.audit.outliers import FENCE, K, flag_outliers, outlier_scores
+from headstart.heads.audit.pixels import pixel_signatures
 from headstart.heads.audit.projection import MAP_METHODS, MAX_POINTS, map_2d, map_rows
 from headstart.heads.evaluate import SplitData, evaluate_head
 from headstart.heads.neighbours import nearest
@@ -41,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PAGE_ROWS = 2000  # per finding on the page (the most likely first); the Parquet tables hold every one
+Prepared = str | Path | pd.DataFrame  # a prepared table's path (or URI), or the frame itself
 
 
 class AuditError(UserError, ValueError):
@@ -55,7 +61,7 @@ class AuditOptions:
     params: Mapping[str, Any] = field(default_factory=dict)
     cosine: float = COSINE_DUPLICATE
     hash_bits: int = HASH_BITS
-    hash_cosine: float = HASH_COSINE
+    pixel_correlation: float = PIXEL_CORRELATION
     folds: int = FOLDS
     map_method: str = "umap"
     max_points: int = MAX_POINTS
@@ -68,23 +74,30 @@ class AuditOptions:
             raise AuditError(f"the duplicate cosine {self.cosine} is not in (0, 1]; 0.995 is the default")
         if not 0 <= self.hash_bits < 64:
             raise AuditError(f"hash bits {self.hash_bits} is not in 0..63; {HASH_BITS} is the default")
+        if not -1 <= self.pixel_correlation <= 1:
+            raise AuditError(f"the pixel correlation {self.pixel_correlation} is not in [-1, 1]; "
+                             f"{PIXEL_CORRELATION} is the default")  # fmt: skip
         check_params(self.head, dict(self.params), "audit")
 
 
 def audit_path(
-    table_path: str | Path, out_dir: str | Path, *, prepared: str | Path | None = None,
+    table_path: str | Path, out_dir: str | Path, *, prepared: Prepared | None = None,
     options: AuditOptions = AuditOptions(),
 ) -> dict[str, Any]:  # fmt: skip
-    """Audit the embedding table at ``table_path`` into ``out_dir``; ``prepared`` (the prepared table the
-    embeddings come from) supplies the pixels of images that have no file (built-in datasets)."""
+    """Audit the embedding table at ``table_path`` into ``out_dir`` (see :func:`audit_table`)."""
     table = load_embeddings(table_path)
-    stored = read_prepared_images(prepared, sorted(table.frame["id"])) if prepared is not None else None
-    return audit_table(table, out_dir, stored=stored, options=options, title=f"Audit of {table_path}")
+    return audit_table(table, out_dir, prepared=prepared, options=options, title=f"Audit of {table_path}")
 
 
-def _hashes(table: EmbeddingTable, stored: Mapping[str, bytes | None] | None) -> list[int | None] | None:
-    hashes = [perceptual_hash(image) if image is not None else None for image in row_images(table.frame, stored)]
-    return hashes if any(h is not None for h in hashes) else None
+def stored_images(prepared: Prepared, ids: list[str]) -> dict[str, bytes | None]:
+    """The image bytes of ``ids`` in a prepared table."""
+    if not isinstance(prepared, pd.DataFrame):
+        return read_prepared_images(prepared, ids)
+    if not {"id", "image"} <= set(prepared.columns):
+        raise AuditError("the prepared table given to the audit has no id and image columns; pass the table that "
+                         "prepare_dataset() returns or data/prepared/<dataset>.parquet")  # fmt: skip
+    found = dict(zip(prepared["id"], prepared["image"]))
+    return {i: found.get(i) for i in ids}
 
 
 def _score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
@@ -112,18 +125,25 @@ def _labels(table: EmbeddingTable, options: AuditOptions) -> tuple[dict[str, Any
 
 @single_threaded  # BLAS, OpenMP (faiss, scikit-learn) on one thread: the findings do not depend on the cores
 def audit_table(
-    table: EmbeddingTable, out_dir: str | Path, *, stored: Mapping[str, bytes | None] | None = None,
-    options: AuditOptions = AuditOptions(), title: str = "Audit",
+    table: EmbeddingTable, out_dir: str | Path, *, prepared: Prepared | None = None,
+    stored: Mapping[str, bytes | None] | None = None, options: AuditOptions = AuditOptions(), title: str = "Audit",
 ) -> dict[str, Any]:  # fmt: skip
-    """Audit ``table`` into ``out_dir`` (see the module's docstring); return the summary."""
+    """Audit ``table`` into ``out_dir`` (see the module's docstring), which is replaced whole; return the summary.
+
+    ``prepared`` (the prepared table the embeddings come from, as a path or a frame) or ``stored`` (``{id:
+    image bytes}``) supplies the pixels of images that have no file (built-in datasets): their thumbnails and
+    pixel signatures."""
     frame, X, out = table.frame, table.X, Path(out_dir)
     if len(X) < 2:
         raise AuditError("an audit needs at least two rows; the table has fewer")
+    _check_replaceable(out)
+    if prepared is not None:
+        stored = stored_images(prepared, sorted(frame["id"]))
     split = frame["split"].to_numpy()
     neighbours = nearest(X, X, min(K, len(X) - 1), exclude=list(range(len(X))))
     duplicates = find_duplicates(
-        frame, X, _hashes(table, stored), neighbours=neighbours, cosine=options.cosine,
-        max_bits=options.hash_bits, hash_cosine=options.hash_cosine,
+        frame, X, pixel_signatures(table, stored), neighbours=neighbours, cosine=options.cosine,
+        max_bits=options.hash_bits, correlation=options.pixel_correlation,
     )  # fmt: skip
     outliers = flag_outliers(frame, outlier_scores(neighbours[1]))
     head, scores = _labels(table, options)
@@ -140,11 +160,8 @@ def audit_table(
     shown = map_rows(len(X), flagged, options.max_points, options.seed)
     coords = map_2d(X[shown], options.map_method, options.seed)
     meta = {"table": table.provenance, "options": _options(options)}
-    out.mkdir(parents=True, exist_ok=True)
-    write_findings(out / "duplicates.parquet", duplicates, "duplicates", meta)
-    write_findings(out / "label_issues.parquet", issues, "label_issues", meta)
-    write_findings(out / "outliers.parquet", outliers, "outliers", meta)
-    page = _Page(frame, out, stored)
+    findings = {"duplicates": duplicates, "label_issues": issues, "outliers": outliers}
+    page = _Page(frame, stored)
     duplicates, issues, outliers = duplicates[:PAGE_ROWS], issues[:PAGE_ROWS], outliers[:PAGE_ROWS]
     data = {
         "title": title,
@@ -161,38 +178,39 @@ def audit_table(
         "map": {"rows": [page.row(r) for r in shown], "x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(),
                 "method": options.map_method, "seed": options.seed},
     }  # fmt: skip
-    data["rows"] = page.write_thumbnails()
-    write_audit_page(out, data)
-    write_json(out / "summary.json", summary)
+    with atomic_dir(out) as building:  # built beside out and swapped in whole: a failed audit leaves the last one
+        for kind, found in findings.items():
+            write_findings(building / f"{kind}.parquet", found, kind, meta)
+        data["rows"] = page.write_thumbnails(building / "thumbs")
+        write_audit_page(building, data)
+        write_json(building / "summary.json", summary)
     log.info("audit of %d rows: %s", len(frame), {k: summary[k] for k in ("duplicates", "label_issues", "outliers")})
     return summary
 
 
+def _check_replaceable(out: Path) -> None:
+    """The output folder is replaced whole: refuse a file, or a folder that holds something other than an audit."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / "summary.json").is_file()):
+        raise AuditError(f"{out} exists and is not an audit's folder (no summary.json), and an audit replaces its "
+                         "output folder whole; give a new or empty folder")  # fmt: skip
+
+
 def _options(options: AuditOptions) -> dict[str, Any]:
     return {"head": options.head, "params": dict(options.params), "cosine": options.cosine,
-            "hash_bits": options.hash_bits, "hash_cosine": options.hash_cosine, "folds": options.folds,
-            "outlier_neighbours": K,
-            "outlier_fence": FENCE, "map": options.map_method, "max_points": options.max_points,
-            "seed": options.seed}  # fmt: skip
+            "hash_bits": options.hash_bits, "pixel_correlation": options.pixel_correlation, "folds": options.folds,
+            "outlier_neighbours": K, "outlier_fence": FENCE, "map": options.map_method,
+            "max_points": options.max_points, "seed": options.seed}  # fmt: skip
 
 
 def _summary(frame, duplicates, issues, outliers, leaked, head, options) -> dict[str, Any]:
     split = frame["split"].to_numpy()
     cross = duplicates["split_a"] != duplicates["split_b"]
     summary: dict[str, Any] = {
-        "classes": int(frame["label"].nunique()),
-        "duplicates": len(duplicates),
-        "cross_split": int(cross.sum()),
-        "label_issues": len(issues),
-        "outliers": len(outliers),
-        "leaked": len(leaked),
-        "test_rows": int((split == "test").sum()),
-        "thresholds": _options(options),
-        "head": head.get("head"),
-        "metric": head.get("metric"),
-        "score": None,
-        "score_without_leaked": None,
-    }
+        "classes": int(frame["label"].nunique()), "duplicates": len(duplicates), "cross_split": int(cross.sum()),
+        "label_issues": len(issues), "outliers": len(outliers), "leaked": len(leaked),
+        "test_rows": int((split == "test").sum()), "thresholds": _options(options), "head": head.get("head"),
+        "metric": head.get("metric"), "score": None, "score_without_leaked": None,
+    }  # fmt: skip
     if head:
         test_rows = np.flatnonzero(split == "test")
         keep = ~np.isin(test_rows, leaked)
@@ -211,19 +229,17 @@ def _subtitle(provenance: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
 class _Page:
     """The rows the page shows, numbered in the order first used, and their thumbnails (``thumbs/<n>.png``)."""
 
-    def __init__(self, frame: Any, out: Path, stored: Mapping[str, bytes | None] | None) -> None:
-        self.frame, self.out, self.stored, self.local = frame, out, stored, {}
+    def __init__(self, frame: pd.DataFrame, stored: Mapping[str, bytes | None] | None) -> None:
+        self.frame, self.stored, self.local = frame, stored, {}
 
     def row(self, row: int) -> int:
         return self.local.setdefault(int(row), len(self.local))
 
-    def write_thumbnails(self) -> dict[str, list[Any]]:
+    def write_thumbnails(self, folder: Path) -> dict[str, list[Any]]:
+        """Write ``folder/<n>.png`` for the rows used; return the rows' columns for the page."""
         rows = list(self.local)
         part = self.frame.iloc[rows]
-        folder = self.out / "thumbs"
         folder.mkdir(exist_ok=True)
-        for stale in folder.glob("*.png"):
-            stale.unlink()
         thumbs = []
         for n, image in enumerate(row_images(part, self.stored)):
             if image is None:

@@ -1,6 +1,6 @@
 """What an embedding table says about its own data: near-duplicates and train/test leakage, likely label errors,
 outliers, the classes a head confuses, and a 2-D map. Every finding is computed from the embeddings, the labels,
-and (for images) a perceptual hash of the pixels; nothing here imports torch.
+and (for images) a perceptual hash and the low frequencies of the pixels; nothing here imports torch.
 
 The thresholds, and how they were calibrated, are stated beside each finding's code and in docs/audit.md.
 """
@@ -12,7 +12,9 @@ from headstart._lazy import lazy_exports
 _WHERE = {
     "COSINE_DUPLICATE": "duplicates",
     "HASH_BITS": "duplicates",
-    "HASH_COSINE": "duplicates",
+    "PIXEL_CORRELATION": "duplicates",
+    "PixelSignatures": "duplicates",
+    "low_frequencies": "duplicates",
     "find_duplicates": "duplicates",
     "leaked_rows": "duplicates",
     "LabelScores": "labels",
@@ -22,6 +24,7 @@ _WHERE = {
     "flag_outliers": "outliers",
     "confused_pairs": "confusion",
     "misclassified_with_neighbours": "confusion",
+    "pixel_signatures": "pixels",
     "map_2d": "projection",
     "map_rows": "projection",
 }

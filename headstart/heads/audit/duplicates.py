@@ -1,16 +1,20 @@
 """Near-duplicates within a collection and across its splits, from two signals.
 
-* The embeddings: pairs whose cosine similarity is at least :data:`COSINE_DUPLICATE` (exact, faiss). On the
-  digits with MobileNetV2 ``features.13`` a re-saved copy has a cosine of 0.981-0.99 to its original, but
-  images of the same digit by different writers reach 0.989, so the embeddings alone flag only the pairs that
-  are practically the same point; they are what finds near-copies of texts and of images re-drawn or re-shot.
-* The pixels and the embeddings together: a 64-bit perceptual (DCT) hash per image, pairs within
-  :data:`HASH_BITS` bits (faiss' binary index, exact) whose cosine is also at least :data:`HASH_COSINE`.
-  Calibrated on the digits at 64 px with MobileNetV2 ``features.13`` (benchmarks/audit.py): 25 test images
-  resized to 3/4 and back and re-encoded as JPEG land 0-4 bits and cosine 0.976-0.991 from their originals;
-  of the natural pairs, 94 are within 4 bits, 8 of them also at cosine >= 0.975 (digits by different writers
-  that are near-identical at 8x8 pixels). The hash alone is too coarse on such small images, the cosine alone
-  cannot tell a copy from a look-alike; together they flag every planted copy and few natural pairs.
+* The embeddings: pairs whose cosine similarity is at least :data:`COSINE_DUPLICATE` (exact, faiss). They find
+  near-copies of texts and of images re-drawn or re-shot; they cannot tell a re-saved copy from a look-alike (on
+  the digits with MobileNetV2 ``features.13`` a re-saved copy has a cosine of 0.976-0.991 to its original and
+  look-alikes by different writers reach 0.989; a 160 px JPEG copy of a 224 px photo can fall to 0.91).
+* The pixels: a 64-bit perceptual (DCT) hash per image finds the candidate pairs, within :data:`HASH_BITS` bits
+  (faiss' binary index, exact); a pair is a copy when the low frequencies the hash binarises also agree as
+  numbers: the correlation of the two images' :data:`PIXEL_FREQUENCIES` x :data:`PIXEL_FREQUENCIES` lowest DCT
+  frequencies (without the mean) of a :data:`PIXEL_SIDE` px grey thumbnail (area-averaged), at least
+  :data:`PIXEL_CORRELATION`. Resizing and JPEG re-compression change the high frequencies and leave these;
+  a different picture changes them. Calibrated on two cases (benchmarks/audit.py, docs/audit.md): the digits,
+  where 25 copies (resized to 3/4 and back, JPEG 85) land 0-4 bits and correlation 0.993-0.9999 from their
+  originals and no natural pair within 8 bits reaches 0.99 (the closest, 0.989, are digits near-identical at 8x8
+  pixels); and 224 px crops of photographs, where 30 copies (the same, or 160 px at JPEG 70, or doubled,
+  brightened and at JPEG 60) land 0-4 bits and 0.9916-1.0, and the only other pairs above 0.99 are crops that
+  overlap almost entirely.
 
 Exact copies share an id (ids are content hashes) and are one row already, so they never pair up here.
 """
@@ -18,27 +22,43 @@ Exact copies share an id (ids are content hashes) and are one row already, so th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
 import pandas as pd
+import scipy.fft
 
 from headstart.heads.neighbours import nearest
 
 __all__ = [
-    "COSINE_DUPLICATE", "HASH_BITS", "HASH_COSINE", "PAIR_COLUMNS", "find_duplicates", "hash_pairs", "leaked_rows",
+    "COSINE_DUPLICATE", "HASH_BITS", "PAIR_COLUMNS", "PIXEL_CORRELATION", "PIXEL_FREQUENCIES", "PIXEL_SIDE",
+    "PixelSignatures", "find_duplicates", "hash_pairs", "leaked_rows", "low_frequencies", "pixel_pairs",
 ]  # fmt: skip
 
 COSINE_DUPLICATE = 0.995
-HASH_BITS = 4
-HASH_COSINE = 0.975
-PAIR_COLUMNS = ["id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity", "hash_bits", "found_by"]
+HASH_BITS = 6
+PIXEL_CORRELATION = 0.99
+PIXEL_SIDE = 32
+PIXEL_FREQUENCIES = 8
+PAIR_COLUMNS = [
+    "id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity", "hash_bits", "pixel_correlation",
+    "found_by",
+]  # fmt: skip
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
     X = np.array(X, dtype=np.float32, order="C", copy=True)
     faiss.normalize_L2(X)
     return X
+
+
+def low_frequencies(grey: np.ndarray, k: int = PIXEL_FREQUENCIES) -> np.ndarray:
+    """The ``k x k`` lowest 2-D DCT frequencies of a grey thumbnail without the mean, as a unit float32 vector
+    (zeros for a flat image): the dot product of two is the correlation of their low-pass-filtered pixels."""
+    coeffs = scipy.fft.dctn(np.asarray(grey, dtype=np.float64), norm="ortho")[:k, :k].ravel()[1:]
+    norm = float(np.linalg.norm(coeffs))
+    return (coeffs / norm if norm > 1e-9 else np.zeros_like(coeffs)).astype(np.float32)
 
 
 def embedding_pairs(neighbours: np.ndarray, similarities: np.ndarray, threshold: float) -> set[tuple[int, int]]:
@@ -64,36 +84,64 @@ def hash_pairs(hashes: Sequence[int | None], max_bits: int = HASH_BITS) -> dict[
     return pairs
 
 
+@dataclass(frozen=True)
+class PixelSignatures:
+    """Per row of a table: the 64-bit perceptual hash (``None`` for a row without an image) and
+    :func:`low_frequencies` of its grey thumbnail (zeros without an image)."""
+
+    hashes: Sequence[int | None]
+    low: np.ndarray
+
+
+def pixel_pairs(
+    pixels: PixelSignatures, max_bits: int = HASH_BITS, correlation: float = PIXEL_CORRELATION
+) -> set[tuple[int, int]]:
+    """Row pairs ``(i, j)``, ``i < j``, within ``max_bits`` hash bits whose low frequencies correlate at least
+    ``correlation``."""
+    candidates = sorted(hash_pairs(pixels.hashes, max_bits))
+    if not candidates:
+        return set()
+    a, b = (np.array(side, dtype=np.int64) for side in zip(*candidates))
+    keep = np.einsum("ij,ij->i", pixels.low[a], pixels.low[b]) >= correlation
+    return {(int(i), int(j)) for i, j in zip(a[keep], b[keep])}
+
+
+def _bits(hashes: Sequence[int | None], a: np.ndarray, b: np.ndarray) -> list[int]:
+    return [-1 if hashes[i] is None or hashes[j] is None else (int(hashes[i]) ^ int(hashes[j])).bit_count()
+            for i, j in zip(a, b)]  # fmt: skip
+
+
 def find_duplicates(
     frame: pd.DataFrame,
     X: np.ndarray,
-    hashes: Sequence[int | None] | None = None,
+    pixels: PixelSignatures | None = None,
     *,
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     cosine: float = COSINE_DUPLICATE,
     max_bits: int = HASH_BITS,
-    hash_cosine: float = HASH_COSINE,
+    correlation: float = PIXEL_CORRELATION,
     k: int = 10,
 ) -> pd.DataFrame:
     """One row per flagged pair (``PAIR_COLUMNS``), the most similar first.
 
-    A pair is flagged when its cosine is at least ``cosine``, or its hashes are within ``max_bits`` bits and its
-    cosine is at least ``hash_cosine``. ``neighbours`` is ``(indices, similarities)`` of every row's nearest
-    other rows (computed here when absent);
+    A pair is flagged when its embeddings' cosine is at least ``cosine``, or its hashes are within ``max_bits``
+    bits and its low frequencies correlate at least ``correlation`` (see the module's docstring).
+    ``neighbours`` is ``(indices, similarities)`` of every row's nearest other rows (computed here when absent).
     ``found_by`` says which signal flagged the pair: ``pixels``, ``embedding`` or ``both``; ``hash_bits`` is -1
-    for a pair without two hashes (texts).
+    and ``pixel_correlation`` NaN for a pair without two images (texts).
     """
     if neighbours is None:
         neighbours = nearest(X, X, min(k, max(len(X) - 1, 1)), exclude=list(range(len(X))))
     by_embedding = embedding_pairs(*neighbours, cosine)
-    unit = _unit(X)
-    by_pixels = hash_pairs(hashes, max_bits) if hashes is not None else {}
-    by_pixels = {(i, j): bits for (i, j), bits in by_pixels.items() if float(unit[i] @ unit[j]) >= hash_cosine}
-    pairs = sorted(by_embedding | set(by_pixels))
+    by_pixels = pixel_pairs(pixels, max_bits, correlation) if pixels is not None else set()
+    pairs = sorted(by_embedding | by_pixels)
     if not pairs:
         return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in PAIR_COLUMNS})
     a, b = (np.array(side, dtype=np.int64) for side in zip(*pairs))
+    unit = _unit(X)
     similarity = np.einsum("ij,ij->i", unit[a], unit[b])
+    bits = _bits(pixels.hashes, a, b) if pixels is not None else [-1] * len(pairs)
+    low = np.einsum("ij,ij->i", pixels.low[a], pixels.low[b]) if pixels is not None else np.zeros(len(pairs))
     column = {c: frame[c].to_numpy(dtype=object) for c in ("id", "path", "split")}
     out = pd.DataFrame(
         {
@@ -101,14 +149,16 @@ def find_duplicates(
             "path_a": column["path"][a], "path_b": column["path"][b],
             "split_a": column["split"][a], "split_b": column["split"][b],
             "similarity": np.round(similarity.astype(np.float64), 6),
-            "hash_bits": [by_pixels.get(p, -1) for p in pairs],
+            "hash_bits": bits,
+            "pixel_correlation": np.where(np.array(bits) >= 0, np.round(low.astype(np.float64), 6), np.nan),
             "found_by": [_found_by(p in by_pixels, p in by_embedding) for p in pairs],
         }
     )  # fmt: skip
     return out.sort_values(["similarity", "id_a", "id_b"], ascending=[False, True, True], ignore_index=True)
 
 
-_DTYPES = {c: "object" for c in PAIR_COLUMNS} | {"similarity": "float64", "hash_bits": "int64"}
+_DTYPES = {c: "object" for c in PAIR_COLUMNS} | {"similarity": "float64", "hash_bits": "int64",
+                                                 "pixel_correlation": "float64"}  # fmt: skip
 
 
 def _found_by(pixels: bool, embedding: bool) -> str:

@@ -44,9 +44,13 @@ def map_2d(X: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
         import numba
         import umap  # the audit extra
 
+        threads = numba.get_num_threads()
         numba.set_num_threads(1)  # its parallel loops on one thread: the same map on any number of cores
-        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
-        coords = reducer.fit_transform(X)
+        try:
+            reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
+            coords = reducer.fit_transform(X)
+        finally:
+            numba.set_num_threads(threads)
     else:
         coords = PCA(n_components=2, random_state=seed).fit_transform(X)
     coords = np.asarray(coords, dtype=np.float64)
