@@ -5,15 +5,19 @@ only how fast the vectors come, never their bits: forward workers run whole batc
 core, and the question left is who decodes. Which answer is fastest depends on the images (8x8 digits decode
 in microseconds, 12 MP photos in tens of milliseconds) and on the model, so :class:`BalancedLoader` decodes the
 first batches in line, times decoding and a forward pass, and picks the number of decoding processes that the
-measurements say is fastest (:func:`choose`). While it measures, the other cores wait, so slow decoders stop
-after the first batch when its figures already give every core a decoding process: that batch's forward pass ran
-cold, which can only overstate the forward pass, and a faster forward pass only wants more decoding processes.
-An explicit ``num_workers`` is never second-guessed.
+measurements say is fastest (:func:`choose`). Decoding in line runs on a thread of its own (:class:`_Ahead`),
+a few batches ahead of the forward workers, so the cores never wait for it: it can start before the model is
+built, it keeps decoding while the balancer times a forward pass, and its batches cover the time the decoding
+processes take to start. Slow decoders stop measuring after the first batch when its figures already give every
+core a decoding process: that batch's forward pass ran cold, which can only overstate the forward pass, and a
+faster forward pass only wants more decoding processes. An explicit ``num_workers`` is never second-guessed.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _PROBE_BATCHES = 2  # one warm-up, one timed (each on one forward worker: the others wait, so keep them few)
 _MARGIN = 1.05  # a decoding process must promise 5% more than in-line decoding (it costs a fork and IPC)
+_AHEAD_PER_CORE = 4  # batches decoded ahead in line, per core: as many as a decoding process prefetches
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ class BalancedLoader:
     ``collate`` turns samples into a batch with ``decode_seconds``; ``make_loader(dataset, workers)`` builds
     the loader for the rest. While it measures, :attr:`plan` says so, and the runner hands back each batch
     finished (forward pass and write) before asking for the next: the time between the two is one forward
-    worker's.
+    worker's. :meth:`start` begins decoding in line before the first batch is asked for (iterating starts it
+    too); memory stays bounded by the batches decoded ahead, ``4 x cores``.
     """
 
     def __init__(
@@ -92,26 +98,42 @@ class BalancedLoader:
         measure = batches > _PROBE_BATCHES + 1
         self.probe = _PROBE_BATCHES if measure else batches
         self.plan = Plan(0, self.cores, "measuring" if measure else "too few images to measure", measuring=measure)
+        self._ahead: _Ahead | None = None
+
+    def start(self) -> None:
+        """Begin decoding in line now, in a thread, so the first batches are ready when they are asked for."""
+        if self._ahead is None:
+            self._ahead = _Ahead(self.dataset, self.batch_size, self.collate, _AHEAD_PER_CORE * self.cores)
+
+    def close(self) -> None:
+        """Stop the decoding that :meth:`start` began, when the batches will not be read."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def __iter__(self) -> Iterator[Any]:
+        self.start()
+        ahead, self._ahead = self._ahead, None
+        try:
+            yield from self._batches(ahead)
+        finally:
+            ahead.close()
+
+    def _batches(self, ahead: _Ahead) -> Iterator[Any]:
         decode, forward, images, batches = 0.0, 0.0, 0, 0
-        for index in range(self.probe):
-            lo = index * self.batch_size
-            samples = [self.dataset[i] for i in range(lo, min(len(self.dataset), lo + self.batch_size))]
-            batch = self.collate(samples)
+        for index, (batch, size) in zip(range(self.probe), ahead):
             handed = time.perf_counter()
             yield batch
             consumed = time.perf_counter() - handed
             batches = index + 1
             if index == 0 and self.plan.measuring:  # cold: enough only when it already gives every core a process
-                cold = (batch.decode_seconds / max(1, len(samples)), consumed / max(1, len(samples)))
+                cold = (batch.decode_seconds / max(1, size), consumed / max(1, size))
                 if choose(*cold, self.cores)[0] == self.cores:
-                    decode, forward, images = batch.decode_seconds, consumed, len(samples)
+                    decode, forward, images = batch.decode_seconds, consumed, size
                     break
             if index > 0:
-                decode, forward, images = decode + batch.decode_seconds, forward + consumed, images + len(samples)
-        start = batches * self.batch_size
-        if start >= len(self.dataset):
+                decode, forward, images = decode + batch.decode_seconds, forward + consumed, images + size
+        if batches * self.batch_size >= len(self.dataset):
             return
         per_decode, per_forward = decode / max(1, images), forward / max(1, images)
         workers, rate = choose(per_decode, per_forward, self.cores)
@@ -122,5 +144,65 @@ class BalancedLoader:
             f"forward {1000 * per_forward:.1f} ms/image on one thread; predicted {rate:.0f} images/s",
         )
         log.debug("balance: %s", self.plan.describe())
-        rest = Subset(self.dataset, range(start, len(self.dataset)))
-        yield from self.make_loader(rest, workers)
+        if workers == 0:
+            yield from (batch for batch, _ in ahead)
+            return
+        # The thread finishes the batch in hand and the processes take the next one on: they start now (a fork),
+        # and fill their queues while the forward workers take the batches the thread decoded.
+        start = ahead.stop() * self.batch_size
+        rest = iter(self.make_loader(Subset(self.dataset, range(start, len(self.dataset))), workers))
+        yield from (batch for batch, _ in ahead)
+        yield from rest
+
+
+class _Ahead:
+    """``(batch, images)`` of ``dataset`` in order, decoded by a thread of this process, at most ``depth`` ahead.
+
+    PIL releases the GIL while it decodes and resizes, so the thread runs beside the forward workers and beside
+    the building of the model. :meth:`stop` lets it finish the batch in hand and says how many it made in all.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, collate: Callable[[list], Any], depth: int) -> None:
+        self.dataset, self.batch_size, self.collate = dataset, batch_size, collate
+        self._queue: queue.Queue[Any] = queue.Queue(max(2, depth))
+        self._lock = threading.Lock()
+        self._claimed, self._limit = 0, -(-len(dataset) // batch_size)
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="headstart-decode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._claimed >= self._limit:
+                        break
+                    index, self._claimed = self._claimed, self._claimed + 1
+                lo = index * self.batch_size
+                samples = [self.dataset[i] for i in range(lo, min(len(self.dataset), lo + self.batch_size))]
+                self._queue.put((self.collate(samples), len(samples)))
+        except BaseException as err:  # noqa: BLE001 - raised in the consumer's thread
+            self._queue.put(err)
+        self._queue.put(None)
+
+    def stop(self) -> int:
+        """Claim no batch after the one in hand; returns the number of batches this thread decodes in all."""
+        with self._lock:
+            self._limit = self._claimed
+            return self._limit
+
+    def __iter__(self) -> Iterator[tuple[Any, int]]:
+        while not self._ended:
+            item = self._queue.get()
+            if item is None or isinstance(item, BaseException):
+                self._ended = True
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop decoding and let the thread end: a consumer that leaves early must not leave it blocked."""
+        self.stop()
+        for _ in self:
+            pass

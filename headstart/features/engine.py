@@ -31,7 +31,7 @@ from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import is_jpeg, reduce_target
 from headstart.features.cache import EmbeddingCache, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
-from headstart.features.registry import Backbone, fit_backbone
+from headstart.features.registry import Backbone, fit_backbone, load_backbone
 from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
 from headstart.features.runner import EmbedError, Job, Runner, RunStats
 from headstart.features.spec import BackboneSpec, EmbedOptions
@@ -104,12 +104,13 @@ def embed(
     # The decode mode enters the fingerprint only when it can change a pixel: when there is a JPEG to reduce.
     scaled = options.decode == "jpeg-scaled" and _has_jpeg(prepared)
     key = resolved_key(spec, "jpeg-scaled" if scaled else "full", options)
-    with tempfile.TemporaryDirectory(prefix="headstart-cache-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="headstart-cache-") as scratch, contextlib.ExitStack() as decoding:
         cache_root = Path(options.cache_dir) if options.cache_dir is not None else Path(scratch)
-        loaded = None
+        loaded, ahead = None, None
         resolved = recall(cache_root, key) if options.cache_dir is not None else None
-        if resolved is None:
-            loaded = load_resolved(spec, options, scaled)
+        if resolved is None:  # with nothing cached under any backbone, every image is to compute
+            everything = sorted(set(prepared["id"])) if _nothing_cached(cache_root) else []
+            loaded, ahead = _load(spec, options, scaled, prepared, everything, decoding)
             resolved = loaded[0]
             remember(cache_root, key, resolved)
         keys = {(node, mode): layer_key(node, mode) for node in resolved.nodes for mode in spec.poolings}
@@ -117,7 +118,7 @@ def embed(
         paths, failures_path = _outputs(labels, out_dir, single_file)
         cache, todo = _open_cache(prepared, resolved, cache_root, list(keys.values()), options)  # a first look
         if todo and loaded is None:
-            loaded = load_resolved(spec, options, scaled)  # something to compute: now the model is needed
+            loaded, ahead = _load(spec, options, scaled, prepared, todo, decoding)  # to compute: load the model
             if loaded[0] != resolved:
                 log.info("the backbone resolved differently from %s/_resolved; using what it is now", cache_root)
                 resolved = loaded[0]
@@ -136,7 +137,8 @@ def embed(
             if todo:
                 loaded = loaded or load_resolved(spec, options, scaled)
                 name = f"embed {(dataset or {}).get('name', '')} {spec.arch}".replace("  ", " ")
-                stats, engine = _run(_job(prepared, todo, loaded, keys, spec, options, name), cache, progress)
+                job = _job(prepared, todo, loaded, keys, spec, options, name)
+                stats, engine = _run(job, cache, progress, ahead)
                 cache.scan()
         start = time.perf_counter()
         tables, provenance = [], {}
@@ -242,9 +244,34 @@ def _job(
     )
 
 
-def _runner(job: Job) -> Runner:
-    """The local runner, or the Ray one (Ray is an optional extra; both import torch, which a run with every image
-    cached never needs, so they are imported here)."""
+def _load(  # noqa: PLR0913
+    spec: BackboneSpec, options: EmbedOptions, scaled: bool, prepared: pd.DataFrame, todo: list[str],
+    stack: contextlib.ExitStack,
+) -> tuple[tuple, Any]:
+    """Load the model of ``spec``; ``todo``'s images (when known) start decoding as soon as the backbone's
+    preprocessing is known, while its extractor is built and probed (:func:`~headstart.features.local_engine.
+    decode_ahead`). Returns what :func:`load_resolved` returns and those batches (or ``None``), whose decoding
+    ``stack`` stops if the run leaves before reading them."""
+    if not todo or options.engine != "local":
+        return load_resolved(spec, options, scaled), None
+    from headstart.features.forward import select_device  # torch: only a run with something to compute
+    from headstart.features.local_engine import decode_ahead
+
+    backbone = load_backbone(spec)
+    reduce_to = reduce_target(backbone.preprocessing.get("resize_size")) if scaled else None
+    ahead = decode_ahead(backbone, prepared, todo, select_device(options.device), options, reduce_to)
+    stack.callback(ahead.close)
+    return load_resolved(spec, options, scaled, backbone=backbone), ahead
+
+
+def _nothing_cached(root: Path) -> bool:
+    """Whether the cache under ``root`` holds no vectors of any backbone (a first run)."""
+    return not any(root.glob("*/seg-*.hse"))
+
+
+def _runner(job: Job, ahead: Any = None) -> Runner:
+    """The local runner (with the batches already decoding, if any), or the Ray one (Ray is an optional extra;
+    both import torch, which a run with every image cached never needs, so they are imported here)."""
     if job.options.engine == "ray":
         from headstart.features.ray_engine import RayRunner
 
@@ -253,11 +280,11 @@ def _runner(job: Job) -> Runner:
         return RayRunner()
     from headstart.features.local_engine import LocalRunner
 
-    return LocalRunner()
+    return LocalRunner(ahead)
 
 
-def _run(job: Job, cache: EmbeddingCache, progress: ProgressFactory) -> tuple[RunStats, dict[str, Any]]:
-    runner = _runner(job)
+def _run(job: Job, cache: EmbeddingCache, progress: ProgressFactory, ahead: Any) -> tuple[RunStats, dict[str, Any]]:
+    runner = _runner(job, ahead)
     bar = progress(total=len(job.todo), desc=job.name, unit="img")
     try:
         with cache.open_segment() as segment:

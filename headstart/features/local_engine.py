@@ -4,6 +4,9 @@ The calling thread reads batches (decoded in line, or by decoding processes: :mo
 chooses on a CPU) and hands each to a pool of forward workers, Python threads that each run whole batches
 through :class:`~headstart.features.forward.Forward` on one intra-op thread (torch releases the GIL while it
 computes). Finished batches go to the sink on the calling thread, in the order they were read.
+
+:func:`decode_ahead` starts the decoding as soon as the backbone's preprocessing is known, so that the images
+are being decoded while the extractor is built and probed; the runner then takes those batches first.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -24,8 +27,9 @@ from headstart.features.balance import BalancedLoader, Plan
 from headstart.features.forward import Forward, torch_threads
 from headstart.features.reader import Batch, Item, auto_workers, collate, cpu_cores, make_loader
 from headstart.features.runner import Job, RunStats, Sink, strict_failure
+from headstart.features.spec import EmbedOptions
 
-__all__ = ["LocalRunner", "feed"]
+__all__ = ["Ahead", "LocalRunner", "decode_ahead", "feed"]
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +54,64 @@ def feed(dataset: Any, device: torch.device, batch_size: int, num_workers: int |
     return make_loader(dataset, batch_size, workers, pin_memory=pin), lambda: plan
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """Batches of ``todo`` already being decoded (:func:`decode_ahead`): the feed and its plan."""
+
+    todo: tuple[str, ...]
+    loader: Any
+    plan: Callable[[], Plan]
+
+    def close(self) -> None:
+        """Stop decoding (the run did not need these batches after all)."""
+        if hasattr(self.loader, "close"):
+            self.loader.close()
+
+
+def decode_ahead(
+    backbone: Any, prepared: pd.DataFrame, todo: list[str], device: torch.device, options: EmbedOptions,
+    reduce_to: int | None,
+) -> Ahead:
+    """The feed of ``todo``'s images, already decoding in line when it can start before the first batch is asked
+    for (``num_workers: auto`` on a CPU); otherwise it starts when the runner reads it."""
+    loader, plan = _feed(backbone, prepared, todo, device, options, reduce_to)
+    if hasattr(loader, "start"):
+        loader.start()
+    return Ahead(tuple(todo), loader, plan)
+
+
+def _feed(
+    backbone: Any, prepared: pd.DataFrame, todo: list[str], device: torch.device, options: EmbedOptions,
+    reduce_to: int | None,
+) -> tuple[Any, Callable[[], Plan]]:
+    first = prepared.drop_duplicates("id").set_index("id")
+    paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
+    images = dict(zip(first.index, first["image"], strict=True)) if "image" in first.columns else {}
+    items = [Item(i, _none(paths[i]), _none(images.get(i))) for i in todo]
+    batch_size = options.batch_size_for(device)
+    return backbone.feed(items, device, batch_size, options.num_workers, options.max_image_pixels, reduce_to)
+
+
 class LocalRunner:
-    """Runs a :class:`~headstart.features.runner.Job` on this machine (see the module's docstring)."""
+    """Runs a :class:`~headstart.features.runner.Job` on this machine (see the module's docstring); ``ahead``:
+    the job's images, already decoding."""
+
+    def __init__(self, ahead: Ahead | None = None) -> None:
+        self.ahead = ahead
 
     def run(self, job: Job, sink: Sink, progress: Progress) -> tuple[RunStats, dict[str, Any]]:
-        backbone, device = job.backbone, job.device
-        first = job.prepared.drop_duplicates("id").set_index("id")
-        paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
-        images = dict(zip(first.index, first["image"], strict=True)) if "image" in first.columns else {}
-        items = [Item(i, _none(paths[i]), _none(images.get(i))) for i in job.todo]
-        batch_size = job.options.batch_size_for(device)
-        options = job.options
-        loader, plan = backbone.feed(items, device, batch_size, options.num_workers, options.max_image_pixels,
-                                     job.reduce_to)
+        backbone, device, options = job.backbone, job.device, job.options
+        batch_size = options.batch_size_for(device)
+        if self.ahead is not None and self.ahead.todo == tuple(job.todo):
+            loader, plan = self.ahead.loader, self.ahead.plan
+        else:
+            if self.ahead is not None:
+                self.ahead.close()
+            loader, plan = _feed(backbone, job.prepared, job.todo, device, options, job.reduce_to)
         nodes, poolings = (tuple(dict.fromkeys(k[i] for k in job.keys)) for i in (0, 1))
         forward = Forward(job.extractor, job.keys, device, job.precision, batch_size, backbone.batch_stage(),
                           make=lambda: backbone.extractor(nodes, poolings))
-        log.debug("embedding %d images: batch %d", len(items), batch_size)
+        log.debug("embedding %d images: batch %d", len(job.todo), batch_size)
         workers = min(max(1, plan().forward), forward.workers or plan().forward)
         threads = torch_threads()
         pool = ThreadPoolExecutor(workers, "headstart-forward", initializer=forward.enter_worker)

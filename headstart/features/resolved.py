@@ -123,8 +123,11 @@ def remember(cache_root: str | Path, key: str | None, resolved: Resolved) -> Non
         log.info("could not write %s (%s); the next run will load the backbone again", folder, err)
 
 
-def load_resolved(spec: Any, options: EmbedOptions, scaled: bool) -> tuple[Resolved, Any, Any, Any]:
-    """Load the backbone of ``spec``: what it resolves to, the backbone, its extractor and the device.
+def load_resolved(
+    spec: Any, options: EmbedOptions, scaled: bool, backbone: Any = None
+) -> tuple[Resolved, Any, Any, Any]:
+    """Load the backbone of ``spec`` (or finish ``backbone``, already loaded from it): what it resolves to, the
+    backbone, its extractor and the device.
 
     ``scaled``: JPEGs will be decoded reduced. That, the device type and the batch size every batch is padded to
     (:mod:`headstart.features.forward`) change the arithmetic, so they go into the provenance and the fingerprint;
@@ -132,7 +135,7 @@ def load_resolved(spec: Any, options: EmbedOptions, scaled: bool) -> tuple[Resol
     """
     from headstart.features import forward  # torch, imported only by a run that loads a model (see the module)
 
-    backbone = load_backbone(spec)
+    backbone = load_backbone(spec) if backbone is None else backbone
     nodes = backbone.resolve_layers(spec.layers)
     versions = installed_versions(LIBRARIES)
     device = forward.select_device(options.device)

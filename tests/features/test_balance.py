@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,7 @@ def test_the_loader_measures_then_picks(decode: float, expected: int) -> None:
     assert loader.plan.measuring
     seen = _consume(loader, 0.02)
     assert seen == list(range(16))  # every image once, in order
-    assert made == [expected]
+    assert made == ([expected] if expected else [])  # decoding in line: the thread decodes the rest
     assert loader.plan.workers == expected and loader.plan.forward == 2 and not loader.plan.measuring
     assert "measured" in loader.plan.describe()
 
@@ -102,9 +103,47 @@ def test_slow_decoders_are_measured_on_one_batch() -> None:
 
     loader = BalancedLoader(_Slow(24, 0.03), 4, 2, _collate, make_loader)
     assert _consume(loader, 0.005) == list(range(24))  # every image once, in order
-    assert rests == [20] and loader.plan.workers == 2 and "on the first batch" in loader.plan.describe()
+    assert loader.plan.workers == 2 and "on the first batch" in loader.plan.describe()
+    assert len(rests) == 1 and rests[0] <= 20  # the processes start where the thread decoding ahead stopped
     fast = BalancedLoader(_Slow(24, 0.0005), 4, 2, _collate, make_loader)
-    assert _consume(fast, 0.005) == list(range(24)) and rests[-1] == 16  # in-line decoding: measured on two
+    assert _consume(fast, 0.005) == list(range(24)) and len(rests) == 1  # in-line decoding: no processes
+    assert fast.plan.workers == 0 and "measured:" in fast.plan.describe()
+
+
+def test_decoding_starts_before_the_first_batch_is_asked_for() -> None:
+    """``start()`` decodes ahead in a thread (while the model is being built); a bounded number of batches."""
+    dataset = _Counting(40)
+    loader = BalancedLoader(dataset, 2, 2, _collate, lambda rest, workers: [])
+    loader.start()
+    deadline = time.monotonic() + 5
+    while len(dataset.seen) < 16 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert 16 <= len(dataset.seen) <= 2 * (8 + 2)  # 4 batches ahead per core, and the ones in hand
+    assert _consume(loader, 0.0) == list(range(40))
+
+
+def test_a_consumer_that_leaves_early_ends_the_decoding_thread() -> None:
+    dataset = _Counting(400)
+    loader = BalancedLoader(dataset, 2, 2, _collate, lambda rest, workers: [])
+    for index, _ in enumerate(loader):
+        if index == 1:
+            break
+    time.sleep(0.1)
+    assert not any(t.name == "headstart-decode" for t in threading.enumerate())
+    assert len(dataset.seen) < 40
+
+
+class _Counting:
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, []
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[int, float]:
+        self.seen.append(index)
+        return index, 0.0
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
