@@ -66,7 +66,8 @@ def finetune_stage(
     # the probe fine-tuning starts from is fitted on train only, C chosen on val (see finetuning_probe).
     data = SplitData.from_table(embeddings)
     fixed, grid = resolve_params(probe.kind, probe.params, f"heads.{probe.name}")
-    mean, scale, weight, bias, classes, choice, val_accuracy = single_threaded(get_head(probe.kind).probe)(  # type: ignore[misc]
+    fit_probe = single_threaded(get_head(probe.kind).probe)  # type: ignore[misc]
+    mean, scale, weight, bias, classes, choice, val_accuracy = fit_probe(
         fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val
     )
     log.info("probe to fine-tune from: %s, val accuracy %.4f", choice, val_accuracy)
@@ -146,7 +147,8 @@ def finetune_prepared(
     embed(prepared, spec, single_file=frozen, dataset=dataset, options=options, progress=progress)
     data = SplitData.from_table(load_embeddings(frozen))
     fixed, grid = resolve_params("logreg", {}, "heads.logreg")
-    mean, scale, weight, bias, classes, choice, val_score = single_threaded(get_head("logreg").probe)(  # type: ignore[misc]
+    fit_probe = single_threaded(get_head("logreg").probe)  # type: ignore[misc]
+    mean, scale, weight, bias, classes, choice, val_score = fit_probe(
         fixed, grid, data.X_train, data.y_train, data.X_val, data.y_val
     )
     log.info("probe to fine-tune from: %s, val score %.4f", choice, val_score)

@@ -83,7 +83,7 @@ class FrozenPrefix:
                             kept[item_id] = row
                             self.nbytes += row.numel() * row.element_size()
                         if self.nbytes > MAX_BYTES:
-                            log.info("fine-tuning on full passes: the frozen blocks' output exceeds %d bytes", MAX_BYTES)
+                            log.info("training on full passes: the frozen blocks' output exceeds %d bytes", MAX_BYTES)
                             self.states.clear()
                             return False
         finally:
