@@ -8,9 +8,11 @@ clipped at norm 5, light augmentation, early stopping on val accuracy (ties: val
 BatchNorm statistics stay frozen unless ``update_bn``. The best epoch is saved as a checkpoint; point a
 backbone's ``weights:`` at it to embed with the fine-tuned network.
 
-``backbone`` (the fine-tuned backbone as one value, torch-free), ``surgery`` (blocks, freezing, the probe as a head), ``data`` (the engine's image dataset with labels and
-seeded augmentation), ``loop`` (training and early stopping), ``checkpoint`` (the one module that writes and
-reads the checkpoint format), ``tune`` (ties them together). Importing this package does not import torch.
+``backbone`` (the fine-tuned backbone as one value, torch-free), ``surgery`` (blocks, freezing, the probe as a
+head), ``data`` (the engine's image dataset with labels and seeded augmentation), ``prefix`` (a text encoder's
+frozen layers run once per call), ``loop`` (training and early stopping), ``resume`` (each epoch's end saved for a
+rerun to continue from), ``checkpoint`` (the one module that writes and reads the checkpoint format), ``tune``
+(ties them together). Importing this package does not import torch.
 """
 
 from __future__ import annotations
