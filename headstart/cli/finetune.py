@@ -23,7 +23,8 @@ def add_finetune_parser(sub: argparse._SubParsersAction) -> None:
         "table, split the same way), fit the logreg probe on the frozen features (C chosen on val), unfreeze the "
         "last --unfreeze blocks and train them at a small learning rate with early stopping on val. Writes "
         "DIR/model.pt (the checkpoint; embed with `--backbone NAME --weights DIR/model.pt`), DIR/frozen.parquet "
-        "and DIR/finetune.json, and prints the test scores of the probe and the fine-tuned network as JSON.",
+        "and DIR/finetune.json, and prints the test scores of the probe and the fine-tuned network as JSON. An "
+        "interrupted run, rerun with the same arguments, resumes after its last finished epoch.",
     )
     p.add_argument("source")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
