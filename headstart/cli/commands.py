@@ -26,39 +26,41 @@ __all__ = ["cmd_cache", "cmd_embed", "cmd_fit", "cmd_init", "cmd_neighbours", "c
 def cmd_embed(args: argparse.Namespace) -> int:
     from headstart.data.prepare import prepare_dataset
     from headstart.features.engine import embed
+    from headstart.features.warmup import warm_up
 
     spec, options, parts = backbone_spec(args), embed_options(args), split(args)
     limit = positive(args.limit, "--limit", none=True)
     check_engine(options)
-    name = Path(args.source).name if Path(args.source).exists() else args.source
-    prepared = prepare_dataset(
-        args.source,
-        name=name,
-        val=parts.val,
-        test=parts.test,
-        seed=args.seed,
-        shift=args.shift,
-        limit=limit,
-        root=args.root,
-        text_column=args.text_column,
-        stat_cache=None if args.no_cache else Path(args.cache_dir).parent / "stat.sqlite",
-        labels="none" if args.unlabelled else "auto",
-        group_column=args.group_column,
-        progress=tqdm_progress,
-    )
-    meta = prepared.attrs["headstart"]
-    dataset = {"name": name, "source": meta["source"], "shift": meta["shift"]}
-    output = Path(args.output)
-    single = output.suffix == ".parquet"
-    result = embed(
-        prepared,
-        spec,
-        None if single else output,
-        single_file=output if single else None,
-        dataset=dataset,
-        options=options,
-        progress=tqdm_progress,
-    )
+    with warm_up(spec, options):  # torch imports while the images are listed and hashed
+        name = Path(args.source).name if Path(args.source).exists() else args.source
+        prepared = prepare_dataset(
+            args.source,
+            name=name,
+            val=parts.val,
+            test=parts.test,
+            seed=args.seed,
+            shift=args.shift,
+            limit=limit,
+            root=args.root,
+            text_column=args.text_column,
+            stat_cache=None if args.no_cache else Path(args.cache_dir).parent / "stat.sqlite",
+            labels="none" if args.unlabelled else "auto",
+            group_column=args.group_column,
+            progress=tqdm_progress,
+        )
+        meta = prepared.attrs["headstart"]
+        dataset = {"name": name, "source": meta["source"], "shift": meta["shift"]}
+        output = Path(args.output)
+        single = output.suffix == ".parquet"
+        result = embed(
+            prepared,
+            spec,
+            None if single else output,
+            single_file=output if single else None,
+            dataset=dataset,
+            options=options,
+            progress=tqdm_progress,
+        )
     print(result.summary(), file=sys.stderr)
     for layer, path in result.tables.items():
         print(f"{layer}: {path} ({result.provenance[layer]['dim']}-d)")
