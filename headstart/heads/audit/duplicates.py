@@ -10,11 +10,10 @@
   frequencies (without the mean) of a :data:`PIXEL_SIDE` px grey thumbnail (area-averaged), at least
   :data:`PIXEL_CORRELATION`. Resizing and JPEG re-compression change the high frequencies and leave these;
   a different picture changes them. Calibrated on two cases (benchmarks/audit.py, docs/audit.md): the digits,
-  where 25 copies (resized to 3/4 and back, JPEG 85) land 0-4 bits and correlation 0.993-0.9999 from their
-  originals and no natural pair within 8 bits reaches 0.99 (the closest, 0.989, are digits near-identical at 8x8
+  where 25 copies (resized to 3/4 and back, JPEG 85) land 0-4 bits and correlation 0.9927-0.9973 from their
+  originals and no other pair within 8 bits reaches 0.99 (the closest, 0.9898, are digits near-identical at 8x8
   pixels); and 224 px crops of photographs, where 30 copies (the same, or 160 px at JPEG 70, or doubled,
-  brightened and at JPEG 60) land 0-4 bits and 0.9916-1.0, and the only other pairs above 0.99 are crops that
-  overlap almost entirely.
+  brightened and at JPEG 60) land 0-2 bits and 0.997-1.0, and the pixels flag no other pair.
 
 Exact copies share an id (ids are content hashes) and are one row already, so they never pair up here.
 """
