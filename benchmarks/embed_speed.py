@@ -14,7 +14,7 @@ machine. Run it from the repository root on a quiet machine (``--images 300 --cl
 (d) the whole command as a user times it: ``headstart embed FOLDER -o OUT.parquet`` in a fresh process on a fresh
     folder and cache, start-up, model load, preparing and writing the table included.
 
-Goals (mobilenet_v2 IMAGENET1K_V1, fp32, 224 px, CPU): (c) >= 95% of (b), (d) >= 80% of (b), (c) >= 3x (a).
+Goals (mobilenet_v2 IMAGENET1K_V1, fp32, 224 px, CPU): (c) >= 95% of (b), (d) >= 85% of (b), (c) >= 3x (a).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from _images import describe_folder, folder_files, small_folder
 from _report import REPO, header, load_average, note, quiet, section, table, verdict
 
 GOAL_ENGINE = 0.95
-GOAL_COMMAND = 0.80
+GOAL_COMMAND = 0.85
 GOAL_NAIVE = 3.0
 
 
