@@ -7,7 +7,7 @@ measured in the same run. Run from the repository root::
     python benchmarks/noop.py                 # 1,000 images
     python benchmarks/noop.py --images 200    # a quick run
 
-Goal: <= 1.5 s for 1,000 cached images (and the ratio to the bare import, which carries the machine's speed).
+Goal: <= 1 s for 1,000 cached images (and the ratio to the bare import, which carries the machine's speed).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from _engine import run_cli
 from _images import describe_folder, small_folder
 from _report import REPO, header, load_average, note, quiet, section, table, verdict
 
-GOAL_SECONDS = 1.5
+GOAL_SECONDS = 1.0
 
 
 def bare_import() -> float:

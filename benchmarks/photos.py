@@ -271,8 +271,9 @@ def main() -> None:
             ],
         )
     )
+    timed = min(args.prep_photos, len(files))
     note(f"t_prep, one photo's read + blake2b id + reduced decoding + resize on one core: {1000 * prep:.1f} ms "
-         f"(CPU time over {min(args.prep_photos, len(files))} photos).\n(d), the engine's own account: {command['loop']}.")
+         f"(CPU time over {timed} photos).\n(d), the engine's own account: {command['loop']}.")
     for name, run in (("jpeg-scaled", scaled), ("full", full)):
         if run:
             note(f"decode: {name}, the engine's own account:\n")

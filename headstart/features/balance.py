@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _PROBE_BATCHES = 2  # one warm-up, one timed (each on one forward worker: the others wait, so keep them few)
 _MARGIN = 1.05  # a decoding process must promise 5% more than in-line decoding (it costs a fork and IPC)
 _AHEAD_PER_CORE = 4  # batches decoded ahead in line, per core: as many as a decoding process prefetches
+_AHEAD_MAX = 32  # and never more (about 77 MB of 224 px batches of 16)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class BalancedLoader:
     the loader for the rest. While it measures, :attr:`plan` says so, and the runner hands back each batch
     finished (forward pass and write) before asking for the next: the time between the two is one forward
     worker's. :meth:`start` begins decoding in line before the first batch is asked for (iterating starts it
-    too); memory stays bounded by the batches decoded ahead, ``4 x cores``.
+    too); memory stays bounded by the batches decoded ahead, ``4 x cores`` and at most 32.
     """
 
     def __init__(
@@ -103,7 +104,8 @@ class BalancedLoader:
     def start(self) -> None:
         """Begin decoding in line now, in a thread, so the first batches are ready when they are asked for."""
         if self._ahead is None:
-            self._ahead = _Ahead(self.dataset, self.batch_size, self.collate, _AHEAD_PER_CORE * self.cores)
+            depth = min(_AHEAD_MAX, _AHEAD_PER_CORE * self.cores)
+            self._ahead = _Ahead(self.dataset, self.batch_size, self.collate, depth)
 
     def close(self) -> None:
         """Stop the decoding that :meth:`start` began, when the batches will not be read."""
