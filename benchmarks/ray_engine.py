@@ -1,15 +1,19 @@
 """The Ray engine against the local engine on the same images, and across two raylets on this machine.
 
-1. local engine vs ray engine (a local Ray cluster with this machine's cores) on the same N images
-   (default 2,000; MobileNetV2 IMAGENET1K_V1 at 224 px, its native input and what users run on photos;
-   ``--image-size 64`` is the default pipeline's size for 8x8 digits, where the forward pass is so cheap that
-   Ray's fixed costs dominate): throughput of the forward loop and of the whole ``embed()`` call, and whether
-   the tables are the same bits;
+1. local engine vs ray engine (a local Ray cluster with this machine's cores, started before the timed calls, as
+   a running cluster is what ``address: auto`` joins) on the same N images (default 2,000; MobileNetV2
+   IMAGENET1K_V1 at 224 px, its native input and what users run on photos; ``--image-size 64`` is the default
+   pipeline's size for 8x8 digits, where the forward pass is so cheap that Ray's fixed costs dominate):
+   throughput of the forward loop and of the whole ``embed()`` call, taken in turns (``--repeats``, the best of
+   each counts, so that other work on the machine weighs on both alike), and whether the tables are the same bits.
+   Ray starts its workers at niceness 15; the cluster started here runs them at niceness 0, as the local
+   engine's threads run, so that other work on a shared machine does not take from one engine only;
 2. two "nodes": ``ray start --head`` plus ``ray start --address ...`` (``--num-cpus 1`` each, 127.0.0.1 only,
    a private temporary directory), the ray engine across both: rows embedded per node.
 
     python benchmarks/ray_engine.py            # 2,000 images
     python benchmarks/ray_engine.py --small    # 300 images
+    python benchmarks/ray_engine.py --repeats 1 --skip-two-nodes
 
 The raylets started in part 2 are stopped by process id (every process whose command line names the private
 temporary directory), never with ``ray stop``, which would stop other clusters on the machine too.
@@ -31,7 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import REPO, cpu_model, git_commit, note, section, table, usable_cores, verdict  # noqa: E402
+from benchmarks._report import (  # noqa: E402
+    cpu_model, git_commit, load_average, note, section, table, usable_cores, verdict,
+)
+
+GOAL = 0.85  # the Ray engine's whole embed() call against the local engine's, on one machine
 
 
 def make_folder(root: Path, n: int, size: int = 96) -> None:
@@ -114,12 +122,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--small", action="store_true", help="300 images")
     parser.add_argument("--skip-two-nodes", action="store_true")
+    parser.add_argument("--repeats", type=int, default=2, help="turns of each engine (default 2; the best counts)")
     parser.add_argument("--image-size", type=int, default=224, help="the backbone's input side (default 224)")
     args = parser.parse_args()
     n = 300 if args.small else args.images
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
     print(f"# Ray engine vs local engine, {n} images, MobileNetV2 at {args.image_size} px\n")
-    print(f"machine: {cpu_model()}, {usable_cores()} cores; commit {git_commit()}")
+    print(f"machine: {cpu_model()}, {usable_cores()} cores; commit {git_commit()}; load {load_average()}")
     import ray
 
     from headstart.data.tables import load_embeddings
@@ -127,34 +136,43 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="headstart-ray-bench-") as tmp:
         root = Path(tmp)
         make_folder(root / "images", n)
-        local_s, local = run(root / "images", root / "local", root / "c-local", "local", image_size=args.image_size)
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
+        runs: dict[str, list[tuple[float, object]]] = {"local": [], "ray": []}
         try:
-            ray_s, on_ray = run(root / "images", root / "ray", root / "c-ray", "ray", image_size=args.image_size)
+            for i in range(args.repeats):
+                for engine in ("local", "ray"):
+                    runs[engine].append(
+                        run(root / "images", root / f"{engine}{i}", root / f"c-{engine}{i}", engine,
+                            image_size=args.image_size)
+                    )  # fmt: skip
         finally:
             ray.shutdown()
-        same = np.array_equal(
-            load_embeddings(local.tables["flatten"]).X, load_embeddings(on_ray.tables["flatten"]).X
+        (local_s, local), (ray_s, on_ray) = (min(runs[e], key=lambda r: r[0]) for e in ("local", "ray"))
+        same = all(
+            np.array_equal(load_embeddings(local.tables["flatten"]).X, load_embeddings(r.tables["flatten"]).X)
+            for _, r in runs["ray"]
         )
-        section("Same images, one machine")
+        section(f"Same images, one machine (the best of {args.repeats} turns each)")
         ratio = on_ray.stats.images_per_second / local.stats.images_per_second
         print(
             table(
-                ["engine", "images", "loop s", "loop img/s", "embed() s", "embed() img/s"],
+                ["engine", "images", "loop s", "loop img/s", "embed() s", "embed() img/s", "every embed() s"],
                 [
                     ["local", local.stats.computed, local.stats.wall_seconds, local.stats.images_per_second,
-                     local_s, n / local_s],
+                     local_s, n / local_s, " ".join(f"{s:.1f}" for s, _ in runs["local"])],
                     ["ray (local cluster)", on_ray.stats.computed, on_ray.stats.wall_seconds,
-                     on_ray.stats.images_per_second, ray_s, n / ray_s],
+                     on_ray.stats.images_per_second, ray_s, n / ray_s, " ".join(f"{s:.1f}" for s, _ in runs["ray"])],
                 ],
             )
-        )
+        )  # fmt: skip
         whole = local_s / ray_s
         note(
-            f"ray / local throughput of the whole embed() call: {whole:.2f} (target >= 0.8: "
-            f"{verdict(whole >= 0.8)}); of the loop: {ratio:.2f} ({verdict(ratio >= 0.8)}); "
-            f"the loop's wall time on Ray includes starting the actor and its first batch. Embeddings the same "
-            f"bits: {same}. The rest of embed() (loading the backbone, the cache, writing the tables) is shared."
+            f"ray / local throughput of the whole embed() call: {whole:.2f} (goal >= {GOAL}: "
+            f"{verdict(whole >= GOAL)}); of the loop: {ratio:.2f}. Embeddings the same bits in every run: {same}. "
+            f"The loop's wall time on Ray includes starting the actors (a process each, importing torch and "
+            f"receiving the model) and their first work item: {on_ray.stats.plan}. Local: {local.stats.plan}. "
+            "The rest of embed() (loading the backbone, the cache, writing the tables) is shared."
         )
         if args.skip_two_nodes:
             return

@@ -1,14 +1,16 @@
 """The Ray engine: the forward pass of :func:`headstart.features.engine.embed` on a Ray cluster (Ray Data).
 
-The local engine's steps, spread out: Ray Data tasks read the image bytes (from their paths, or from the
-prepared table's ``image`` column, reading only the row groups that hold them) and decode and preprocess them
-on CPUs with the local engine's own code (:class:`~headstart.features.reader.ImageDataset` and its collate);
-an actor pool (``map_batches`` with a callable class, one actor per GPU with ``num_gpus=1``, CPU actors
-otherwise) runs the same truncated backbone through the same forward pass as the local engine
-(:class:`~headstart.features.forward.Forward`: one intra-op thread per pass on a CPU, batches padded). The
-driver appends what comes back to the per-image cache, batch by batch, so everything stays as it is locally:
-a killed run (driver or worker) resumes where it stopped, broken images end in the failures table, and the
-tables are assembled from the cache in id order.
+The local engine's steps, spread out over an actor pool (``map_batches`` with a callable class): each actor holds
+the truncated backbone and runs it through the same forward pass as the local engine
+(:class:`~headstart.features.forward.Forward`: one intra-op thread per pass on a CPU, batches padded). On CPUs
+there is one actor per CPU, and each reads and decodes its own work items with the local engine's code
+(:class:`~headstart.features.reader.ImageDataset` and its collate), from their paths or from the prepared table's
+``image`` column (reading only the row groups that hold them): every CPU busy with the whole job, as the local
+engine's forward workers are, and only vectors cross the object store. With GPUs (one actor per GPU,
+``num_gpus=1``), Ray Data tasks decode on the CPUs and send 8-bit pixels to the actors. The driver appends what
+comes back to the per-image cache, batch by batch, so everything stays as it is locally: a killed run (driver or
+worker) resumes where it stopped, broken images end in the failures table, and the tables are assembled from the
+cache in id order.
 
 Every work item is one batch of the local engine's size, padded as the local engine pads it, on the device type
 the run's fingerprint names, so the vectors are the same bits as the local engine's.
@@ -117,7 +119,7 @@ def run_on_ray(
     ``device`` (``cpu`` or ``cuda``) and ``batch_size`` are the run's (both are in the fingerprint), so each work
     item is one of the local engine's batches, computed on that type of device. ``finish`` (the backbone's batch
     stage) turns what ``transform`` decodes into the model's input, in the actors. On CPU ``actors: auto`` is one
-    for every two CPUs (each runs one pass at a time, on one thread, beside a decoding task); on CUDA, one per GPU.
+    per CPU (each decodes its work items and runs one pass at a time, on one thread); on CUDA, one per GPU.
     Ray does not restart a lost actor (``max_restarts=0``: Ray Data keeps the actors' constructor arguments in the
     object store, which a restart cannot count on); the run stops, and the next one resumes from the cache.
     """
@@ -130,14 +132,13 @@ def run_on_ray(
         gpus = int(cluster["gpus"]) if device == "cuda" else 0
         if device == "cuda" and not gpus:
             raise EmbedError("embed.device asks for CUDA but the Ray cluster has no GPU; use `device: cpu`")
-        size = batch_size
-        auto = gpus or max(int(cluster["nodes"]), int(cluster["cpus"]) // 2)
-        pool = auto if actors == "auto" else int(actors)
-        # one CPU for each actor and each decoding task where nodes have two or more; half of one on smaller nodes
-        cpus = 1.0 if cluster["min_node_cpus"] >= 2 else 0.5
+        pool = (gpus or max(1, int(cluster["cpus"]))) if actors == "auto" else int(actors)
+        # with GPUs, a CPU for each actor and each decoding task where nodes have two or more, half of one on
+        # smaller nodes; on CPUs an actor does both, on one CPU
+        cpus = 1.0 if cluster["min_node_cpus"] >= 2 or not gpus else 0.5
+        units = work_items(prepared, todo, batch_size, prepared.attrs.get("headstart_path"), pool)
+        pool = min(pool, len(units))  # an actor with no work item would only load the model
         cluster = {**cluster, "actors": pool}
-        crop = int(getattr(transform, "crop_size", [224])[0])
-        units = work_items(prepared, todo, size, prepared.attrs.get("headstart_path"))
         log.info(
             "ray: %d images in %d work items on %d node(s) (%g CPUs, %d GPUs), %d actor(s)",
             len(todo),
@@ -147,23 +148,32 @@ def run_on_ray(
             gpus,
             pool,
         )
+        decode = {"transform": transform, "max_pixels": max_pixels, "reduce_to": reduce_to}
         ds = ray.data.from_items(units, override_num_blocks=len(units))
-        ds = ds.map_batches(
-            decode_batches,
-            fn_kwargs={"transform": transform, "max_pixels": max_pixels, "reduce_to": reduce_to},
-            batch_size=1,
-            num_cpus=cpus,
-            # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes), and the quarter
-            # more that Ray Data's memory check wants above what a task used; as the model actors ask for no
-            # memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the next batches while
-            # the actors run the network
-            memory=5 * (2**29 + 2 * 4 * 3 * crop * crop * UNIT_IMAGES) // 4,
-        )
-        ds = _embed_batches(ds, extractor, keys, precision, size, finish, device, pool, gpus, cpus)
+        if gpus:
+            crop = int(getattr(transform, "crop_size", [224])[0])
+            ds = ds.map_batches(
+                decode_batches,
+                fn_kwargs=decode,
+                batch_size=1,
+                num_cpus=cpus,
+                # a worker with torch loaded, plus its decoded pixels (twice: the batch and its bytes), and the
+                # quarter more that Ray Data's memory check wants above what a task used; as the model actors ask
+                # for no memory, Ray Data does not fuse the decoding into them, and CPU tasks decode the next
+                # batches while the GPUs run the network
+                memory=5 * (2**29 + 2 * 4 * 3 * crop * crop * UNIT_IMAGES) // 4,
+            )
+        forward = Embedder, {
+            "extractor": extractor, "keys": dict(keys), "precision": precision, "rows": batch_size, "finish": finish,
+            "device": device, "decode": None if gpus else decode,
+        }  # fmt: skip
+        ds = _embed_batches(ds, forward, pool, gpus, cpus)
         stats = RunStats()
         per_node: Counter[str] = Counter()
         start = time.perf_counter()
+        first = None
         for row in ds.iter_rows():
+            first = first or time.perf_counter() - start
             ids = json.loads(row["ids"])
             failures = [tuple(f) for f in json.loads(row["failures"])]
             if failures and strict:
@@ -176,6 +186,7 @@ def run_on_ray(
             sink(ids, arrays, failures)
             stats.write_seconds += time.perf_counter() - t0
             stats.forward_seconds += float(row["seconds"])
+            stats.decode_cpu_seconds += float(row["decode_seconds"])
             stats.computed += len(ids)
             stats.failed += len(failures)
             per_node[row["node"]] += len(ids)
@@ -183,28 +194,25 @@ def run_on_ray(
         stats.wall_seconds = time.perf_counter() - start
         stats.wait_seconds = max(0.0, stats.wall_seconds - stats.write_seconds)
         stats.forward_workers = pool
+        where = "decoding tasks on the CPUs" if gpus else "the actors decoding their own"
+        stats.plan = f"{pool} actor(s), {len(units)} work items, {where}; first vectors after {first or 0:.1f} s"
         return RayRun(stats, cluster, dict(sorted(per_node.items())))
     finally:
         if started:
             ray.shutdown()
 
 
-def _embed_batches(  # noqa: PLR0913
-    ds: Any, extractor: Any, keys: Mapping, precision: str, size: int, finish: Any, device: str, pool: int,
-    gpus: int, cpus: float,
-) -> Any:
-    """The actor pool's step: every batch through :class:`~headstart.features.ray_tasks.Embedder`, on actors that
-    Ray does not restart (see :func:`run_on_ray`)."""
+def _embed_batches(ds: Any, forward: tuple[type, dict[str, Any]], pool: int, gpus: int, cpus: float) -> Any:
+    """The actor pool's step: every work item (or decoded batch) through ``forward``, a
+    :class:`~headstart.features.ray_tasks.Embedder` and its arguments, on actors that Ray does not restart (see
+    :func:`run_on_ray`)."""
     import ray.data
 
     with warnings.catch_warnings():  # Ray 2.60 takes max_restarts only through the deprecated **ray_remote_args
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         return ds.map_batches(
-            Embedder,
-            fn_constructor_kwargs={
-                "extractor": extractor, "keys": dict(keys), "precision": precision, "rows": size, "finish": finish,
-                "device": device,
-            },
+            forward[0],
+            fn_constructor_kwargs=forward[1],
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=pool),
             num_gpus=1 if gpus else 0,

@@ -1,16 +1,18 @@
 """What runs inside Ray's workers for the Ray engine (:mod:`headstart.features.ray_engine`).
 
 ``work_items`` (on the driver) cuts the images to embed into the local engine's batches, a few per work item;
-``decode_batches`` (CPU tasks) reads and decodes them with the local reader's code, one output row per batch;
-``Embedder`` (actors) runs each batch through the local engine's forward pass. Rows cross the object store as bytes
-and JSON, so nothing depends on Ray's tensor extension types.
+``decode_batches`` reads and decodes them with the local reader's code, one output row per batch; ``Embedder``
+(actors) runs each batch through the local engine's forward pass. On GPUs ``decode_batches`` runs as CPU tasks
+beside the GPU actors; on CPUs the actors decode their own work items (``decode=`` kwargs), so that each CPU
+reads, decodes and embeds, as a forward worker of the local engine does, and no pixel crosses the object store.
+Rows cross the object store as bytes and JSON, so nothing depends on Ray's tensor extension types.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,27 +22,30 @@ from pyarrow import fs
 
 from headstart.data.tables import read_prepared_images
 from headstart.features.forward import Forward, select_device
-from headstart.features.reader import ImageDataset, Item, collate
+from headstart.features.reader import Batch, ImageDataset, Item, collate
 
 __all__ = ["UNIT_IMAGES", "Embedder", "decode_batches", "work_items"]
 
-UNIT_IMAGES = 256  # images per read-and-decode task (whole batches)
+UNIT_IMAGES = 64  # images per work item (whole batches): a few seconds of one CPU, so the last ones end together
 
 
-def work_items(prepared: pd.DataFrame, todo: list[str], batch_size: int, prepared_path: str | None) -> list[dict]:
-    """The local engine's batches (sorted ids, ``batch_size`` at a time), a few per work item."""
+def work_items(
+    prepared: pd.DataFrame, todo: list[str], batch_size: int, prepared_path: str | None, workers: int = 1
+) -> list[dict]:
+    """The local engine's batches (sorted ids, ``batch_size`` at a time), a few per work item, and at least one
+    work item for each of ``workers`` where there are batches enough."""
     first = prepared.drop_duplicates("id").set_index("id")
-    has_image = "image" in first.columns
-    per_unit = max(1, UNIT_IMAGES // batch_size)
+    paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
+    images = dict(zip(first.index, first["image"], strict=True)) if "image" in first.columns else {}
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    per_unit = max(1, min(UNIT_IMAGES // batch_size, -(-len(batches) // workers)))
     units = []
     for u in range(0, len(batches), per_unit):
         unit = []
         for ids in batches[u : u + per_unit]:
             rows = []
             for i in ids:
-                path = _none(first.at[i, "path"])
-                image = _none(first.at[i, "image"]) if has_image else None
+                path, image = _none(paths[i]), _none(images.get(i))
                 # with the prepared table on shared storage, the workers read the bytes themselves
                 rows.append((i, path, None if prepared_path else image, image is not None and bool(prepared_path)))
             unit.append(rows)
@@ -57,23 +62,27 @@ def decode_batches(
 ) -> dict[str, list]:
     """CPU task: read and decode the images of some batches; one output row per batch (the local reader's code)."""
     out: dict[str, list] = {"ids": [], "pixels": [], "dtype": [], "shape": [], "failures": [], "decode_seconds": []}
+    for batch in _decoded(units, transform, max_pixels, reduce_to):
+        pixels = batch.pixels.numpy() if batch.pixels is not None else np.zeros((0,), np.float32)
+        out["ids"].append(json.dumps(batch.ids))
+        out["pixels"].append(np.ascontiguousarray(pixels).tobytes())  # 8-bit for split presets: 4x fewer bytes
+        out["dtype"].append(pixels.dtype.str)
+        out["shape"].append(json.dumps(list(pixels.shape)))
+        out["failures"].append(json.dumps(batch.failures))
+        out["decode_seconds"].append(batch.decode_seconds)
+    return out
+
+
+def _decoded(units: Mapping[str, Any], transform: Any, max_pixels: int, reduce_to: int | None) -> Iterator[Batch]:
+    """The batches of some work items, read and decoded as the local reader does."""
     for blob, source in zip(units["batches"], units["source"], strict=True):
         batches = pickle.loads(blob)
         wanted = [i for rows in batches for i, _, _, read in rows if read]
         stored = read_prepared_images(str(source), wanted) if wanted else {}
         for rows in batches:
             items = [Item(i, path, stored.get(i) if read else image) for i, path, image, read in rows]
-            items = [_fetch(item) for item in items]
-            dataset = ImageDataset(items, transform, max_pixels, reduce_to)
-            batch = collate([dataset[k] for k in range(len(dataset))])
-            pixels = batch.pixels.numpy() if batch.pixels is not None else np.zeros((0,), np.float32)
-            out["ids"].append(json.dumps(batch.ids))
-            out["pixels"].append(np.ascontiguousarray(pixels).tobytes())  # 8-bit for split presets: 4x fewer bytes
-            out["dtype"].append(pixels.dtype.str)
-            out["shape"].append(json.dumps(list(pixels.shape)))
-            out["failures"].append(json.dumps(batch.failures))
-            out["decode_seconds"].append(batch.decode_seconds)
-    return out
+            dataset = ImageDataset([_fetch(item) for item in items], transform, max_pixels, reduce_to)
+            yield collate([dataset[k] for k in range(len(dataset))])
 
 
 def _fetch(item: Item) -> Item:
@@ -90,31 +99,49 @@ def _fetch(item: Item) -> Item:
 
 class Embedder:
     """Actor: the truncated backbone, run on each batch by the local engine's forward pass (one thread on a CPU,
-    padded to ``rows``, on ``device``: ``cpu`` or ``cuda``)."""
+    padded to ``rows``, on ``device``: ``cpu`` or ``cuda``). With ``decode`` (``decode_batches``' keyword
+    arguments) it takes work items and decodes them itself; without, the rows of ``decode_batches``."""
 
     def __init__(  # noqa: PLR0913
-        self, extractor: Any, keys: Mapping, precision: str, rows: int, finish: Any = None, device: str = "cpu"
+        self, extractor: Any, keys: Mapping, precision: str, rows: int, finish: Any = None, device: str = "cpu",
+        decode: Mapping[str, Any] | None = None,
     ) -> None:
         import ray
 
         self.forward = Forward(extractor, keys, select_device(device), precision, rows, finish)
         self.forward.enter_worker()
+        self.decode = dict(decode) if decode is not None else None
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         self.forward.enter_worker()  # Ray may call from another thread than the constructor's
-        out: dict[str, list] = {"ids": [], "failures": [], "vectors": [], "layers": [], "node": [], "seconds": []}
-        for ids, pixels, dtype, shape in zip(rows["ids"], rows["pixels"], rows["dtype"], rows["shape"], strict=True):
-            ids = json.loads(ids)
+        out: dict[str, list] = {
+            "ids": [], "failures": [], "vectors": [], "layers": [], "node": [], "seconds": [], "decode_seconds": []
+        }  # fmt: skip
+        for ids, pixels, failures, decoding in self._batches(rows):
             got: dict[str, np.ndarray] = {}
             seconds = 0.0
             if ids:
-                array = np.frombuffer(pixels, dtype=np.dtype(dtype)).reshape(json.loads(shape))
-                got, seconds = self.forward(torch.from_numpy(array.copy()))
+                got, seconds = self.forward(pixels)
             out["ids"].append(json.dumps(ids))
+            out["failures"].append(failures)
             out["vectors"].append(b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in got.values()))
             out["layers"].append(json.dumps([[key, int(a.shape[1])] for key, a in got.items()]))
             out["node"].append(self.node)
             out["seconds"].append(seconds)
-        out["failures"] = list(rows["failures"])
+            out["decode_seconds"].append(decoding)
         return out
+
+    def _batches(self, rows: dict[str, np.ndarray]) -> Iterator[tuple[list[str], Any, str, float]]:
+        """``(ids, pixels, failures as JSON, decoding seconds)`` per batch: decoded here, or as ``decode_batches``
+        sent them."""
+        if self.decode is not None:
+            for batch in _decoded(rows, **self.decode):
+                yield batch.ids, batch.pixels, json.dumps(batch.failures), batch.decode_seconds
+            return
+        for ids, pixels, dtype, shape, failures, seconds in zip(
+            rows["ids"], rows["pixels"], rows["dtype"], rows["shape"], rows["failures"], rows["decode_seconds"],
+            strict=True,
+        ):
+            array = np.frombuffer(pixels, dtype=np.dtype(dtype)).reshape(json.loads(shape))
+            yield json.loads(ids), torch.from_numpy(array.copy()), failures, float(seconds)

@@ -48,7 +48,7 @@ def test_ray_writes_the_local_engines_table(ray_cluster: object, image_folder: P
         a, b = load_embeddings(local.tables[name]), load_embeddings(ray.tables[name])
         assert a.frame.equals(b.frame) and a.provenance == b.provenance  # ids in the same order, same provenance
         assert np.array_equal(a.X, b.X)  # the same bits, not merely close
-        assert b.frame.attrs["headstart_engine"] == {"engine": "ray", "nodes": 1, "cpus": 2.0, "gpus": 0.0, "actors": 1}
+        assert b.frame.attrs["headstart_engine"] == {"engine": "ray", "nodes": 1, "cpus": 2.0, "gpus": 0.0, "actors": 2}
         assert "headstart_engine" not in a.frame.attrs
         schema_a, schema_b = pq.read_schema(local.tables[name]), pq.read_schema(ray.tables[name])
         assert schema_a.equals(schema_b, check_metadata=False)
