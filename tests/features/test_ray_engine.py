@@ -3,7 +3,9 @@ driver is killed. Skipped where ray is not installed (CI installs it)."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -146,3 +148,29 @@ def test_a_normal_ray_run_logs_no_warning_or_error(ray_cluster: object, tmp_path
     alarm = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|\w*(Warning|Error):|^\[[^]]* [WEF] \d+ \d+\]", re.MULTILINE)
     assert not alarm.search(done.stderr), done.stderr
     assert "30 images: 0 from the cache, 30 embedded now, 0 failed" in done.stdout + done.stderr
+
+
+def test_decoding_tasks_give_the_actor_what_its_own_decoding_gives(ray_cluster: object, image_folder: Path) -> None:
+    """The GPU path (decoding tasks, then actors) and the CPU path (actors decoding their own work items) hand the
+    forward pass the same pixels; run here in-process on the CPU, as CI has no GPU."""
+    from headstart.features.ray_tasks import Embedder, decode_batches, work_items
+    from headstart.features.registry import load_backbone
+
+    broken_files(image_folder)
+    prepared = prepare_dataset(str(image_folder))
+    backbone = load_backbone(SPEC)
+    stages = backbone.preprocessing_stages()
+    todo = sorted(set(prepared["id"]))
+    units = work_items(prepared, todo, 5, None, workers=3)
+    assert len(units) >= 3 and [i for u in units for b in pickle.loads(u["batches"]) for i, *_ in b] == todo
+    nodes = backbone.resolve_layers(SPEC.layers)
+    extractor = backbone.extractor(nodes, SPEC.poolings)
+    keys = {(node, mode): f"{node}-{mode}" for node in nodes for mode in SPEC.poolings}
+    decode = {"transform": stages[0], "max_pixels": 10**8, "reduce_to": None}
+    common = {"extractor": extractor, "keys": keys, "precision": "fp32", "rows": 5, "finish": stages[1]}
+    batch = {"batches": np.array([u["batches"] for u in units], dtype=object),
+             "source": np.array([u["source"] for u in units], dtype=object)}  # fmt: skip
+    own = Embedder(**common, decode=decode)(batch)
+    tasks = Embedder(**common)({k: np.array(v, dtype=object) for k, v in decode_batches(batch, **decode).items()})
+    assert own["ids"] == tasks["ids"] and own["failures"] == tasks["failures"] and own["vectors"] == tasks["vectors"]
+    assert sum(len(json.loads(f)) for f in own["failures"]) == 4
