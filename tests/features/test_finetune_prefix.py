@@ -64,3 +64,22 @@ def test_every_layer_unfrozen_trains_on_full_passes(texts: tuple, tmp_path: Path
         result = finetune(spec, prepared, init, tmp_path / "ft" / "model.pt", SETTINGS.__class__(
             **{**SETTINGS.__dict__, "unfreeze": 2, "epochs": 1}))  # fmt: skip
     assert "kept" not in caplog.text and result.unfrozen == ["0.model.encoder.layer.0", "0.model.encoder.layer.1"]
+
+
+def test_a_model_whose_top_does_not_reproduce_its_output_trains_on_full_passes(
+    texts: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from headstart.features.finetune.prefix import FrozenPrefix
+
+    spec, prepared, init = texts
+    forward = FrozenPrefix.forward
+
+    def off_by_a_bit(self: FrozenPrefix, body: torch.nn.Module, features: dict) -> dict:
+        return {key: value + 1e-6 for key, value in forward(self, body, features).items()}
+
+    monkeypatch.setattr(FrozenPrefix, "forward", off_by_a_bit)
+    with caplog.at_level(logging.INFO, logger="headstart.features.finetune.prefix"):
+        finetune(spec, prepared, init, tmp_path / "checked" / "model.pt", SETTINGS)
+    assert "training on full passes" in caplog.text and "kept the frozen" not in caplog.text
+    full = finetune(spec, prepared, init, tmp_path / "full" / "model.pt", SETTINGS, keep_prefix=False)
+    assert (tmp_path / "checked" / "model.pt").read_bytes() == full.checkpoint.read_bytes()

@@ -13,8 +13,9 @@ invalidate: another call, with other weights, texts or settings, computes its ow
 Each text's states come from batches of texts of one padded length, as a full pass forms them, on the same one
 intra-op thread, and a row's arithmetic does not depend on the other rows of its batch there: training from the
 kept states gives the same checkpoint bytes as full passes every epoch (``tests/features/test_finetune_prefix.py``
-checks it; MiniLM on 500 fortunes gave the same bytes too). ``finetune(..., keep_prefix=False)`` trains on full
-passes.
+checks it; MiniLM on 500 fortunes gave the same bytes too). Before training, one val batch is run both ways; a
+model whose top blocks do not give the full pass's bytes from the kept states trains on full passes, with a
+warning. ``finetune(..., keep_prefix=False)`` always trains on full passes.
 """
 
 from __future__ import annotations
@@ -88,9 +89,26 @@ class FrozenPrefix:
                             return False
         finally:
             handle.remove()
+        if not self._agrees(body, loaders["val"], device, precision):
+            log.warning("training on full passes: this model's top blocks do not reproduce its output from the "
+                        "frozen blocks' output")  # fmt: skip
+            self.states.clear()
+            return False
         texts = sum(len(kept) for kept in self.states.values())
         log.info("kept the frozen blocks' output of %d texts (%.0f MB)", texts, self.nbytes / 1e6)
         return True
+
+    def _agrees(self, body: nn.Module, loader: Any, device: torch.device, precision: str) -> bool:
+        """Whether a pass over the top blocks gives the full pass's bytes on the first batch (a model whose blocks
+        take more than the previous block's output, such as a bias computed beside them, would not)."""
+        batch = next((b for b in loader if b.pixels is not None), None)
+        if batch is None:
+            return True
+        features = to_device(batch.pixels, device)
+        rows = torch.stack([self.states["val"][i] for i in batch.ids]).to(device)
+        with torch.inference_mode(), autocast(device, precision):
+            full, top = body(features), self.forward(body, {**features, STATES: rows})
+        return all(torch.equal(full[key], top[key]) for key in full)
 
     def loaders(self, loaders: dict[str, Any]) -> dict[str, Any]:
         """The loaders whose batches carry their kept states."""
