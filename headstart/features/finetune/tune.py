@@ -113,8 +113,8 @@ def _finetune(
         seed=settings.seed,
         text_batches=texts,
     )
-    prefix = frozen_prefix(net.body.model, backbone.block_names, int(settings.unfreeze)) if (
-        texts is not None and keep_prefix and settings.unfreeze != "all") else None  # fmt: skip
+    keep = texts is not None and keep_prefix and settings.unfreeze != "all"
+    prefix = frozen_prefix(net.body.model, backbone.block_names, int(settings.unfreeze)) if keep else None
     if prefix is not None and prefix.compute(net.body, loaders, device, spec.precision):
         loaders, net.prefix = prefix.loaders(loaders), prefix
     out = Path(out)
