@@ -31,7 +31,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     spec, options, parts = backbone_spec(args), embed_options(args), split(args)
     limit = positive(args.limit, "--limit", none=True)
     check_engine(options)
-    with warm_up(spec, options):  # torch imports while the images are listed and hashed
+    with warm_up(spec, options, args.source):  # torch imports while the images are listed and hashed
         name = Path(args.source).name if Path(args.source).exists() else args.source
         prepared = prepare_dataset(
             args.source,
@@ -48,19 +48,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
             group_column=args.group_column,
             progress=tqdm_progress,
         )
-        meta = prepared.attrs["headstart"]
-        dataset = {"name": name, "source": meta["source"], "shift": meta["shift"]}
-        output = Path(args.output)
-        single = output.suffix == ".parquet"
-        result = embed(
-            prepared,
-            spec,
-            None if single else output,
-            single_file=output if single else None,
-            dataset=dataset,
-            options=options,
-            progress=tqdm_progress,
-        )
+    meta = prepared.attrs["headstart"]
+    dataset = {"name": name, "source": meta["source"], "shift": meta["shift"]}
+    output = Path(args.output)
+    single = output.suffix == ".parquet"
+    result = embed(
+        prepared,
+        spec,
+        None if single else output,
+        single_file=output if single else None,
+        dataset=dataset,
+        options=options,
+        progress=tqdm_progress,
+    )
     print(result.summary(), file=sys.stderr)
     for layer, path in result.tables.items():
         print(f"{layer}: {path} ({result.provenance[layer]['dim']}-d)")

@@ -8,9 +8,9 @@ imports torch, so it does not warm up.
 
 Example
 -------
->>> with warm_up(BackboneSpec("mobilenet_v2", "IMAGENET1K_V1"), EmbedOptions()):   # doctest: +SKIP
+>>> with warm_up(spec, options, "photos/"):                     # doctest: +SKIP
 ...     prepared = prepare_dataset("photos/")
-...     result = embed(prepared, spec, "out/")
+>>> result = embed(prepared, spec, "out/", options=options)     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from headstart.data.sources import source_kind
+from headstart.errors import UserError
 from headstart.features.resolved import recall, resolved_key
 from headstart.features.spec import BackboneSpec, EmbedOptions
 
@@ -33,11 +35,15 @@ _MODULES = ("headstart.features.local_engine", "torchvision")  # torch with them
 
 
 @contextlib.contextmanager
-def warm_up(spec: BackboneSpec, options: EmbedOptions) -> Iterator[None]:
-    """Import the local engine in a thread while the block runs, when the run with ``spec`` and ``options`` will
-    load the model whatever its images (no record of the backbone in the cache). The block's end waits for the
-    import, so no thread is left importing while the interpreter exits."""
-    if options.engine != "local" or _remembered(spec, options):
+def warm_up(spec: BackboneSpec, options: EmbedOptions, source: str) -> Iterator[None]:
+    """Import the local engine in a thread while the block prepares ``source``, when the run with ``spec`` and
+    ``options`` will load the model whatever its images (no record of the backbone in the cache).
+
+    The block's end waits for the import: the engine must not import the same packages from another thread at the
+    same time (a package with circular imports entered from two threads can fail to import). For the same reason a
+    built-in dataset, which imports its own libraries while it loads, gets no warm-up.
+    """
+    if options.engine != "local" or _builtin(source) or _remembered(spec, options):
         yield
         return
     thread = threading.Thread(target=_import, name="headstart-warm-up", daemon=True)
@@ -46,6 +52,13 @@ def warm_up(spec: BackboneSpec, options: EmbedOptions) -> Iterator[None]:
         yield
     finally:
         thread.join()
+
+
+def _builtin(source: str) -> bool:
+    try:
+        return source_kind(source) == "builtin"
+    except UserError:
+        return True  # not a source at all: the block reports it
 
 
 def _remembered(spec: BackboneSpec, options: EmbedOptions) -> bool:
