@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from PIL import Image
 
 from headstart._progress import Progress
 from headstart.features.balance import BalancedLoader, Plan
@@ -76,6 +77,9 @@ def decode_ahead(
     for (``num_workers: auto`` on a CPU); otherwise it starts when the runner reads it."""
     loader, plan = _feed(backbone, prepared, todo, device, options, reduce_to)
     if hasattr(loader, "start"):
+        # Every image format's plugin imported here, not by the decoding thread: a decoding process forked while
+        # that thread imports one would inherit the module's import lock held, for good.
+        Image.init()
         loader.start()
     return Ahead(tuple(todo), loader, plan)
 
