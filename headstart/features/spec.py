@@ -91,7 +91,7 @@ class BackboneSpec:
 @dataclass(frozen=True)
 class RayOptions:
     """Where ``engine: ray`` runs: ``address`` ``auto`` joins a running cluster, or starts a local one;
-    ``actors`` ``auto`` is one model actor per GPU (per node on CPU clusters)."""
+    ``actors`` ``auto`` is one model actor per GPU (one per CPU on CPU clusters)."""
 
     address: str = "auto"
     actors: int | Literal["auto"] = "auto"
