@@ -99,8 +99,9 @@ def embed(
         raise ValueError("give exactly one of out_dir and single_file")
     if prepared.empty:
         raise EmbedError("nothing to embed: the dataset has no images")
-    # A backbone fitted on the train split (tfidf) is fitted first; its fit's digest is then part of the spec.
-    spec = fit_backbone(spec, prepared, Path(options.cache_dir or tempfile.gettempdir()) / "fitted")
+    # A backbone fitted on the train split (tfidf) is fitted first, and its fit is kept beside the tables it makes,
+    # so heads fitted on them can embed new inputs as long as the tables exist; its digest is part of the spec.
+    spec = fit_backbone(spec, prepared, Path(out_dir) if out_dir is not None else Path(single_file).parent)
     # The decode mode enters the fingerprint only when it can change a pixel: when there is a JPEG to reduce.
     scaled = options.decode == "jpeg-scaled" and _has_jpeg(prepared)
     key = resolved_key(spec, "jpeg-scaled" if scaled else "full", options)

@@ -3,6 +3,7 @@ same tables, heads and predict as any backbone (SYNTHETIC texts)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,9 @@ def test_tfidf_goes_through_fit_and_predict_like_any_backbone(tmp_path: Path) ->
     run = ["--text-column", "text", "--workers", "0", "--cache-dir", str(tmp_path / "cache")]
     assert main(["embed", str(csv), "--backbone", "tfidf", "-o", str(tmp_path / "e.parquet"), *run]) == 0
     assert main(["fit", str(tmp_path / "e.parquet"), "--head", "logreg", "-o", str(tmp_path / "m")]) == 0
+    fits = list(tmp_path.glob("tfidf-*.npz"))
+    assert len(fits) == 1, "the fit is kept beside the table it made"
+    shutil.rmtree(tmp_path / "cache")  # `headstart cache clear`: the head still embeds new texts with its fit
     new = tmp_path / "new.txt"
     new.write_text("goal team coach win season\n\nsoup bread dinner bake\n")
     out = tmp_path / "p.csv"
