@@ -26,7 +26,9 @@ real one, and measures:
     (start-up, hashing, model load and writing included), against the machine's physical limit for the job,
     measured in the same run: every core busy with what a photo needs, ``cores / (t_prep + cores / (b))``, where
     ``t_prep`` is one photo's reading and hashing (its blake2b id), reduced-scale decoding and resizing on one core
-    (as the engine does them) and ``cores / (b)`` its forward pass in core-seconds;
+    (as the engine does them) and ``cores / (b)`` its forward pass in core-seconds. It also prints (d) against
+    the stricter reading ``cores / (t_prep + 1 / (b))``, which counts the forward pass at its wall time per image
+    with every core running it, as if it cost each core that little;
 (q) on the real photographs themselves (at their own size; PNGs saved as JPEG quality 90) and on the 4032x3024
     ones: the cosine similarity of the embeddings from full and from reduced decoding, and whether the full
     ImageNet classifier (MobileNetV2 IMAGENET1K_V1, the default backbone's weights) gives the same top-1 class.
@@ -243,6 +245,7 @@ def main() -> None:
     prep = prep_seconds(backbone, files, args.prep_photos)
     cores = usable_cores()
     limit = cores / (prep + cores / top["ips"])
+    strict = cores / (prep + 1 / top["ips"])  # the forward pass counted as its wall time per image, not core time
     with tempfile.TemporaryDirectory(dir=args.data_dir, prefix="scratch-") as tmp:
         command = whole_command(root, Path(tmp))
         scaled = run_engine(root, Path(tmp), batch, decode="jpeg-scaled")
@@ -258,6 +261,7 @@ def main() -> None:
     rows.append(("(d) `headstart embed FOLDER -o OUT` as a user times it", command["photos"], command["seconds"],
                  command["ips"], f"{command['ips'] / top['ips']:.2f}"))
     rows.append((f"the limit: {cores} / ({1000 * prep:.1f} ms + {cores} / (b))", "", "", limit, ""))
+    rows.append((f"the stricter reading: {cores} / ({1000 * prep:.1f} ms + 1 / (b))", "", "", strict, ""))
     print(table(["what", "photos", "seconds", "photos/s", "x ceiling"], rows))
     ratio, whole = scaled["ips"] / top["ips"], command["ips"] / limit
     print()
@@ -268,6 +272,8 @@ def main() -> None:
                 ("(c) jpeg-scaled / (b)", f"{ratio:.2f}", f">= {GOAL_RATIO}", verdict(ratio >= GOAL_RATIO)),
                 ("(c) jpeg-scaled / (b), stretch", f"{ratio:.2f}", f">= {STRETCH}", verdict(ratio >= STRETCH)),
                 ("(d) / the limit", f"{whole:.2f}", f">= {GOAL_LIMIT}", verdict(whole >= GOAL_LIMIT)),
+                ("(d) / the stricter reading", f"{command['ips'] / strict:.2f}", f">= {GOAL_LIMIT}",
+                 verdict(command["ips"] / strict >= GOAL_LIMIT)),
             ],
         )
     )
