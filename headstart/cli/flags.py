@@ -104,7 +104,7 @@ def backbone_spec(args: argparse.Namespace) -> Any:
 
 
 def split(args: argparse.Namespace) -> Any:
-    from headstart.workflow.config import SplitConfig
+    from headstart.data.splits import SplitConfig
 
     with _as_flags("--val/--test"):
         return SplitConfig(val=_number(args.val, "--val", float), test=_number(args.test, "--test", float))

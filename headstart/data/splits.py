@@ -17,13 +17,32 @@ per-class shortfall they fill best, so every group lands in one split and the cl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-__all__ = ["assign_splits", "few_shot_indices", "seeded_rank", "stratified_limit", "unscored_classes"]
+from headstart.errors import SettingsError
+
+__all__ = ["SplitConfig", "assign_splits", "few_shot_indices", "seeded_rank", "stratified_limit", "unscored_classes"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of each class that go to val and test; the rest is train."""
+
+    val: float = 0.15
+    test: float = 0.30
+
+    def __post_init__(self) -> None:
+        for name in ("val", "test"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise SettingsError(f"must be in [0, 1), got {value}", name)
+        if self.val + self.test >= 1.0:
+            raise SettingsError(f"val + test must leave room for train (below 1), got {self.val} + {self.test}")
 
 
 def _order_key(seed: int, item_id: str) -> bytes:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from headstart.data.shifts import ShiftError, parse_shift
+from headstart.data.splits import SplitConfig
 from headstart.errors import SettingsError
 from headstart.features.defaults import PRETRAINED, default_weights
 from headstart.features.spec import BackboneSpec, EmbedOptions, FinetuneSettings
@@ -41,22 +42,6 @@ __all__ = [
 
 # the backbone settings a dataset may set for itself (datasets.<dataset>.backbones.<backbone>.<key>)
 OVERRIDABLE = ("image_size", "resize_size", "layers", "pooling")
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitConfig:
-    """Fractions of each class that go to val and test; the rest is train."""
-
-    val: float = 0.15
-    test: float = 0.30
-
-    def __post_init__(self) -> None:
-        for name in ("val", "test"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise SettingsError(f"must be in [0, 1), got {value}", name)
-        if self.val + self.test >= 1.0:
-            raise SettingsError(f"val + test must leave room for train (below 1), got {self.val} + {self.test}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -127,3 +127,22 @@ def test_the_no_op_run_imports_neither_torch_nor_torchvision(image_folder: Path,
     assert first.stdout.split() == ["36", "True", "True"]
     second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True)
     assert second.stdout.split() == ["0", "False", "False"], second.stderr[-2000:]
+
+
+_NOOP_CLI = textwrap.dedent("""
+    import sys
+    from headstart.cli import main
+    folder, out, cache = sys.argv[1:4]
+    args = ["embed", folder, "-o", out, "--cache-dir", cache, "--weights", "none", "--layer", "features.6",
+            "--image-size", "32", "--workers", "0"]
+    assert main(args) == 0
+    print(*(name in sys.modules for name in ("torch", "headstart.heads", "scipy.stats")))
+""")
+
+
+def test_the_no_op_command_imports_neither_torch_nor_the_heads(image_folder: Path, tmp_path: Path) -> None:
+    # `headstart embed` with every image cached: torch, the heads and scipy.stats (a second of imports) stay out
+    args = [sys.executable, "-c", _NOOP_CLI, str(image_folder), str(tmp_path / "out.parquet"), str(tmp_path / "c")]
+    subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True)
+    second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True)
+    assert second.stdout.split()[-3:] == ["False", "False", "False"], second.stdout + second.stderr[-2000:]
