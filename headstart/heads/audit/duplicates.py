@@ -20,7 +20,7 @@ Exact copies share an id (ids are content hashes) and are one row already, so th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -32,7 +32,8 @@ from headstart.heads.neighbours import nearest
 
 __all__ = [
     "COSINE_DUPLICATE", "HASH_BITS", "PAIR_COLUMNS", "PIXEL_CORRELATION", "PIXEL_FREQUENCIES", "PIXEL_SIDE",
-    "PixelSignatures", "find_duplicates", "hash_pairs", "leaked_rows", "low_frequencies", "pixel_pairs",
+    "PixelSignatures", "correlations", "find_duplicates", "hash_candidates", "hash_pairs", "leaked_rows",
+    "low_frequencies", "pixel_pairs",
 ]  # fmt: skip
 
 COSINE_DUPLICATE = 0.995
@@ -40,6 +41,8 @@ HASH_BITS = 6
 PIXEL_CORRELATION = 0.99
 PIXEL_SIDE = 32
 PIXEL_FREQUENCIES = 8
+QUERY_CHUNK = 1024  # rows whose hash candidates are searched and confirmed together
+PAIR_CHUNK = 65536  # candidate pairs whose low frequencies are gathered together
 PAIR_COLUMNS = [
     "id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity", "hash_bits", "pixel_correlation",
     "found_by",
@@ -66,21 +69,41 @@ def embedding_pairs(neighbours: np.ndarray, similarities: np.ndarray, threshold:
     return {(min(int(i), int(j)), max(int(i), int(j))) for i, j in zip(rows, neighbours[rows, cols])}
 
 
-def hash_pairs(hashes: Sequence[int | None], max_bits: int = HASH_BITS) -> dict[tuple[int, int], int]:
-    """``{(i, j): bits}`` for every pair of hashed rows whose 64-bit hashes differ in at most ``max_bits`` bits."""
+def hash_candidates(
+    hashes: Sequence[int | None], max_bits: int = HASH_BITS, chunk: int = QUERY_CHUNK
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(a, b, bits)`` arrays of the pairs of hashed rows ``a < b`` whose 64-bit hashes differ in at most
+    ``max_bits`` bits (faiss' binary index, exact), ``chunk`` rows ``a`` at a time, so that the memory held
+    is the candidates of one chunk, not of the whole table."""
     rows = np.array([i for i, h in enumerate(hashes) if h is not None], dtype=np.int64)
     if len(rows) < 2:
-        return {}
+        return
     codes = np.array([int(hashes[i]) for i in rows], dtype=np.uint64).view(np.uint8).reshape(-1, 8)
     index = faiss.IndexBinaryFlat(64)
     index.add(codes)
-    limits, distances, found = index.range_search(codes, max_bits + 1)  # strictly below the radius
+    for start in range(0, len(rows), chunk):
+        limits, distances, found = index.range_search(codes[start : start + chunk], max_bits + 1)  # below radius
+        query = np.repeat(np.arange(start, start + len(limits) - 1), np.diff(limits).astype(np.int64))
+        keep = found > query
+        yield rows[query[keep]], rows[found[keep]], distances[keep].astype(np.int64)
+
+
+def hash_pairs(hashes: Sequence[int | None], max_bits: int = HASH_BITS) -> dict[tuple[int, int], int]:
+    """``{(i, j): bits}`` for every pair of hashed rows whose 64-bit hashes differ in at most ``max_bits`` bits
+    (every candidate at once: for calibrating on a small table; :func:`pixel_pairs` confirms them chunk by chunk)."""
     pairs: dict[tuple[int, int], int] = {}
-    for q in range(len(rows)):
-        for d, j in zip(distances[limits[q] : limits[q + 1]], found[limits[q] : limits[q + 1]]):
-            if j > q:
-                pairs[(int(rows[q]), int(rows[j]))] = int(d)
+    for a, b, bits in hash_candidates(hashes, max_bits):
+        pairs.update(zip(zip(a.tolist(), b.tolist()), bits.tolist()))
     return pairs
+
+
+def correlations(low: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = PAIR_CHUNK) -> np.ndarray:
+    """``low[a[n]] @ low[b[n]]`` for each pair ``n``, gathering ``chunk`` pairs' rows at a time."""
+    out = np.empty(len(a), dtype=low.dtype)
+    for start in range(0, len(a), chunk):
+        part = slice(start, start + chunk)
+        out[part] = np.einsum("ij,ij->i", low[a[part]], low[b[part]])
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,13 +119,13 @@ def pixel_pairs(
     pixels: PixelSignatures, max_bits: int = HASH_BITS, correlation: float = PIXEL_CORRELATION
 ) -> set[tuple[int, int]]:
     """Row pairs ``(i, j)``, ``i < j``, within ``max_bits`` hash bits whose low frequencies correlate at least
-    ``correlation``."""
-    candidates = sorted(hash_pairs(pixels.hashes, max_bits))
-    if not candidates:
-        return set()
-    a, b = (np.array(side, dtype=np.int64) for side in zip(*candidates))
-    keep = np.einsum("ij,ij->i", pixels.low[a], pixels.low[b]) >= correlation
-    return {(int(i), int(j)) for i, j in zip(a[keep], b[keep])}
+    ``correlation``. The candidates are confirmed as they are found, :data:`QUERY_CHUNK` rows at a time, so
+    memory grows with the pairs kept, not with the candidates (millions on a large table of similar images)."""
+    pairs: set[tuple[int, int]] = set()
+    for a, b, _ in hash_candidates(pixels.hashes, max_bits):
+        keep = correlations(pixels.low, a, b) >= correlation
+        pairs.update(zip(a[keep].tolist(), b[keep].tolist()))
+    return pairs
 
 
 def _bits(hashes: Sequence[int | None], a: np.ndarray, b: np.ndarray) -> list[int]:
@@ -140,7 +163,7 @@ def find_duplicates(
     unit = _unit(X)
     similarity = np.einsum("ij,ij->i", unit[a], unit[b])
     bits = _bits(pixels.hashes, a, b) if pixels is not None else [-1] * len(pairs)
-    low = np.einsum("ij,ij->i", pixels.low[a], pixels.low[b]) if pixels is not None else np.zeros(len(pairs))
+    low = correlations(pixels.low, a, b) if pixels is not None else np.zeros(len(pairs))
     column = {c: frame[c].to_numpy(dtype=object) for c in ("id", "path", "split")}
     out = pd.DataFrame(
         {
