@@ -276,14 +276,10 @@ def audit(
     embeddings: Embeddings | str | Path, out_dir: str | Path = "audit", *, head: str = "logreg",
     prepared: str | Path | pd.DataFrame | None = None, **options: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """Audit an embedding table as ``headstart audit`` does: near-duplicates and train/test leakage, likely label
-    errors (``head`` cross-validated on train+val), outliers, confused classes and a 2-D map, written to
-    ``out_dir`` (``index.html``, ``duplicates.parquet``, ``label_issues.parquet``, ``outliers.parquet``,
-    ``summary.json``; the folder is replaced whole); returns the summary. ``prepared`` is the prepared table the
-    embeddings come from (its path, or the frame ``prepare_dataset`` returns): the pixels of images without a file
-    (built-in datasets), for thumbnails and pixel duplicates. ``options`` are
-    :class:`~headstart.workflow.audit.AuditOptions` fields (``params``, ``cosine``, ``hash_bits``,
-    ``pixel_correlation``, ``map_method``, ``max_points``, ``seed``).
+    """Audit a table as ``headstart audit`` does (duplicates and leakage, label errors by ``head`` cross-validated
+    on train+val, outliers, confusions, a 2-D map) into ``out_dir``, replaced whole; returns the summary.
+    ``prepared``: the prepared table (path or frame) with the pixels of built-in images, for thumbnails and pixel
+    duplicates. ``options``: :class:`~headstart.workflow.audit.AuditOptions` fields (``cosine``, ``hash_bits``, ...).
 
     >>> headstart.audit(emb, "audit/", prepared=prepare_dataset("digits"))["score_without_leaked"]  # doctest: +SKIP
     """
