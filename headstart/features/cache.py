@@ -34,17 +34,23 @@ import numpy as np
 from headstart._files import atomic_path, disk_full, fault_point
 from headstart.errors import UserError
 
-__all__ = ["CacheError", "EmbeddingCache", "SegmentWriter", "hold_lock", "layer_key"]
+__all__ = ["SEGMENTS", "CacheError", "EmbeddingCache", "SegmentWriter", "holds_vectors", "hold_lock", "layer_key"]
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"HSE1"
 _PREFIX = struct.Struct("<4sIQII")
 _LRU_RECORDS = 32
+SEGMENTS = "seg-*.hse"  # an entry's segment files, under <cache_dir>/<fingerprint>/
 
 
 class CacheError(UserError, RuntimeError):
     """The cache is damaged in a way that cannot be skipped; the message says which file to delete."""
+
+
+def holds_vectors(root: str | Path) -> bool:
+    """Whether the cache under ``root`` holds a segment of any fingerprint (anything but a first run)."""
+    return any(Path(root).glob(f"*/{SEGMENTS}"))
 
 
 def layer_key(node: str, pooling: str) -> str:
@@ -86,7 +92,7 @@ class EmbeddingCache:
 
     # ---- reading -------------------------------------------------------------------------------
     def segments(self) -> list[Path]:
-        return sorted(self.dir.glob("seg-*.hse"))
+        return sorted(self.dir.glob(SEGMENTS))
 
     def scan(self) -> None:
         """(Re)build the index from the segment files; torn or corrupt tails are skipped."""

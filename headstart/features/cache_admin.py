@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headstart.data.tables import TableError, read_embedding_metadata
-from headstart.features.cache import EmbeddingCache, hold_lock
+from headstart.features.cache import SEGMENTS, EmbeddingCache, hold_lock
 
 __all__ = ["CacheEntry", "PruneResult", "cache_info", "clear", "fingerprints_in_use", "prune"]
 
@@ -118,7 +118,7 @@ def _entry(folder: Path, in_use: set[str]) -> CacheEntry:
     except (OSError, ValueError):
         meta = {}
     files = [f for f in folder.iterdir() if f.is_file()]
-    segments = sorted(folder.glob("seg-*.hse"))
+    segments = sorted(folder.glob(SEGMENTS))
     layers, images, records = EmbeddingCache(folder.parent, folder.name).contents()  # reads, writes nothing
     return CacheEntry(
         fingerprint=folder.name,

@@ -29,7 +29,7 @@ import pandas as pd
 
 from headstart._progress import ProgressFactory, null_progress
 from headstart.data.images import is_jpeg, reduce_target
-from headstart.features.cache import EmbeddingCache, layer_key
+from headstart.features.cache import EmbeddingCache, holds_vectors, layer_key
 from headstart.features.fingerprint import ENGINE_VERSION, layer_fingerprint
 from headstart.features.registry import Backbone, fit_backbone, load_backbone
 from headstart.features.resolved import Resolved, load_resolved, recall, remember, resolved_key
@@ -110,7 +110,7 @@ def embed(
         loaded, ahead = None, None
         resolved = recall(cache_root, key) if options.cache_dir is not None else None
         if resolved is None:  # with nothing cached under any backbone, every image is to compute
-            everything = sorted(set(prepared["id"])) if _nothing_cached(cache_root) else []
+            everything = [] if holds_vectors(cache_root) else sorted(set(prepared["id"]))
             loaded, ahead = _load(spec, options, scaled, prepared, everything, decoding)
             resolved = loaded[0]
             remember(cache_root, key, resolved)
@@ -263,11 +263,6 @@ def _load(  # noqa: PLR0913
     ahead = decode_ahead(backbone, prepared, todo, select_device(options.device), options, reduce_to)
     stack.callback(ahead.close)
     return load_resolved(spec, options, scaled, backbone=backbone), ahead
-
-
-def _nothing_cached(root: Path) -> bool:
-    """Whether the cache under ``root`` holds no vectors of any backbone (a first run)."""
-    return not any(root.glob("*/seg-*.hse"))
 
 
 def _runner(job: Job, ahead: Any = None) -> Runner:

@@ -22,7 +22,7 @@ from pyarrow import fs
 
 from headstart.data.tables import read_prepared_images
 from headstart.features.forward import Forward, select_device
-from headstart.features.reader import Batch, ImageDataset, Item, collate
+from headstart.features.reader import Batch, ImageDataset, Item, collate, items_of
 
 __all__ = ["UNIT_IMAGES", "Embedder", "decode_batches", "work_items"]
 
@@ -34,27 +34,19 @@ def work_items(
 ) -> list[dict]:
     """The local engine's batches (sorted ids, ``batch_size`` at a time), a few per work item, and at least one
     work item for each of ``workers`` where there are batches enough."""
-    first = prepared.drop_duplicates("id").set_index("id")
-    paths = dict(zip(first.index, first["path"], strict=True))  # not first.at[...] per image: 10x slower
-    images = dict(zip(first.index, first["image"], strict=True)) if "image" in first.columns else {}
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    items = items_of(prepared, todo)
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     per_unit = max(1, min(UNIT_IMAGES // batch_size, -(-len(batches) // workers)))
     units = []
     for u in range(0, len(batches), per_unit):
         unit = []
-        for ids in batches[u : u + per_unit]:
-            rows = []
-            for i in ids:
-                path, image = _none(paths[i]), _none(images.get(i))
-                # with the prepared table on shared storage, the workers read the bytes themselves
-                rows.append((i, path, None if prepared_path else image, image is not None and bool(prepared_path)))
-            unit.append(rows)
+        for batch in batches[u : u + per_unit]:
+            # with the prepared table on shared storage, the workers read the bytes themselves
+            unit.append([(item.id, item.path, None if prepared_path else item.image,
+                          item.image is not None and bool(prepared_path)) for item in batch])  # fmt: skip
         units.append({"unit": len(units), "batches": pickle.dumps(unit), "source": prepared_path or ""})
     return units
 
-
-def _none(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
 
 
 def decode_batches(
