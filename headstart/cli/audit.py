@@ -26,8 +26,8 @@ def add_audit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", default="logreg", help="the head whose out-of-sample probabilities score the labels")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="head parameter (as for fit)")
     p.add_argument("--cosine", default="0.995", help="embedding cosine at or above which two rows are duplicates")
-    p.add_argument("--hash-bits", default="6", help="perceptual-hash bits within which two images are candidate "
-                   "copies (default 6)")  # fmt: skip
+    p.add_argument("--hash-bits", default="8", help="perceptual-hash bits within which two images are candidate "
+                   "copies (default 8)")  # fmt: skip
     p.add_argument("--pixel-correlation", default="0.99", help="correlation of the low frequencies of their pixels "
                    "at or above which candidate copies are duplicates (default 0.99)")  # fmt: skip
     p.add_argument("--map", default="umap", choices=["umap", "pca"], help="the 2-D map's method (default umap)")
@@ -42,7 +42,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         cosine, bits, correlation = float(args.cosine), int(args.hash_bits), float(args.pixel_correlation)
     except ValueError as err:
-        raise CliError(f"--cosine and --pixel-correlation take numbers like 0.995 and --hash-bits an integer like 6 "
+        raise CliError(f"--cosine and --pixel-correlation take numbers like 0.995 and --hash-bits an integer like 8 "
                        f"({err})") from err  # fmt: skip
     options = AuditOptions(
         head=args.head, params=head_params(args.head, args.set), cosine=cosine, hash_bits=bits,

@@ -63,10 +63,10 @@ def test_planted_copies_are_found_and_leave_the_score(audited: tuple[Planted, Pa
     assert summary["leaked"] == len(planted.copies)
     assert summary["metric"] == "accuracy" and 0.8 < summary["score"] <= 1
     assert summary["score_without_leaked"] is not None
-    assert summary["thresholds"]["hash_bits"] == 6 and summary["thresholds"]["pixel_correlation"] == 0.99
+    assert summary["thresholds"]["hash_bits"] == 8 and summary["thresholds"]["pixel_correlation"] == 0.99
     assert summary["thresholds"]["map"] == "umap"
     copies = dups[[frozenset(p) in planted_pairs for p in zip(dups["path_a"], dups["path_b"])]]
-    assert (copies["hash_bits"] <= 6).all() and (copies["pixel_correlation"] >= 0.99).all()
+    assert (copies["hash_bits"] <= 8).all() and (copies["pixel_correlation"] >= 0.99).all()
 
 
 def test_outputs_and_page(audited: tuple[Planted, Path]) -> None:
