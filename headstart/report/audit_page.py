@@ -40,8 +40,9 @@ def _sha256(text: str) -> str:
 
 
 _SECTIONS = (
-    ("dups", "Near-duplicates", "Pairs of images that are copies of each other: by a 64-bit perceptual hash of the "
-     "pixels (re-saved, resized, re-compressed copies) or by near-identical embeddings. A test image with a copy "
+    ("dups", "Near-duplicates", "Pairs of images that are copies of each other: by their pixels (a 64-bit perceptual "
+     "hash finds the candidates, the correlation of their low frequencies confirms them: re-saved, resized, "
+     "re-compressed copies) or by near-identical embeddings. A test image with a copy "
      "in train or val inflates the test score."),
     ("labels", "Likely label errors", "Images whose label the head, never having seen them, finds unlikely "
      "(cleanlab's confident learning on out-of-sample probabilities); the score is 1 minus the probability of "

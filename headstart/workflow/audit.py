@@ -167,8 +167,9 @@ def audit_table(
         "title": title,
         "subtitle": _subtitle(table.provenance, summary),
         "summary": {**summary, "rows": len(frame)},
-        "duplicates": [[page.row(row_of[a]), page.row(row_of[b]), s, h, f] for a, b, s, h, f in
-                       duplicates[["id_a", "id_b", "similarity", "hash_bits", "found_by"]].itertuples(index=False)],
+        "duplicates": [[page.row(row_of[a]), page.row(row_of[b]), s, h, None if np.isnan(c) else c, f]
+                       for a, b, s, h, c, f in duplicates[["id_a", "id_b", "similarity", "hash_bits",
+                                                           "pixel_correlation", "found_by"]].itertuples(index=False)],
         "label_issues": [[page.row(row_of[i]), s, c] for i, s, c in
                          issues[["id", "suggested", "score"]].itertuples(index=False)],
         "outliers": [[page.row(row_of[i]), s] for i, s in outliers[["id", "score"]].itertuples(index=False)],

@@ -104,7 +104,9 @@
     { name: "cosine", key: (d) => d[2], numeric: true, cell: (d) => td(fmt(d[2], 4), "num") },
     { name: "hash bits", key: (d) => (d[3] < 0 ? 99 : d[3]), numeric: true,
       cell: (d) => td(d[3] < 0 ? "" : d[3], "num") },
-    { name: "found by", key: (d) => d[4], cell: (d) => td(d[4]) },
+    { name: "pixel correlation", key: (d) => (d[4] === null ? -2 : d[4]), numeric: true,
+      cell: (d) => td(d[4] === null ? "" : fmt(d[4], 4), "num") },
+    { name: "found by", key: (d) => d[5], cell: (d) => td(d[5]) },
     { name: "splits", key: (d) => R.split[d[0]] + R.split[d[1]],
       cell: (d) => tdNode(tag(R.split[d[0]]), " ", tag(R.split[d[1]])) },
     { name: "where", cell: (d) => el("td", { class: "id" }, (R.path[d[0]] || R.id[d[0]]) + "\n" +
